@@ -1,0 +1,105 @@
+"""Element-wise activations, each with the forward and the backward it implies.
+
+An activation object belongs to one layer and keeps one cache slot (what its backward
+needs from the last forward).  ``z`` is the pre-activation ("logits"), ``a`` the output,
+``da = ∂L/∂a``, and backward returns ``dz = ∂L/∂z``:
+
+=========  ===========================  =======================================
+name       forward                      backward
+=========  ===========================  =======================================
+linear     a = z                        dz = da
+relu       a = max(z, 0)                dz = da · [z > 0]
+sigmoid    a = 1 / (1 + e^{−z})         dz = da · a · (1 − a)
+softmax    a_k = e^{z_k} / Σ_j e^{z_j}  dz = a ⊙ (da − Σ_k da_k a_k)   (last axis)
+=========  ===========================  =======================================
+
+The ReLU backward has two more *rules* used by the visualizations: ``'deconvnet'``
+(Zeiler & Fergus: rectify the backward signal, ``dz = max(da, 0)``) and ``'guided'``
+(guided backpropagation: both gates, ``dz = da · [z > 0] · [da > 0]``).
+"""
+from __future__ import annotations
+
+from .backend import get_array_module
+
+
+class Linear:
+    name = "linear"
+
+    def forward(self, z):
+        self.logits = z
+        return z
+
+    def backward(self, da):
+        return da
+
+
+class ReLU:
+    name = "relu"
+    RULES = ("gradient", "deconvnet", "guided")
+
+    def __init__(self):
+        self.rule = "gradient"
+
+    def forward(self, z):
+        self.mask = z > 0                      # the only thing backward needs
+        self.logits = z
+        return z * self.mask
+
+    def backward(self, da):
+        if self.rule == "gradient":
+            return da * self.mask
+        if self.rule == "deconvnet":
+            return da * (da > 0)
+        return da * (self.mask & (da > 0))     # guided
+
+
+def stable_sigmoid(z):
+    """1 / (1 + e^{−z}) without overflow: uses e^{−|z|} on both branches."""
+    xp = get_array_module(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def stable_softmax(z):
+    """e^{z − max z} / Σ e^{z − max z} along the last axis."""
+    xp = get_array_module(z)
+    e = xp.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Sigmoid:
+    name = "sigmoid"
+
+    def forward(self, z):
+        self.logits = z
+        self.out = stable_sigmoid(z)
+        return self.out
+
+    def backward(self, da):
+        return da * self.out * (1 - self.out)
+
+
+class Softmax:
+    name = "softmax"
+
+    def forward(self, z):
+        self.logits = z
+        self.out = stable_softmax(z)
+        return self.out
+
+    def backward(self, da):
+        s = self.out                            # Jacobian-vector product of softmax
+        return s * (da - (da * s).sum(axis=-1, keepdims=True))
+
+
+_BY_NAME = {"linear": Linear, "relu": ReLU, "sigmoid": Sigmoid, "softmax": Softmax}
+
+
+def get(name, who: str = "layer"):
+    """A fresh activation object for ``name`` ('relu', 'sigmoid', 'softmax', 'linear'/None)."""
+    if name is None:
+        return Linear()
+    if isinstance(name, str) and name.lower() in _BY_NAME:
+        return _BY_NAME[name.lower()]()
+    raise ValueError(f"{who}: unknown activation {name!r}; expected one of "
+                     f"{sorted(_BY_NAME)} or None")

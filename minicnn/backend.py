@@ -1,0 +1,115 @@
+"""Which array library and which kernels run the math.
+
+Two independent choices live here:
+
+* the **array module** (``numpy`` or ``cupy``) follows the data: every op calls
+  ``get_array_module(x)`` and writes its GEMMs and elementwise math once;
+* the **CPU kernels** for the copy-heavy ops (im2col, col2im, max-pool) are either
+  the readable NumPy versions or the Numba versions.  ``set_kernels('numpy')`` /
+  ``set_kernels('numba')`` switches them (tests and benchmarks use both).
+
+Nothing is imported eagerly: CuPy is optional, and "importable" and "a GPU is
+usable" are separate checks (``gpu_status``).  This module imports nothing else
+from minicnn.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+_KERNEL_CHOICES = ("numpy", "numba")
+_kernels = os.environ.get("MINICNN_KERNELS", "numba")
+if _kernels not in _KERNEL_CHOICES:
+    raise ValueError(
+        f"MINICNN_KERNELS must be one of {_KERNEL_CHOICES}, received {_kernels!r}")
+
+
+def get_kernels() -> str:
+    """The CPU kernel family in use: 'numpy' or 'numba'."""
+    return _kernels
+
+
+def set_kernels(name: str) -> None:
+    """Select the CPU kernels: 'numpy' (readable reference path) or 'numba' (fast)."""
+    global _kernels
+    if name not in _KERNEL_CHOICES:
+        raise ValueError(f"set_kernels: expected one of {_KERNEL_CHOICES}, received {name!r}")
+    _kernels = name
+
+
+@contextlib.contextmanager
+def use_kernels(name: str):
+    """Context manager form of :func:`set_kernels`."""
+    previous = get_kernels()
+    set_kernels(name)
+    try:
+        yield
+    finally:
+        set_kernels(previous)
+
+
+def cupy_or_none():
+    """The cupy module if it imports, else None (never raises)."""
+    try:
+        import cupy
+    except Exception:  # ImportError, or a CUDA runtime that fails to load
+        return None
+    return cupy
+
+
+def gpu_status() -> tuple[bool, str]:
+    """(usable, reason): whether a CUDA GPU can run minicnn, and why not if not."""
+    cupy = cupy_or_none()
+    if cupy is None:
+        return False, "CuPy is not installed (pip install 'minicnn[gpu]' installs cupy-cuda12x)"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device
+        return False, f"CuPy is installed but no CUDA GPU is usable: {exc}"
+    if count == 0:
+        return False, "CuPy is installed but no CUDA GPU is present"
+    return True, f"{count} CUDA device(s)"
+
+
+def require_gpu():
+    """Return cupy, or raise a RuntimeError that says what is missing."""
+    usable, reason = gpu_status()
+    if not usable:
+        raise RuntimeError(f"GPU requested but unavailable: {reason}")
+    return cupy_or_none()
+
+
+def get_array_module(*arrays):
+    """numpy, or cupy when any argument is a cupy array (Chainer's idiom)."""
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            return cupy_or_none()
+    return np
+
+
+def is_gpu_array(x) -> bool:
+    return get_array_module(x) is not np
+
+
+def to_numpy(x) -> np.ndarray:
+    """A host copy (or the array itself when it already is on the host)."""
+    return x.get() if is_gpu_array(x) else np.asarray(x)
+
+
+_FLOAT_TYPES = ("float32", "float64")
+_floatx = "float32"
+
+
+def floatx() -> str:
+    """The default dtype of new parameters: 'float32' (Keras's) unless set."""
+    return _floatx
+
+
+def set_floatx(name: str) -> None:
+    """Set the default parameter dtype: 'float32' or 'float64' (gradient checks)."""
+    global _floatx
+    if name not in _FLOAT_TYPES:
+        raise ValueError(f"set_floatx: expected one of {_FLOAT_TYPES}, received {name!r}")
+    _floatx = name

@@ -1,0 +1,184 @@
+"""The protocol every layer keeps, and the input checks they share.
+
+::
+
+    layer.build(input_shape)            # (None, h, w, c): creates params lazily
+    y  = layer.forward(x, training=False)
+    dx = layer.backward(dy)             # returns ∂L/∂x, never mutates dy; sets layer.grads
+    layer.params, layer.grads           # dicts keyed 'kernel', 'bias'
+    layer.get_weights(), layer.set_weights([...])   # Keras order and shapes
+
+A layer with an ``activation`` computes ``z = call(x)`` then ``a = activation(z)``;
+backward runs the activation's backward, then ``call_backward``.  ``backward_logits``
+starts from ``∂L/∂z`` instead — the model uses it when the loss is fused with a final
+softmax / sigmoid.  Each forward overwrites the one cache slot that backward reads;
+each backward *overwrites* ``grads`` (never accumulates).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .. import activations, backend
+
+
+def snake_case(name: str) -> str:
+    """Keras's rule: 'Conv2D' -> 'conv2d', 'MaxPooling2D' -> 'max_pooling2d', 'ReLU' -> 're_lu'."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Layer:
+    """Base class: subclasses implement ``call``, ``call_backward`` and, if they have
+    weights, ``build_params``; and ``output_shape_of`` for shapes."""
+
+    has_activation = False
+    input_rank: int | None = None     # expected ndim of the input, None for any >= 2
+
+    def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string, received {name!r}")
+        self.name = name
+        self.activation = activations.get(activation, self._who())
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.built = False
+        self.input_shape = None
+        self.batch_input_shape = None if input_shape is None else (None, *tuple(input_shape))
+        self.dtype = dtype
+        self.trainable = trainable
+        self._out_shape = None
+
+    # -- naming and errors ---------------------------------------------------
+    @classmethod
+    def default_name(cls) -> str:
+        return snake_case(cls.__name__)
+
+    def _who(self) -> str:
+        return f"{type(self).__name__} layer {self.name!r}" if getattr(self, "name", None) \
+            else f"{type(self).__name__} layer"
+
+    def error(self, message: str) -> ValueError:
+        return ValueError(f"{self._who()}: {message}")
+
+    # -- building -------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        """Validate ``input_shape`` (batch axis first, may be None) and create params."""
+        input_shape = tuple(input_shape)
+        self._check_rank(len(input_shape), input_shape)
+        if any(d is not None and (not isinstance(d, (int, np.integer)) or d <= 0) for d in input_shape[1:]):
+            raise self.error(f"every dimension must be a positive int, received input shape {input_shape}")
+        self.dtype = self.dtype or backend.floatx()
+        self._out_shape = self.compute_output_shape(input_shape)
+        self.build_params(input_shape)
+        self.input_shape = input_shape
+        self.built = True
+
+    def build_params(self, input_shape) -> None:
+        """Create ``self.params`` (layers with weights override this)."""
+
+    def add_param(self, key, shape, initializer):
+        from ..seeding import global_generator
+        value = initializer(tuple(shape), global_generator())
+        self.params[key] = np.asarray(value, dtype=self.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return self.output_shape_of(tuple(input_shape))
+
+    def output_shape_of(self, input_shape):
+        return input_shape
+
+    @property
+    def output_shape(self):
+        return self._out_shape
+
+    # -- checks -------------------------------------------------------------
+    def _check_rank(self, ndim, shape):
+        if self.input_rank is not None and ndim != self.input_rank:
+            raise self.error(f"expected input of rank {self.input_rank} "
+                             f"(batch, ...), received shape {shape} of rank {ndim}")
+        if ndim < 2:
+            raise self.error(f"expected input of rank >= 2 (batch, ...), received shape {shape}")
+
+    def check_input(self, x):
+        """Reject non-float or wrongly shaped input with a message naming the layer."""
+        xp = backend.get_array_module(x)
+        if not isinstance(x, (np.ndarray,)) and xp is np:
+            raise self.error(f"expected a NumPy (or CuPy) array, received {type(x).__name__}")
+        if x.dtype.kind != "f":
+            raise self.error(f"expected a float32 or float64 array, received dtype {x.dtype}; "
+                             f"convert first, e.g. x.astype('float32') / 255")
+        self._check_rank(x.ndim, x.shape)
+        if 0 in x.shape:
+            raise self.error(f"received an empty array of shape {x.shape}")
+        if self.built:
+            self.check_built_shape(x.shape)
+        return x
+
+    def check_built_shape(self, shape):
+        """After build, the non-batch dimensions must match (the default: all of them)."""
+        expected = self.input_shape[1:]
+        if any(e is not None and e != s for e, s in zip(expected, shape[1:])):
+            raise self.error(f"expected input shape {(None, *expected)}, received {shape}")
+
+    # -- forward / backward ---------------------------------------------------
+    def forward(self, x, training=False):
+        x = self.check_input(x)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        if self.params:
+            x = x.astype(self.dtype, copy=False)
+        y = self.activation.forward(self.call(x, training))
+        self._last_out_shape = y.shape
+        return y
+
+    def backward(self, dy):
+        """∂L/∂x from ∂L/∂y (the layer's output, after its activation)."""
+        return self.backward_logits(self.activation.backward(self._check_grad(dy)))
+
+    def backward_logits(self, dz):
+        """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output."""
+        return self.call_backward(self._check_grad(dz))
+
+    def _check_grad(self, dy):
+        expected = getattr(self, "_last_out_shape", None)
+        if expected is None:
+            raise self.error("backward called before forward")
+        if tuple(dy.shape) != tuple(expected):
+            raise self.error(f"upstream gradient must have the output's shape {tuple(expected)}, "
+                             f"received {tuple(dy.shape)}")
+        return dy
+
+    def call(self, x, training):
+        raise NotImplementedError
+
+    def call_backward(self, dz):
+        raise NotImplementedError
+
+    # -- weights --------------------------------------------------------------
+    def get_weights(self):
+        return [backend.to_numpy(v).copy() for v in self.params.values()]
+
+    def set_weights(self, weights):
+        if len(weights) != len(self.params):
+            raise self.error(f"expected {len(self.params)} weight arrays "
+                             f"{[tuple(v.shape) for v in self.params.values()]}, received {len(weights)}")
+        for (key, old), new in zip(self.params.items(), weights):
+            new_shape = tuple(np.shape(new))
+            if new_shape != tuple(old.shape):
+                raise self.error(f"weight {key!r} must have shape {tuple(old.shape)}, received {new_shape}")
+        for key, new in zip(list(self.params), weights):
+            xp = backend.get_array_module(self.params[key])
+            self.params[key] = xp.asarray(np.asarray(new), dtype=self.dtype)
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise self.error("count_params needs a built layer (call build or forward first)")
+        return int(sum(int(np.prod(v.shape)) for v in self.params.values()))
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"

@@ -1,0 +1,60 @@
+"""Dense: a fully connected layer on the LAST axis (so it also works on 4-D input).
+
+``x (..., k)``, ``W (k, u)``, ``b (u,)``; with ``X`` and ``dZ`` the inputs and output
+gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading axes)::
+
+    z = x W + b                 a = activation(z)
+    ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
+
+Keeps for backward: the input ``x``.
+"""
+from __future__ import annotations
+
+from .. import initializers
+from .base import Layer
+
+
+class Dense(Layer):
+    has_activation = True
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name=None, **kwargs):
+        super().__init__(name=name, activation=activation, **kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise self.error(f"units must be a positive int, received units={units!r}")
+        self.units = units
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer, self._who())
+        self.bias_initializer = initializers.get(bias_initializer, self._who())
+
+    def output_shape_of(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def build_params(self, input_shape):
+        if input_shape[-1] is None:
+            raise self.error(f"the last axis of the input must be known, received {input_shape}")
+        self.add_param("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_param("bias", (self.units,), self.bias_initializer)
+
+    def check_built_shape(self, shape):
+        if shape[-1] != self.input_shape[-1]:
+            raise self.error(f"expected {self.input_shape[-1]} input features on the last axis, "
+                             f"received {shape[-1]} (input shape {shape})")
+
+    def call(self, x, training):
+        self.x = x
+        z = x @ self.params["kernel"]                     # (..., k) @ (k, u) -> (..., u)
+        return z + self.params["bias"] if self.use_bias else z
+
+    def call_backward(self, dz):
+        k = self.params["kernel"].shape[0]
+        x2, dz2 = self.x.reshape(-1, k), dz.reshape(-1, self.units)
+        self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
+        if self.use_bias:
+            self.grads["bias"] = dz2.sum(axis=0)
+        return dz @ self.params["kernel"].T               # (..., u) @ (u, k)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": self.activation.name, "use_bias": self.use_bias}

@@ -1,0 +1,67 @@
+"""Pooling layers.
+
+MaxPooling2D (see ``ops/pool.py``)::
+
+    y[b,p,q,c] = max_{i,j} x_pad[b, p·sh+i, q·sw+j, c]     (−inf padding for 'same')
+    ∂L/∂x routes each dy[b,p,q,c] to its window's arg-max (the first, on ties);
+    overlapping windows add.
+
+Keeps for backward: the int32 arg-max "switches" (n, oh, ow, c).
+
+GlobalAveragePooling2D::
+
+    y[b,c] = 1/(h·w) Σ_{i,j} x[b,i,j,c]        ∂L/∂x[b,i,j,c] = dy[b,c] / (h·w)
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..ops.geometry import check_padding, normalize_tuple, window_geometry
+from ..ops.pool import maxpool_backward, maxpool_forward
+from .base import Layer
+
+
+class MaxPooling2D(Layer):
+    input_rank = 4
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pool_size = normalize_tuple(pool_size, "pool_size", self._who())
+        self.strides = normalize_tuple(strides if strides is not None else self.pool_size,
+                                       "strides", self._who())
+        self.padding = check_padding(padding, self._who())
+
+    def output_shape_of(self, input_shape):
+        n, h, w, c = input_shape
+        oh, ow, _ = window_geometry(h, w, self.pool_size, self.strides, self.padding, self._who())
+        return (n, oh, ow, c)
+
+    def check_built_shape(self, shape):
+        if shape[-1] != self.input_shape[-1]:
+            raise self.error(f"expected {self.input_shape[-1]} channels, received {shape[-1]}")
+
+    def call(self, x, training):
+        y, self.cache = maxpool_forward(x, self.pool_size, self.strides, self.padding)
+        return y
+
+    def call_backward(self, dz):
+        return maxpool_backward(dz, self.cache)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+class GlobalAveragePooling2D(Layer):
+    input_rank = 4
+
+    def output_shape_of(self, input_shape):
+        return (input_shape[0], input_shape[3])
+
+    def call(self, x, training):
+        self.hw = x.shape[1:3]
+        return x.mean(axis=(1, 2))
+
+    def call_backward(self, dz):
+        (h, w), (n, c) = self.hw, dz.shape
+        xp = backend.get_array_module(dz)
+        return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()

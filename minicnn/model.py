@@ -1,0 +1,200 @@
+"""Sequential: a stack of layers, and the whole of backpropagation in two loops.
+
+::
+
+    forward:   a₀ = x,   a_l = layer_l.forward(a_{l−1})            l = 1 … L
+    backward:  g_L = ∂L/∂a_L,   g_{l−1} = layer_l.backward(g_l)    l = L … 1
+
+No tape and no graph: each layer keeps what its own backward needs from the last
+forward.  The same two loops serve training (``training.py``) and the visualizations,
+which seed the backward pass with the gradient of any scalar of any layer's output
+(``gradient``).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import backend
+from .layers import Input, Layer
+from .summary import summary_table
+from .training import TrainingMixin
+
+
+class Gradient(NamedTuple):
+    grad: object         # ∂S/∂(model input), or ∂S/∂(output of layer `wrt`)
+    target: object       # the output (or logits) of the layer the score reads
+    wrt_value: object    # the model input, or the output of layer `wrt`
+
+
+class Sequential(TrainingMixin):
+    def __init__(self, layers=None, name=None):
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self.input_shape = None
+        self.stop_training = False
+        self.optimizer = self.loss = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- construction ---------------------------------------------------------
+    def add(self, layer) -> None:
+        if isinstance(layer, Input):
+            if self.layers or self.input_shape is not None:
+                raise ValueError(f"model {self.name!r}: Input must come first, before any layer")
+            self.input_shape = (None, *layer.shape)
+            return
+        if not isinstance(layer, Layer):
+            raise ValueError(f"model {self.name!r}: expected a minicnn layer, received {type(layer).__name__}")
+        if layer.name is None:
+            layer.name = self._unique_name(layer.default_name())
+        elif any(l.name == layer.name for l in self.layers):
+            raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
+        if not self.layers and self.input_shape is None and layer.batch_input_shape is not None:
+            self.input_shape = layer.batch_input_shape
+        self.layers.append(layer)
+        if self.input_shape is not None:
+            self.build(self.input_shape)
+
+    def _unique_name(self, base: str) -> str:
+        """Keras's numbering: conv2d, conv2d_1, conv2d_2, ..."""
+        taken = {l.name for l in self.layers}
+        name, i = base, 0
+        while name in taken:
+            i += 1
+            name = f"{base}_{i}"
+        return name
+
+    def build(self, input_shape) -> None:
+        """Build every layer from the input shape ``(None, h, w, c)``."""
+        shape = (None, *tuple(input_shape)[1:])
+        self.input_shape = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(l.built for l in self.layers)
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape
+
+    def get_layer(self, name=None, index=None) -> Layer:
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"model {self.name!r} has no layer {name!r}; layers: {[l.name for l in self.layers]}")
+
+    def layer_index(self, name) -> int:
+        return self.layers.index(self.get_layer(name))
+
+    # -- the two loops ----------------------------------------------------------
+    def check_input(self, x):
+        if not isinstance(x, np.ndarray) and not backend.is_gpu_array(x):
+            raise ValueError(f"model {self.name!r}: expected an array input, received {type(x).__name__}")
+        if x.dtype.kind != "f":
+            raise ValueError(f"model {self.name!r}: expected float input, received dtype {x.dtype}; "
+                             f"convert first, e.g. x.astype('float32') / 255")
+        if self.input_shape is not None:
+            expected = self.input_shape[1:]
+            if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
+                raise ValueError(f"model {self.name!r}: expected input shape {(None, *expected)}, "
+                                 f"received {tuple(x.shape)}")
+        return x
+
+    def forward(self, x, training=False, upto=None):
+        """Run the layers in order (through layer ``upto``, a name, when given)."""
+        x = self.check_input(x)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+            if layer.name == upto:
+                break
+        return x
+
+    def backward(self, grad, from_logits=False, top=None, stop=None):
+        """Run the layers' backward in reverse, from layer ``top`` (default: the last)
+        down to the model input, or down to the output of layer ``stop``.
+
+        ``grad`` is ∂L/∂(output of ``top``); with ``from_logits`` it is ∂L/∂(its
+        pre-activation), and ``top``'s activation backward is skipped.
+        """
+        end = self.layer_index(top) if top is not None else len(self.layers) - 1
+        begin = self.layer_index(stop) + 1 if stop is not None else 0
+        for i in range(end, begin - 1, -1):
+            layer = self.layers[i]
+            grad = layer.backward_logits(grad) if (from_logits and i == end) else layer.backward(grad)
+        return grad
+
+    # -- what the tutorials build a functional Model for --------------------------
+    def intermediate_outputs(self, x, names):
+        """The activations of the named layers for input ``x`` (inference mode), in order."""
+        wanted = [self.layer_index(n) for n in names]
+        outputs, a = {}, self.check_input(x)
+        for i, layer in enumerate(self.layers[:max(wanted) + 1]):
+            a = layer.forward(a, training=False)
+            if i in wanted:
+                outputs[i] = a.copy()
+        return [outputs[i] for i in wanted]
+
+    def gradient(self, x, score_grad, layer=None, wrt=None, logits=False):
+        """Gradient of a scalar score ``S`` of a layer's output, in inference mode.
+
+        ``score_grad(out)`` returns ∂S/∂out for the output ``out`` of ``layer`` (default
+        the last), or of its pre-activation when ``logits=True`` (e.g. a class logit
+        with the final softmax replaced by linear).  The gradient is taken w.r.t. the
+        model input (``wrt=None``) or the output of layer ``wrt``.
+        """
+        top = self.layers[-1].name if layer is None else layer
+        seen = {}
+        a = self.check_input(x)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        for l in self.layers[:self.layer_index(top) + 1]:
+            a = l.forward(a, training=False)
+            seen[l.name] = a
+        target = self.get_layer(top).activation.logits if logits else a
+        grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
+        return Gradient(grad, target, x if wrt is None else seen[wrt])
+
+    # -- parameters ----------------------------------------------------------
+    def get_weights(self):
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Keras order; every shape is checked before any layer changes."""
+        weights = list(weights)
+        counts = [len(layer.params) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise ValueError(f"model {self.name!r}: expected {sum(counts)} weight arrays, received {len(weights)}")
+        parts, start = [], 0
+        for layer, count in zip(self.layers, counts):
+            part, start = weights[start:start + count], start + count
+            for (key, old), new in zip(layer.params.items(), part):
+                if tuple(np.shape(new)) != tuple(old.shape):
+                    raise ValueError(f"model {self.name!r}, layer {layer.name!r}: weight {key!r} must have "
+                                     f"shape {tuple(old.shape)}, received {tuple(np.shape(new))}")
+            parts.append(part)
+        for layer, part in zip(self.layers, parts):
+            layer.set_weights(part)
+
+    def count_params(self) -> int:
+        return sum(l.count_params() for l in self.layers)
+
+    def trainable_params(self):
+        """(key, params dict, name) for every trainable parameter, in layer order."""
+        return [((l.name, k), l.params, k) for l in self.layers if l.trainable for k in l.params]
+
+    def summary(self, details=False, batch_size=32, print_fn=print) -> str:
+        """Keras's table; ``details=True`` adds padding, receptive field, stride, im2col bytes."""
+        text = summary_table(self, details=details, batch_size=batch_size)
+        if print_fn is not None:
+            print_fn(text)
+        return text

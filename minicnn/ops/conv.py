@@ -1,0 +1,101 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library), NHWC / HWIO.
+
+Shapes: ``x (n, h, w, c)``, kernel ``W (kh, kw, c, f)``, bias ``b (f,)``,
+output ``y (n, oh, ow, f)``.  With ``x_pad`` the zero-padded input:
+
+Forward::
+
+    y[b, p, q, o] = Σ_{i,j,ch} x_pad[b, p·sh + i, q·sw + j, ch] · W[i, j, ch, o] + b[o]
+
+    im2col:  Y (n·oh·ow, f) = cols (n·oh·ow, kh·kw·c) @ W2 (kh·kw·c, f) + b
+
+Backward, given ``dy = ∂L/∂y``::
+
+    ∂L/∂b[o]        = Σ_{b,p,q} dy[b, p, q, o]
+    ∂L/∂W[i,j,ch,o] = Σ_{b,p,q} x_pad[b, p·sh+i, q·sw+j, ch] · dy[b, p, q, o]   (X ⋆ ∂L/∂O)
+                    ->  dW2 = colsᵀ @ dY
+    ∂L/∂x           = col2im(dY @ W2ᵀ)                  (= pad(∂L/∂O) ⊛ rot180(W) for stride 1)
+
+``docs/backprop.md`` derives these step by step.
+
+Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
+bytes, the batch is processed in chunks and the columns are recomputed in backward
+instead of kept (the cache then holds ``x`` only).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..backend import get_array_module
+from .geometry import window_geometry
+from .im2col import col2im, im2col
+from .workspace import Workspace
+
+
+class ConvCache(NamedTuple):
+    x: object            # the input (n, h, w, c)
+    cols: object         # its columns (n·oh·ow, kh·kw·c), or None when chunked
+    W: object            # the kernel (kh, kw, c, f)
+    strides: tuple
+    pads: tuple          # (top, bottom, left, right)
+    out_hw: tuple        # (oh, ow)
+    chunk: int           # images per im2col chunk
+
+
+def _chunk_size(n, row_bytes, budget):
+    if budget is None or n * row_bytes <= budget:
+        return n
+    return max(1, int(budget // row_bytes))
+
+
+def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None):
+    """y = conv(x, W) + b; returns ``(y, cache)`` (``b`` may be None)."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = W.shape
+    oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
+    workspace = workspace if workspace is not None else Workspace()
+    W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
+    chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
+    cols = None
+    if chunk == n:
+        buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
+        cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
+        y = cols @ W2                                               # (n·oh·ow, kh·kw·c) @ (kh·kw·c, f)
+    else:
+        y = get_array_module(x).empty((n * oh * ow, f), dtype=x.dtype)
+        for start in range(0, n, chunk):
+            xs = x[start:start + chunk]
+            buf = workspace.get("cols", (xs.shape[0] * oh * ow, kh * kw * c), x.dtype, like=x)
+            part = im2col(xs, (kh, kw), strides, pads, (oh, ow), out=buf) @ W2
+            y[start * oh * ow:(start + xs.shape[0]) * oh * ow] = part
+    if b is not None:
+        y += b
+    cache = ConvCache(x, cols, W, tuple(strides), pads, (oh, ow), chunk)
+    return y.reshape(n, oh, ow, f), cache
+
+
+def conv2d_backward(dy, cache: ConvCache, workspace=None):
+    """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring)."""
+    x, cols, W = cache.x, cache.cols, cache.W
+    n, h, w, c = x.shape
+    kh, kw, _, f = W.shape
+    oh, ow = cache.out_hw
+    W2 = W.reshape(kh * kw * c, f)
+    dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
+    db = dy2.sum(axis=0)
+    if cols is not None:
+        dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
+        dx = col2im(dy2 @ W2.T, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
+        return dx, dW, db
+    workspace = workspace if workspace is not None else Workspace()
+    dW2 = None
+    dx_parts = []
+    for start in range(0, n, cache.chunk):                          # recompute the columns per chunk
+        xs = x[start:start + cache.chunk]
+        rows = slice(start * oh * ow, (start + xs.shape[0]) * oh * ow)
+        buf = workspace.get("cols", (xs.shape[0] * oh * ow, kh * kw * c), x.dtype, like=x)
+        cols_s = im2col(xs, (kh, kw), cache.strides, cache.pads, (oh, ow), out=buf)
+        part = cols_s.T @ dy2[rows]
+        dW2 = part if dW2 is None else dW2 + part
+        dx_parts.append(col2im(dy2[rows] @ W2.T, xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
+    return get_array_module(x).concatenate(dx_parts, axis=0), dW2.reshape(W.shape), db

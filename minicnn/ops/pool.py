@@ -1,0 +1,82 @@
+"""2-D max pooling, NHWC.
+
+Forward, for a ``ph × pw`` window with strides ``(sh, sw)`` over the padded input
+(``'same'`` pads with −inf, so a padded cell is never the maximum)::
+
+    y[b, p, q, ch] = max_{i,j} x_pad[b, p·sh + i, q·sw + j, ch]
+    switch[b, p, q, ch] = argmax_{i·pw + j} (...)          ties: the FIRST maximum in
+                                                            row-major window order
+
+Backward: the gradient flows only through the recorded switch::
+
+    ∂L/∂x_pad[b, p·sh + i, q·sw + j, ch] += dy[b, p, q, ch]   where switch = i·pw + j
+
+Overlapping windows (stride < pool size) add their contributions.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import backend
+from .geometry import window_geometry
+from .im2col import pad_nhwc, padded_windows
+
+
+class PoolCache(NamedTuple):
+    x_shape: tuple
+    switches: object     # int32 (n, oh, ow, c): flat window index of each maximum
+    pool: tuple
+    strides: tuple
+    pads: tuple
+
+
+def maxpool_forward_numpy(x, pool, strides, pads, out_hw):
+    windows = padded_windows(pad_nhwc(x, pads, -np.inf), pool, strides, out_hw)
+    n, oh, ow, ph, pw, c = windows.shape
+    flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, oh, ow, c, ph * pw)  # copies
+    switches = flat.argmax(axis=-1).astype(np.int32)                            # first max
+    y = np.take_along_axis(flat, switches[..., None], axis=-1)[..., 0]
+    return y, switches
+
+
+def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads):
+    n, h, w, c = x_shape
+    (ph, pw), (sh, sw) = pool, strides
+    top, bottom, left, right = pads
+    _, oh, ow, _ = dy.shape
+    dx_pad = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    for i in range(ph):
+        for j in range(pw):
+            routed = np.where(switches == i * pw + j, dy, 0)
+            dx_pad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += routed
+    return dx_pad[:, top:top + h, left:left + w, :]
+
+
+def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid"):
+    """``(y, cache)``; ``strides`` defaults to ``pool`` (Keras)."""
+    strides = tuple(strides or pool)
+    n, h, w, c = x.shape
+    oh, ow, pads = window_geometry(h, w, pool, strides, padding, "max_pooling2d")
+    if backend.is_gpu_array(x):
+        from . import cuda_kernels
+        y, switches = cuda_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow))
+    elif backend.get_kernels() == "numba":
+        from . import numba_kernels
+        y, switches = numba_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow))
+    else:
+        y, switches = maxpool_forward_numpy(x, pool, strides, pads, (oh, ow))
+    return y, PoolCache(x.shape, switches, tuple(pool), strides, pads)
+
+
+def maxpool_backward(dy, cache: PoolCache):
+    """dx (n, h, w, c) from dy (n, oh, ow, c): routed to the switches, summed on overlap."""
+    args = (dy, cache.switches, cache.x_shape, cache.pool, cache.strides, cache.pads)
+    if backend.is_gpu_array(dy):
+        from . import cuda_kernels
+        return cuda_kernels.maxpool_backward(*args)
+    if backend.get_kernels() == "numba":
+        from . import numba_kernels
+        return numba_kernels.maxpool_backward(*args)
+    return maxpool_backward_numpy(*args)

@@ -1,0 +1,81 @@
+"""The model summary table (Keras's columns), with optional teaching columns.
+
+With ``details=True`` each row also shows, for conv and pool layers:
+
+* the padding as (top, bottom, left, right) — where TensorFlow's 'same' puts the odd pixel;
+* the receptive field ``r`` and effective stride ``j`` of one output pixel in the input:
+  ``r_out = r_in + (k − 1)·j_in``, ``j_out = j_in · s`` (per axis);
+* the im2col matrix size for ``batch_size`` images: ``n·oh·ow × kh·kw·c`` elements.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}"
+        n /= 1024
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def layer_details(model, batch_size=32):
+    """Per layer: dict(padding, receptive_field, effective_stride, im2col_bytes)."""
+    rows, shape = [], model.input_shape
+    field, jump = np.array([1, 1]), np.array([1, 1])
+    for layer in model.layers:
+        row = {"padding": "", "im2col_bytes": 0}
+        window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        if window is not None and shape[1] is not None:
+            from .ops.geometry import window_geometry
+            oh, ow, pads = window_geometry(shape[1], shape[2], window, layer.strides, layer.padding, layer.name)
+            row["padding"] = str(pads)
+            field = field + (np.array(window) - 1) * jump
+            jump = jump * np.array(layer.strides)
+            if hasattr(layer, "kernel_size"):
+                itemsize = np.dtype(layer.dtype or "float32").itemsize
+                row["im2col_bytes"] = batch_size * oh * ow * window[0] * window[1] * shape[3] * itemsize
+        row["receptive_field"] = f"{field[0]}x{field[1]}"
+        row["effective_stride"] = f"{jump[0]}x{jump[1]}"
+        rows.append(row)
+        shape = layer.compute_output_shape(shape)
+    return rows
+
+
+def summary_table(model, details=False, batch_size=32) -> str:
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built: give an Input or input_shape, or call it on data")
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    rows = [[f"{l.name} ({type(l).__name__})", _shape(l.output_shape), f"{l.count_params():,}"]
+            for l in model.layers]
+    if details:
+        header += ["Padding (t,b,l,r)", "Receptive field", "Eff. stride", f"im2col (batch {batch_size})"]
+        for row, d in zip(rows, layer_details(model, batch_size)):
+            row += [d["padding"], d["receptive_field"], d["effective_stride"],
+                    _fmt_bytes(d["im2col_bytes"]) if d["im2col_bytes"] else ""]
+    widths = [max(len(r[i]) for r in [header] + rows) + 2 for i in range(len(header))]
+
+    def line(cells):  # "Param #" right-aligned, as Keras
+        return "│" + "│".join(f" {c:>{w - 2}} " if i == 2 else f" {c:<{w - 2}} "
+                              for i, (c, w) in enumerate(zip(cells, widths))) + "│"
+
+    def rule(left, middle, right):
+        return left + middle.join("─" * w for w in widths) + right
+
+    total = model.count_params()
+    trainable = sum(l.count_params() for l in model.layers if l.trainable)
+    itemsize = 4
+    out = [f'Model: "{model.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
+    out += [line(r) for r in rows]
+    out += [rule("└", "┴", "┘"),
+            f" Total params: {total:,} ({_fmt_bytes(total * itemsize)})",
+            f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * itemsize)})",
+            f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * itemsize)})"]
+    if details:
+        workspace = sum(getattr(l, "workspace", None).nbytes for l in model.layers if hasattr(l, "workspace"))
+        out.append(f" im2col workspace held now: {_fmt_bytes(workspace)}")
+    return "\n".join(out)
