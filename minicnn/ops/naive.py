@@ -1,0 +1,129 @@
+"""Loop-based reference implementations — the oracle for every fast kernel.
+
+They are written to read like the equations, one output element at a time, and are
+slow on purpose.  NHWC input ``x (n, h, w, c)``, HWIO kernel ``W (kh, kw, c, f)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import window_geometry
+
+
+def _padded(x, pads, value=0.0):
+    top, bottom, left, right = pads
+    n, h, w, c = x.shape
+    out = np.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out[:, top:top + h, left:left + w, :] = x
+    return out
+
+
+def conv2d_forward(x, W, b, strides=(1, 1), padding="valid"):
+    """y[b,p,q,o] = Σ_{i,j,ch} x_pad[b, p·sh+i, q·sw+j, ch] · W[i,j,ch,o] + b[o]"""
+    n, h, w, c = x.shape
+    kh, kw, _, f = W.shape
+    (sh, sw) = strides
+    oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding)
+    xp = _padded(x, pads)
+    y = np.zeros((n, oh, ow, f), dtype=x.dtype)
+    for bi in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for o in range(f):
+                    total = 0.0 if b is None else b[o]
+                    for i in range(kh):
+                        for j in range(kw):
+                            for ch in range(c):
+                                total += xp[bi, p * sh + i, q * sw + j, ch] * W[i, j, ch, o]
+                    y[bi, p, q, o] = total
+    return y
+
+
+def conv2d_backward(x, W, dy, strides=(1, 1), padding="valid"):
+    """(dx, dW, db):
+    dW[i,j,ch,o] = Σ_{b,p,q} x_pad[b, p·sh+i, q·sw+j, ch] · dy[b,p,q,o]
+    dx_pad[b, p·sh+i, q·sw+j, ch] += W[i,j,ch,o] · dy[b,p,q,o]
+    db[o] = Σ_{b,p,q} dy[b,p,q,o]"""
+    n, h, w, c = x.shape
+    kh, kw, _, f = W.shape
+    (sh, sw) = strides
+    oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding)
+    xp = _padded(x, pads)
+    dxp = np.zeros_like(xp)
+    dW = np.zeros_like(W)
+    db = np.zeros(f, dtype=dy.dtype)
+    for bi in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for o in range(f):
+                    g = dy[bi, p, q, o]
+                    db[o] += g
+                    for i in range(kh):
+                        for j in range(kw):
+                            for ch in range(c):
+                                dW[i, j, ch, o] += xp[bi, p * sh + i, q * sw + j, ch] * g
+                                dxp[bi, p * sh + i, q * sw + j, ch] += W[i, j, ch, o] * g
+    top, _, left, _ = pads
+    return dxp[:, top:top + h, left:left + w, :], dW, db
+
+
+def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid"):
+    """y[b,p,q,ch] = max over the window (−inf padding); returns (y, argmax (row, col))."""
+    strides = strides or pool
+    n, h, w, c = x.shape
+    oh, ow, pads = window_geometry(h, w, pool, strides, padding)
+    xp = _padded(x, pads, -np.inf)
+    y = np.zeros((n, oh, ow, c), dtype=x.dtype)
+    where = np.zeros((n, oh, ow, c, 2), dtype=np.int64)
+    for bi in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for ch in range(c):
+                    best, arg = -np.inf, (0, 0)
+                    for i in range(pool[0]):          # row-major scan, strict '>' keeps the first max
+                        for j in range(pool[1]):
+                            v = xp[bi, p * strides[0] + i, q * strides[1] + j, ch]
+                            if v > best:
+                                best, arg = v, (p * strides[0] + i, q * strides[1] + j)
+                    y[bi, p, q, ch] = best
+                    where[bi, p, q, ch] = arg
+    return y, where
+
+
+def maxpool_backward(x, dy, pool=(2, 2), strides=None, padding="valid"):
+    """dx_pad[b, argmax, ch] += dy[b,p,q,ch] for every window."""
+    strides = strides or pool
+    n, h, w, c = x.shape
+    _, where = maxpool_forward(x, pool, strides, padding)
+    _, _, pads = window_geometry(h, w, pool, strides, padding)
+    dxp = np.zeros((n, h + pads[0] + pads[1], w + pads[2] + pads[3], c), dtype=dy.dtype)
+    for bi in range(n):
+        for p in range(dy.shape[1]):
+            for q in range(dy.shape[2]):
+                for ch in range(c):
+                    r, s = where[bi, p, q, ch]
+                    dxp[bi, r, s, ch] += dy[bi, p, q, ch]
+    return dxp[:, pads[0]:pads[0] + h, pads[2]:pads[2] + w, :]
+
+
+def dense_forward(x, W, b):
+    """y[..., u] = Σ_k x[..., k] W[k, u] + b[u]"""
+    x2 = x.reshape(-1, x.shape[-1])
+    y = np.zeros((x2.shape[0], W.shape[1]), dtype=x.dtype)
+    for r in range(x2.shape[0]):
+        for u in range(W.shape[1]):
+            y[r, u] = sum(x2[r, k] * W[k, u] for k in range(W.shape[0])) + (0 if b is None else b[u])
+    return y.reshape(*x.shape[:-1], W.shape[1])
+
+
+def dense_backward(x, W, dy):
+    """dW[k,u] = Σ_r x[r,k] dy[r,u];  db[u] = Σ_r dy[r,u];  dx[r,k] = Σ_u dy[r,u] W[k,u]"""
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    dW = np.zeros_like(W)
+    dx2 = np.zeros_like(x2)
+    for r in range(x2.shape[0]):
+        for k in range(W.shape[0]):
+            for u in range(W.shape[1]):
+                dW[k, u] += x2[r, k] * dy2[r, u]
+                dx2[r, k] += dy2[r, u] * W[k, u]
+    return dx2.reshape(x.shape), dW, dy2.sum(axis=0)

@@ -1,0 +1,1 @@
+"""Tools for studying backprop: gradient checking, tracing, Keras parity, live view."""

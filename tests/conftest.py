@@ -1,0 +1,54 @@
+"""Shared fixtures: the kernel families every op test runs on, hypothesis settings,
+and the data folder (``MINICNN_DATA``, defaulting to ../shared/datasets)."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import minicnn as mc
+from minicnn import backend
+
+settings.register_profile("ci", max_examples=20, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_default_data = REPO.parent / "shared" / "datasets"
+if "MINICNN_DATA" not in os.environ and _default_data.is_dir():
+    os.environ["MINICNN_DATA"] = str(_default_data)
+
+BACKENDS = ["numpy", "numba", pytest.param("gpu", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(params=BACKENDS)
+def kernels(request):
+    """Run the test body once per backend: NumPy kernels, Numba kernels, CUDA (skipped
+    cleanly when no GPU).  Yields a function that moves a host array to that backend."""
+    if request.param == "gpu":
+        usable, reason = backend.gpu_status()
+        if not usable:
+            pytest.skip(reason)
+        cupy = backend.cupy_or_none()
+        with mc.use_kernels("numpy"):
+            yield cupy.asarray
+        return
+    with mc.use_kernels(request.param):
+        yield np.asarray
+
+
+@pytest.fixture
+def float64():
+    previous = mc.backend.floatx()
+    mc.set_floatx("float64")
+    yield
+    mc.set_floatx(previous)
+
+
+def distinct_values(rng, shape, dtype=np.float64):
+    """A shuffled linspace: all values distinct and >= 0.01 apart (no max-pool ties,
+    no ReLU kinks within a finite-difference step)."""
+    size = int(np.prod(shape))
+    values = np.linspace(-1, 1, size) + 0.5 / max(size, 1)
+    return rng.permutation(values).reshape(shape).astype(dtype)

@@ -1,0 +1,103 @@
+"""Fast ops (NumPy and Numba kernels; CUDA on a GPU) equal the loop references."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minicnn import backend
+from minicnn.ops import naive
+from minicnn.ops.conv import conv2d_backward, conv2d_forward
+from minicnn.ops.pool import maxpool_backward, maxpool_forward
+from strategies import window_configs
+from conftest import distinct_values
+
+
+def host(a):
+    return backend.to_numpy(a)
+
+
+@given(cfg=window_configs(), seed=st.integers(0, 2**16))
+def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
+    W = rng.standard_normal((*cfg["kernel"], cfg["c"], cfg["f"]))
+    b = rng.standard_normal(cfg["f"])
+    y, cache = conv2d_forward(kernels(x), kernels(W), kernels(b), cfg["strides"], cfg["padding"])
+    y_ref = naive.conv2d_forward(x, W, b, cfg["strides"], cfg["padding"])
+    np.testing.assert_allclose(host(y), y_ref, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y_ref.shape)
+    dx, dW, db = conv2d_backward(kernels(dy), cache)
+    dx_ref, dW_ref, db_ref = naive.conv2d_backward(x, W, dy, cfg["strides"], cfg["padding"])
+    np.testing.assert_allclose(host(dx), dx_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(host(dW), dW_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(host(db), db_ref, rtol=1e-10, atol=1e-10)
+
+
+@given(cfg=window_configs(max_channels=3), seed=st.integers(0, 2**16))
+def test_conv_in_chunks_equals_whole_batch(kernels, cfg, seed):
+    """With a tiny im2col budget the batch is processed image by image: same results."""
+    rng = np.random.default_rng(seed)
+    x = kernels(rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"])))
+    W = kernels(rng.standard_normal((*cfg["kernel"], cfg["c"], cfg["f"])))
+    y, cache = conv2d_forward(x, W, None, cfg["strides"], cfg["padding"])
+    y_c, cache_c = conv2d_forward(x, W, None, cfg["strides"], cfg["padding"], budget=1)
+    assert cache_c.chunk == 1 and (cache_c.cols is None) == (cfg["n"] > 1)
+    dy = kernels(rng.standard_normal(y.shape))
+    for whole, chunked in zip((y, *conv2d_backward(dy, cache)[:2]), (y_c, *conv2d_backward(dy, cache_c)[:2])):
+        np.testing.assert_allclose(host(chunked), host(whole), rtol=1e-10, atol=1e-10)
+
+
+@given(cfg=window_configs(max_kernel=4), seed=st.integers(0, 2**16))
+def test_maxpool_forward_and_backward_equal_loops(kernels, cfg, seed):
+    rng = np.random.default_rng(seed)
+    x = distinct_values(rng, (cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
+    y, cache = maxpool_forward(kernels(x), cfg["kernel"], cfg["strides"], cfg["padding"])
+    y_ref, _ = naive.maxpool_forward(x, cfg["kernel"], cfg["strides"], cfg["padding"])
+    np.testing.assert_array_equal(host(y), y_ref)
+    dy = rng.standard_normal(y_ref.shape)
+    dx = maxpool_backward(kernels(dy), cache)
+    np.testing.assert_allclose(host(dx), naive.maxpool_backward(x, dy, cfg["kernel"], cfg["strides"],
+                                                                cfg["padding"]), rtol=1e-12, atol=1e-12)
+
+
+def test_maxpool_ties_go_to_the_first_maximum(kernels):
+    x = np.ones((1, 2, 2, 1))
+    y, cache = maxpool_forward(kernels(x), (2, 2))
+    dx = host(maxpool_backward(kernels(np.full((1, 1, 1, 1), 3.0)), cache))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
+
+
+def test_maxpool_same_padding_ignores_padded_cells(kernels):
+    x = -np.arange(1.0, 10.0).reshape(1, 3, 3, 1)       # all negative: zero padding would win
+    y, _ = maxpool_forward(kernels(x), (2, 2), (2, 2), "same")
+    np.testing.assert_array_equal(host(y)[0, :, :, 0], [[-1.0, -3.0], [-7.0, -9.0]])
+
+
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), k=st.integers(1, 5),
+       u=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_dense_layer_equals_loops(shape, k, u, seed):
+    from minicnn.layers import Dense
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((*shape, k))
+    layer = Dense(u, dtype="float64") if len(shape) >= 1 else None
+    layer.build((None, *x.shape[1:]))
+    y = layer.forward(x)
+    W, b = layer.params["kernel"], layer.params["bias"]
+    np.testing.assert_allclose(y, naive.dense_forward(x, W, b), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_ref, dW_ref, db_ref = naive.dense_backward(x, W, dy)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["kernel"], dW_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], db_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_keep_the_dtype(kernels, dtype):
+    rng = np.random.default_rng(0)
+    x = kernels(rng.standard_normal((2, 5, 5, 3)).astype(dtype))
+    W = kernels(rng.standard_normal((3, 3, 3, 4)).astype(dtype))
+    y, cache = conv2d_forward(x, W, None, (1, 1), "same")
+    dx, dW, _ = conv2d_backward(y, cache)
+    p, pc = maxpool_forward(x, (2, 2))
+    assert y.dtype == dx.dtype == dW.dtype == p.dtype == maxpool_backward(p, pc).dtype == np.dtype(dtype)
