@@ -137,14 +137,19 @@ def _loss_from_config(config):
 
 # -- Keras weight files -------------------------------------------------------------
 
-def _keras3_layer_groups(h5, path):
-    """[(layer name, [arrays])] from a Keras 3 weights file, in the model's layer order."""
-    root = h5["layers"] if "layers" in h5 else h5["_layer_checkpoint_dependencies"]
-    groups = []
-    for name in root:
-        arrays = _vars(root[name])
-        groups.append((name, arrays))
-    return groups
+def _natural_key(name):
+    """'conv2d_10' sorts after 'conv2d_2' (h5py lists groups alphabetically)."""
+    base, _, number = name.rpartition("_")
+    return (base, int(number)) if number.isdigit() else (name, -1)
+
+
+def _keras3_layer_groups(h5):
+    """[(layer name, [arrays])] from a Keras 3 weights file.  The file keys layers by
+    name and keeps no order, so groups come in natural name order (conv2d, conv2d_1, …,
+    dense, dense_1): right for the usual conv-then-dense stacks; ``load_keras_weights``
+    matches by name first when the names agree."""
+    root = h5["layers"]
+    return [(name, _vars(root[name])) for name in sorted(root, key=_natural_key)]
 
 
 def _vars(group):
@@ -178,12 +183,12 @@ def read_keras_weights(path):
                 order = [l["config"]["name"] for l in json.loads(z.read("config.json"))["config"]["layers"]
                          if l.get("class_name") != "InputLayer"]
             with h5py.File(data, "r") as h5:
-                groups = dict(_keras3_layer_groups(h5, path))
+                groups = dict(_keras3_layer_groups(h5))
             return [(name, groups.get(name, [])) for name in order if groups.get(name)]
         with h5py.File(path, "r") as h5:
             if "layer_names" in h5.attrs or "model_weights" in h5:
                 return [g for g in _legacy_layer_groups(h5) if g[1]]
-            return [g for g in _keras3_layer_groups(h5, path) if g[1]]
+            return [g for g in _keras3_layer_groups(h5) if g[1]]
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a readable Keras weights file ({type(exc).__name__}: {exc})") from None
 
@@ -192,6 +197,9 @@ def load_keras_weights(model, path):
     """Copy the weights of a Keras file into ``model``, layer by layer in order."""
     groups = read_keras_weights(path)
     targets = [l for l in model.layers if l.params]
+    by_name = dict(groups)
+    if len(by_name) == len(targets) and all(l.name in by_name for l in targets):
+        groups = [(l.name, by_name[l.name]) for l in targets]      # names agree: match by name
     mismatches = []
     if len(groups) != len(targets):
         mismatches.append(f"{len(groups)} Keras layers with weights vs {len(targets)} minicnn layers")

@@ -142,8 +142,9 @@ class TrainingMixin:
     def train_step(self, x, y):
         """One gradient step on a batch; returns (loss, metrics) for the batch.
         A non-finite loss returns before any weight changes."""
-        y_pred = self.forward(x, training=True)
-        value, fused = self._loss_and_seed(y_pred, y)
+        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
+            y_pred = self.forward(x, training=True)
+            value, fused = self._loss_and_seed(y_pred, y)
         if not math.isfinite(value):
             return value, {}
         logs = self._metric_values(y_pred, y)

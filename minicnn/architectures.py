@@ -1,0 +1,79 @@
+"""The seed tutorials' architectures, as minicnn models (and the single source the
+tests, examples and benchmarks build them from).  ``input_shape`` may be scaled down
+for quick runs; the parameter counts quoted are for the tutorials' input sizes."""
+from __future__ import annotations
+
+from .layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
+from .model import Sequential
+
+
+def face_fcnn(input_shape=(64, 64, 1)):
+    """Olivetti FCNN: Flatten → Dense 4 relu → Dense 1 sigmoid (16,393 params)."""
+    return Sequential([Input(input_shape), Flatten(), Dense(4, activation="relu"),
+                       Dense(1, activation="sigmoid")], name="face_fcnn")
+
+
+def face_cnn(input_shape=(64, 64, 1)):
+    """Olivetti CNN: Conv2D 4×(8,8) relu → MaxPool 4 → Flatten → Dense 4 relu → Dense 1 sigmoid (3,405)."""
+    return Sequential([Input(input_shape), Conv2D(4, (8, 8), activation="relu"), MaxPooling2D((4, 4)),
+                       Flatten(), Dense(4, activation="relu"), Dense(1, activation="sigmoid")], name="face_cnn")
+
+
+def mnist_deconstructed(input_shape=(28, 28, 1), classes=10):
+    """MNIST 'deconstructed': 24/48/64 3×3 'same' convs + MaxPool 2 each → Dense 128 →
+    Dropout 0.25 → Dense 10 softmax (113,514 params)."""
+    body = []
+    for filters in (24, 48, 64):
+        body += [Conv2D(filters, 3, padding="same", activation="relu"), MaxPooling2D(2)]
+    return Sequential([Input(input_shape), *body, Flatten(), Dense(128, activation="relu"), Dropout(0.25),
+                       Dense(classes, activation="softmax")], name="mnist_deconstructed")
+
+
+def mnist_cnn(input_shape=(28, 28, 1), classes=10, dropout=0.5):
+    """MNIST 32/64 'same' CNN + MaxPools → Dense 64 → Dropout 0.5 → Dense 10 (220,234 params)."""
+    return Sequential([Input(input_shape), Conv2D(32, 3, padding="same", activation="relu"), MaxPooling2D(2),
+                       Conv2D(64, 3, padding="same", activation="relu"), MaxPooling2D(2), Flatten(),
+                       Dense(64, activation="relu"), Dropout(dropout), Dense(classes, activation="softmax")],
+                      name="mnist_cnn")
+
+
+def mnist_convnet(input_shape=(28, 28, 1), classes=10):
+    """MNIST convnet: 32/64/64 'valid' convs, two MaxPools → Dense 64 → Dense 10 (93,322 params)."""
+    return Sequential([Input(input_shape), Conv2D(32, 3, activation="relu"), MaxPooling2D(2),
+                       Conv2D(64, 3, activation="relu"), MaxPooling2D(2), Conv2D(64, 3, activation="relu"),
+                       Flatten(), Dense(64, activation="relu"), Dense(classes, activation="softmax")],
+                      name="mnist_convnet")
+
+
+def cifar_six_conv(input_shape=(32, 32, 3), classes=10, dropout=0.5):
+    """CIFAR-10: six 16-filter 3×3 'same' convs (MaxPool after the 2nd and 4th) → Dense 64
+    on the 4-D tensor → Dropout → Flatten → Dense 10 softmax."""
+    body = []
+    for i in range(6):
+        body.append(Conv2D(16, 3, padding="same", activation="relu"))
+        if i in (1, 3):
+            body.append(MaxPooling2D(2))
+    return Sequential([Input(input_shape), *body, Dense(64, activation="relu"), Dropout(dropout), Flatten(),
+                       Dense(classes, activation="softmax")], name="cifar_six_conv")
+
+
+def cats_dogs_cnn(input_shape=(150, 150, 3)):
+    """Cats vs dogs: 32/64/128/128 convs + MaxPools → Dense 512 → Dense 1 sigmoid (3,453,121)."""
+    body = []
+    for filters in (32, 64, 128, 128):
+        body += [Conv2D(filters, 3, activation="relu"), MaxPooling2D(2)]
+    return Sequential([Input(input_shape), *body, Flatten(), Dense(512, activation="relu"),
+                       Dense(1, activation="sigmoid")], name="cats_dogs_cnn")
+
+
+def cats_dogs_small(input_shape=(150, 150, 3)):
+    """The 32/64/128 variant: → Dense 128 → Dense 512 → Dense 1 sigmoid (4,894,913 params)."""
+    body = []
+    for filters in (32, 64, 128):
+        body += [Conv2D(filters, 3, activation="relu"), MaxPooling2D(2)]
+    return Sequential([Input(input_shape), *body, Flatten(), Dense(128, activation="relu"),
+                       Dense(512, activation="relu"), Dense(1, activation="sigmoid")], name="cats_dogs_small")
+
+
+SEED_MODELS = {f.__name__: f for f in (face_fcnn, face_cnn, mnist_deconstructed, mnist_cnn, mnist_convnet,
+                                       cifar_six_conv, cats_dogs_cnn, cats_dogs_small)}
