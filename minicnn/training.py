@@ -139,15 +139,18 @@ class TrainingMixin:
         xp = backend.get_array_module(y_pred)
         return {name: float(fn(y_pred, xp.asarray(y)).mean()) for name, fn in self.metric_fns.items()}
 
-    def train_step(self, x, y):
+    def train_step(self, x, y, snapshot=()):
         """One gradient step on a batch; returns (loss, metrics) for the batch.
-        A non-finite loss returns before any weight changes."""
+        A non-finite loss returns before any weight changes; after a finite one the
+        current weights are copied into ``snapshot`` (preallocated buffers) first."""
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
             y_pred = self.forward(x, training=True)
             value, fused = self._loss_and_seed(y_pred, y)
         if not math.isfinite(value):
             return value, {}
         logs = self._metric_values(y_pred, y)
+        for params, name, saved in snapshot:            # the weights that gave a finite loss
+            backend.get_array_module(saved).copyto(saved, params[name])
         self.backward(self.loss.backward(), from_logits=fused)
         grads = [(key, params, name, self.get_layer(key[0]).grads[name])
                  for key, params, name in self.trainable_params()]
@@ -210,9 +213,7 @@ class TrainingMixin:
         batches.on_epoch_begin()
         for step in range(len(batches)):
             xb, yb = batches[step]
-            for params, name, saved in snapshot:        # keep the weights of the last finite step
-                backend.get_array_module(saved).copyto(saved, params[name])
-            value, metric_logs = self.train_step(xb, yb)
+            value, metric_logs = self.train_step(xb, yb, snapshot)
             if not math.isfinite(value):
                 for params, name, saved in snapshot:
                     params[name][...] = saved
