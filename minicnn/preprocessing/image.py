@@ -117,13 +117,14 @@ class ImageDataGenerator:
 
     def augment(self, x, rng):
         """A randomly transformed copy of the batch ``x (n, h, w, c)``, then rescaled."""
-        x = np.asarray(x, dtype=np.float32)
+        original = x = np.asarray(x, dtype=np.float32)
         n, h, w, _ = x.shape
         matrices, flip_h, flip_v = self.random_transforms(n, h, w, rng)
         if not np.allclose(matrices, np.eye(3)):
             x = apply_affine_transform(x, matrices, self.fill_mode, self.cval)
+        if (flip_h.any() or flip_v.any()) and x is original:
+            x = x.copy()                                    # never modify the caller's array
         if flip_h.any():
-            x = x.copy() if not x.flags.writeable else x
             x[flip_h] = x[flip_h, :, ::-1]
         if flip_v.any():
             x[flip_v] = x[flip_v, ::-1]
