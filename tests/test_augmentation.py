@@ -23,16 +23,16 @@ def test_identity_returns_the_input_exactly():
 
 def test_integer_shift_moves_pixels_exactly():
     x = batch()
-    shifted = warp(x, mode="constant", cval=-1.0, tx=2, ty=-1)   # out[r, c] = in[r + 2, c − 1]
-    np.testing.assert_array_equal(shifted[:, :-2, 1:], x[:, 2:, :-1])
-    assert (shifted[:, -2:] == -1).all() and (shifted[:, :, 0] == -1).all()
+    shifted = warp(x, mode="constant", cval=-1.0, tx=2, ty=-1)   # Keras: out[r, c] = in[r − 1, c + 2]
+    np.testing.assert_array_equal(shifted[:, 1:, :-2], x[:, :-1, 2:])
+    assert (shifted[:, :, -2:] == -1).all() and (shifted[:, 0] == -1).all()
 
 
 def test_rotation_by_90_degrees_equals_rot90():
-    """Keras's θ = 90° turns the picture clockwise on screen: np.rot90 with k = −1."""
+    """Keras's θ = 90° turns the picture counter-clockwise on screen: np.rot90 with k = 1."""
     x = batch(h=8, w=8)
-    np.testing.assert_allclose(warp(x, theta=90), np.rot90(x, k=-1, axes=(1, 2)), atol=1e-4)
-    np.testing.assert_allclose(warp(x, theta=-90), np.rot90(x, k=1, axes=(1, 2)), atol=1e-4)
+    np.testing.assert_allclose(warp(x, theta=90), np.rot90(x, k=1, axes=(1, 2)), atol=1e-4)
+    np.testing.assert_allclose(warp(x, theta=-90), np.rot90(x, k=-1, axes=(1, 2)), atol=1e-4)
 
 
 def test_horizontal_flip_equals_reversed_columns():
@@ -47,7 +47,8 @@ def test_horizontal_flip_equals_reversed_columns():
 
 def test_each_fill_mode_fills_as_specified():
     x = np.arange(5, dtype=np.float32).reshape(1, 1, 5, 1) + 1       # one row: 1 2 3 4 5
-    row = lambda mode: warp(x, mode=mode, cval=9.0, ty=-2)[0, 0, :, 0].tolist()   # noqa: E731
+    def row(mode):   # tx moves columns (Keras's convention)
+        return warp(x, mode=mode, cval=9.0, tx=-2)[0, 0, :, 0].tolist()
     assert row("constant") == [9, 9, 1, 2, 3]
     assert row("nearest") == [1, 1, 1, 2, 3]
     assert row("reflect") == [2, 1, 1, 2, 3]        # d c b a | a b c d

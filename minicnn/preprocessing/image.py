@@ -1,12 +1,19 @@
 """Image augmentation: one affine transform per image, sampled bilinearly, vectorized.
 
-The transform maps each OUTPUT pixel (r, c) to the INPUT coordinate it reads from::
+The transform maps each OUTPUT pixel to the INPUT coordinate it reads from.  Keras's
+``apply_affine_transform`` builds it in (x, y) order and then swaps the two axes to
+index (row, col) arrays; we keep that convention exactly, so augmented batches match
+Keras's::
 
-    [r', c', 1]ᵀ = C · R(θ) · S(t_r, t_c) · H(φ) · Z(z_r, z_c) · C⁻¹ · [r, c, 1]ᵀ
+    M  = C · R(θ) · S(tx, ty) · H(φ) · Z(zx, zy) · C⁻¹        (x, y) = (col, row)
+    M' = P · M · P                                           P swaps the two axes
+    [r', c', 1]ᵀ = M' · [r, c, 1]ᵀ
 
-rotation ``R``, shift ``S``, shear ``H = [[1, −sin φ], [0, cos φ]]``, zoom ``Z``, and ``C``
-a translation to the image centre ((h−1)/2, (w−1)/2) — Keras's ``apply_affine_transform``
-(which hands this matrix to ``scipy.ndimage.affine_transform``).  The value at (r', c') is
+rotation ``R``, shift ``S``, shear ``H = [[1, −sin φ], [0, cos φ]]``, zoom ``Z``, and ``C`` a
+translation by (h/2 − ½, w/2 − ½).  Consequences of Keras's convention: ``tx`` (which
+``ImageDataGenerator`` draws from ``height_shift_range``) moves columns, ``ty`` rows,
+θ = 90° turns the picture counter-clockwise on screen, and the rotation centre is
+off-centre for non-square images.  The value at (r', c') is
 bilinear in its four neighbours; neighbours outside the image follow ``fill_mode``
 (SciPy's conventions, which Keras inherits): ``'nearest'`` clamps, ``'reflect'``
 mirrors about the pixel edge (d c b a | a b c d | d c b a), ``'wrap'`` moves the
@@ -21,7 +28,7 @@ FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
 
 def affine_matrix(theta=0.0, tx=0.0, ty=0.0, shear=0.0, zx=1.0, zy=1.0, h=1, w=1):
-    """The 3×3 output→input matrix (degrees; ``tx`` rows, ``ty`` columns; Keras's naming)."""
+    """The 3×3 output→input matrix in (row, col) coordinates (degrees; Keras's convention)."""
     t, s = np.deg2rad(theta), np.deg2rad(shear)
     rotation = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
     shift = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
@@ -30,7 +37,8 @@ def affine_matrix(theta=0.0, tx=0.0, ty=0.0, shear=0.0, zx=1.0, zy=1.0, h=1, w=1
     o_r, o_c = h / 2 - 0.5, w / 2 - 0.5
     to_centre = np.array([[1, 0, o_r], [0, 1, o_c], [0, 0, 1]])
     from_centre = np.array([[1, 0, -o_r], [0, 1, -o_c], [0, 0, 1]])
-    return to_centre @ rotation @ shift @ shearing @ zoom @ from_centre
+    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    return swap @ to_centre @ rotation @ shift @ shearing @ zoom @ from_centre @ swap
 
 
 def _map_index(i, n, mode):
