@@ -11,6 +11,7 @@ from .backend import get_kernels, set_floatx, set_kernels, use_kernels
 from .model import Sequential
 from .saving import load_keras_weights, load_model
 from .seeding import set_seed
+from . import viz  # noqa: E402  (after the model, which viz builds on)
 
 __version__ = "0.1.0"
 

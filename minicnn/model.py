@@ -133,6 +133,20 @@ class Sequential(TrainingMixin):
             grad = layer.backward_logits(grad) if (from_logits and i == end) else layer.backward(grad)
         return grad
 
+    def backward_from(self, grads_by_layer: dict):
+        """∂S/∂(model input) for ``S = Σ_l S_l(output of layer l)``, given
+        ``{layer name: ∂S_l/∂output}``: one reverse sweep from the highest of those layers,
+        adding each layer's term as the sweep passes its output (style transfer uses this)."""
+        top = max(self.layer_index(name) for name in grads_by_layer)
+        grad = None
+        for i in range(top, -1, -1):
+            layer = self.layers[i]
+            if layer.name in grads_by_layer:
+                term = grads_by_layer[layer.name]
+                grad = term if grad is None else grad + term
+            grad = layer.backward(grad)
+        return grad
+
     # -- what the tutorials build a functional Model for --------------------------
     def intermediate_outputs(self, x, names):
         """The activations of the named layers for input ``x`` (inference mode), in order."""

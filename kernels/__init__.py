@@ -1,0 +1,1 @@
+"""CUDA kernel sources (``*.cu``), shipped inside the wheel as ``minicnn._kernels``."""

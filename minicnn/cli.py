@@ -1,0 +1,65 @@
+"""The ``minicnn`` command: demo, examples, bench, report, gradcheck."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+EXAMPLES = {
+    "faces_fcnn_vs_cnn": "Olivetti faces: FCNN vs CNN, learned filters and feature maps",
+    "mnist_deconstructed": "MNIST 24/48/64 CNN: activations, filter patterns, class visualizations",
+    "convolutions": "hand-made filters on a photo, output sizes, the 32/64 CNN, confusion matrix",
+    "mnist_convnet": "MNIST 32/64/64 convnet with RMSprop: layer outputs, filter patterns, Grad-CAM",
+    "feature_extraction": "six-conv model on a large vs a small training set (Fashion-MNIST stand-in)",
+    "cats_vs_dogs": "image-folder CNN with ImageDataGenerator augmentation",
+    "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="minicnn", description="A from-scratch CNN engine you can read.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train the seed CNNs on the embedded data and write the HTML report")
+    demo.add_argument("--out", default="minicnn-demo", help="output folder (default: minicnn-demo)")
+    demo.add_argument("--quick", action="store_true", help="a shorter run")
+    examples = sub.add_parser("examples", help="list or run the tutorial examples")
+    ex_sub = examples.add_subparsers(dest="action")
+    ex_sub.add_parser("list", help="list the examples")
+    run = ex_sub.add_parser("run", help="run one example")
+    run.add_argument("name", choices=sorted(EXAMPLES))
+    run.add_argument("--quick", action="store_true", help="small data and few epochs (< 1 minute)")
+    run.add_argument("--out", default=None, help="output folder")
+    bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)")
+    bench.add_argument("--quick", action="store_true")
+    bench.add_argument("--out", default="benchmarks/results")
+    report = sub.add_parser("report", help="write the HTML report of a saved model on the embedded digits")
+    report.add_argument("model", help="a model saved with model.save")
+    report.add_argument("--out", default="report.html")
+    grad = sub.add_parser("gradcheck", help="finite-difference check of every layer of a seed model")
+    grad.add_argument("--model", default="mnist_convnet", help="a seed architecture name")
+    grad.add_argument("--bisect", action="store_true", help="name the first layer whose backward is wrong")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from . import demo
+        demo.run(args.out, quick=args.quick)
+    elif args.command == "examples":
+        if args.action in (None, "list"):
+            for name, text in EXAMPLES.items():
+                print(f"{name:22s} {text}")
+        else:
+            module = importlib.import_module(f"minicnn._examples.{args.name}")
+            module.main(quick=args.quick, out=args.out or f"out/{args.name}")
+    elif args.command == "bench":
+        from .bench import main as bench_main
+        bench_main(quick=args.quick, out=args.out)
+    elif args.command == "report":
+        from .study.commands import report_command
+        report_command(args.model, args.out)
+    elif args.command == "gradcheck":
+        from .study.commands import gradcheck_command
+        sys.exit(gradcheck_command(args.model, args.bisect))
+    return 0
