@@ -19,13 +19,15 @@ The ReLU backward has two more *rules* used by the visualizations: ``'deconvnet'
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import get_array_module
 
 
 class Linear:
     name = "linear"
 
-    def forward(self, z):
+    def forward(self, z, owned=False):
         self.logits = z
         return z
 
@@ -40,17 +42,38 @@ class ReLU:
     def __init__(self):
         self.rule = "gradient"
 
-    def forward(self, z):
-        self.mask = z > 0                      # the only thing backward needs
-        self.logits = z
+    def forward(self, z, owned=False):
+        """``owned``: z is a fresh array nobody else holds (a GEMM output in training), so
+        it is rectified in place — one pass, no mask — and the output stands in for the
+        mask (a > 0 exactly where z > 0).  Otherwise z is kept as ``logits``."""
+        if owned:
+            self.logits, self.mask = None, None
+            self.out = get_array_module(z).maximum(z, 0, out=z)
+            return self.out
+        self.mask = z > 0
+        self.logits, self.out = z, None
         return z * self.mask
 
     def backward(self, da):
-        if self.rule == "gradient":
-            return da * self.mask
         if self.rule == "deconvnet":
             return da * (da > 0)
+        if self.mask is None:                  # in-place forward: the output is the mask
+            return relu_backward_from_output(da, self.out, self.rule == "guided")
+        if self.rule == "gradient":
+            return da * self.mask
         return da * (self.mask & (da > 0))     # guided
+
+
+def relu_backward_from_output(da, out, guided=False):
+    """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel."""
+    from . import backend
+    if guided or backend.is_gpu_array(da) or backend.get_kernels() != "numba":
+        keep = out > 0
+        return da * (keep & (da > 0) if guided else keep)
+    from .ops.numba_kernels import relu_backward
+    dz = np.empty_like(da)
+    relu_backward(da.reshape(-1), out.reshape(-1), dz.reshape(-1))
+    return dz
 
 
 def stable_sigmoid(z):
@@ -70,7 +93,7 @@ def stable_softmax(z):
 class Sigmoid:
     name = "sigmoid"
 
-    def forward(self, z):
+    def forward(self, z, owned=False):
         self.logits = z
         self.out = stable_sigmoid(z)
         return self.out
@@ -82,7 +105,7 @@ class Sigmoid:
 class Softmax:
     name = "softmax"
 
-    def forward(self, z):
+    def forward(self, z, owned=False):
         self.logits = z
         self.out = stable_softmax(z)
         return self.out

@@ -119,18 +119,21 @@ class Sequential(TrainingMixin):
                 break
         return x
 
-    def backward(self, grad, from_logits=False, top=None, stop=None):
+    def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
         """Run the layers' backward in reverse, from layer ``top`` (default: the last)
         down to the model input, or down to the output of layer ``stop``.
 
         ``grad`` is ∂L/∂(output of ``top``); with ``from_logits`` it is ∂L/∂(its
-        pre-activation), and ``top``'s activation backward is skipped.
+        pre-activation), and ``top``'s activation backward is skipped.  With
+        ``input_grad=False`` the first layer computes only its parameter gradients (a
+        training step needs no ∂L/∂(model input)).
         """
         end = self.layer_index(top) if top is not None else len(self.layers) - 1
         begin = self.layer_index(stop) + 1 if stop is not None else 0
         for i in range(end, begin - 1, -1):
             layer = self.layers[i]
-            grad = layer.backward_logits(grad) if (from_logits and i == end) else layer.backward(grad)
+            need = input_grad or i > 0
+            grad = layer.backward_logits(grad, need) if (from_logits and i == end) else layer.backward(grad, need)
         return grad
 
     def backward_from(self, grads_by_layer: dict):

@@ -151,7 +151,7 @@ class TrainingMixin:
         logs = self._metric_values(y_pred, y)
         for params, name, saved in snapshot:            # the weights that gave a finite loss
             backend.get_array_module(saved).copyto(saved, params[name])
-        self.backward(self.loss.backward(), from_logits=fused)
+        self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
         grads = [(key, params, name, self.get_layer(key[0]).grads[name])
                  for key, params, name in self.trainable_params()]
         self.optimizer.apply(grads)

@@ -129,17 +129,19 @@ class Layer:
             self.build((None, *x.shape[1:]))
         if self.params:
             x = x.astype(self.dtype, copy=False)
-        y = self.activation.forward(self.call(x, training))
+        # in training a weighted layer's pre-activation is a fresh array: rectify in place
+        y = self.activation.forward(self.call(x, training), owned=training and bool(self.params))
         self._last_out_shape = y.shape
         return y
 
-    def backward(self, dy):
-        """∂L/∂x from ∂L/∂y (the layer's output, after its activation)."""
-        return self.backward_logits(self.activation.backward(self._check_grad(dy)))
+    def backward(self, dy, input_grad=True):
+        """∂L/∂x from ∂L/∂y (the layer's output, after its activation).  With
+        ``input_grad=False`` only the parameter gradients are computed (returns None)."""
+        return self.backward_logits(self.activation.backward(self._check_grad(dy)), input_grad)
 
-    def backward_logits(self, dz):
+    def backward_logits(self, dz, input_grad=True):
         """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output."""
-        return self.call_backward(self._check_grad(dz))
+        return self.call_backward(self._check_grad(dz), input_grad)
 
     def _check_grad(self, dy):
         expected = getattr(self, "_last_out_shape", None)
@@ -153,7 +155,7 @@ class Layer:
     def call(self, x, training):
         raise NotImplementedError
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         raise NotImplementedError
 
     # -- weights --------------------------------------------------------------

@@ -66,8 +66,8 @@ class Conv2D(Layer):
                                        self.strides, self.padding, self.workspace, self.workspace_budget)
         return y
 
-    def call_backward(self, dz):
-        dx, dW, db = conv2d_backward(dz, self.cache, self.workspace)
+    def call_backward(self, dz, input_grad=True):
+        dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad)
         self.grads = {"kernel": dW, "bias": db} if self.use_bias else {"kernel": dW}
         return dx
 

@@ -35,7 +35,7 @@ class Flatten(Layer):
         self.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         return dz.reshape(self.x_shape)
 
 
@@ -60,7 +60,7 @@ class Dropout(Layer):
         self.mask = backend.get_array_module(x).asarray(mask)
         return x * self.mask
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         return dz if self.mask is None else dz * self.mask
 
     def get_config(self):
@@ -76,7 +76,7 @@ class Activation(Layer):
     def call(self, x, training):
         return x
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         return dz
 
     def get_config(self):

@@ -47,13 +47,13 @@ class Dense(Layer):
         z = x @ self.params["kernel"]                     # (..., k) @ (k, u) -> (..., u)
         return z + self.params["bias"] if self.use_bias else z
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         k = self.params["kernel"].shape[0]
         x2, dz2 = self.x.reshape(-1, k), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
         if self.use_bias:
             self.grads["bias"] = dz2.sum(axis=0)
-        return dz @ self.params["kernel"].T               # (..., u) @ (u, k)
+        return dz @ self.params["kernel"].T if input_grad else None   # (..., u) @ (u, k)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,

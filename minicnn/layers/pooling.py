@@ -43,7 +43,7 @@ class MaxPooling2D(Layer):
         y, self.cache = maxpool_forward(x, self.pool_size, self.strides, self.padding)
         return y
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         return maxpool_backward(dz, self.cache)
 
     def get_config(self):
@@ -61,7 +61,7 @@ class GlobalAveragePooling2D(Layer):
         self.hw = x.shape[1:3]
         return x.mean(axis=(1, 2))
 
-    def call_backward(self, dz):
+    def call_backward(self, dz, input_grad=True):
         (h, w), (n, c) = self.hw, dz.shape
         xp = backend.get_array_module(dz)
         return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()

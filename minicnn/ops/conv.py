@@ -74,8 +74,9 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     return y.reshape(n, oh, ow, f), cache
 
 
-def conv2d_backward(dy, cache: ConvCache, workspace=None):
-    """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring)."""
+def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True):
+    """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
+    when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x)."""
     x, cols, W = cache.x, cache.cols, cache.W
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
@@ -85,6 +86,8 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None):
     db = dy2.sum(axis=0)
     if cols is not None:
         dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
+        if not input_grad:
+            return None, dW, db
         dx = col2im(dy2 @ W2.T, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
         return dx, dW, db
     workspace = workspace if workspace is not None else Workspace()
@@ -97,5 +100,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None):
         cols_s = im2col(xs, (kh, kw), cache.strides, cache.pads, (oh, ow), out=buf)
         part = cols_s.T @ dy2[rows]
         dW2 = part if dW2 is None else dW2 + part
-        dx_parts.append(col2im(dy2[rows] @ W2.T, xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
-    return get_array_module(x).concatenate(dx_parts, axis=0), dW2.reshape(W.shape), db
+        if input_grad:
+            dx_parts.append(col2im(dy2[rows] @ W2.T, xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
+    dx = get_array_module(x).concatenate(dx_parts, axis=0) if input_grad else None
+    return dx, dW2.reshape(W.shape), db

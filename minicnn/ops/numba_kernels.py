@@ -7,7 +7,11 @@ outputs, so there are no races and results are deterministic:
 * ``col2im``: a *gather* over (image, input row) — each input pixel sums the column
   entries that were copied from it (no scatter, no atomics);
 * max-pool forward: over (image, output row); backward: over images (each image's
-  windows only touch that image's ``dx``).
+  windows only touch that image's ``dx``);
+* ReLU backward from the output (``dz = da · [a > 0]`` in one pass): over elements.
+
+Arrays are walked through flat views with explicit offsets and the channel axis
+innermost, so the inner loops are contiguous.
 
 Compiled on first use for each dtype and cached on disk (``cache=True``).
 """
@@ -20,80 +24,99 @@ from numba import njit, prange
 @njit(parallel=True, cache=True)
 def _im2col(x, cols, kh, kw, sh, sw, top, left, oh, ow):
     n, h, w, c = x.shape
+    xf, cf = x.reshape(-1), cols.reshape(-1)            # flat views: plain offset arithmetic
+    k_size = kh * kw * c
     for task in prange(n * oh):
         b, p = task // oh, task % oh
         for q in range(ow):
-            row = (b * oh + p) * ow + q
+            dst = ((b * oh + p) * ow + q) * k_size
             for i in range(kh):
                 y = p * sh + i - top
                 for j in range(kw):
                     xx = q * sw + j - left
-                    col = (i * kw + j) * c
+                    d = dst + (i * kw + j) * c
                     if 0 <= y < h and 0 <= xx < w:
+                        src = ((b * h + y) * w + xx) * c
                         for ch in range(c):
-                            cols[row, col + ch] = x[b, y, xx, ch]
+                            cf[d + ch] = xf[src + ch]
                     else:
                         for ch in range(c):
-                            cols[row, col + ch] = 0
+                            cf[d + ch] = 0
 
 
 @njit(parallel=True, cache=True)
 def _col2im(cols, dx, kh, kw, sh, sw, top, left, oh, ow):
     n, h, w, c = dx.shape
+    cf, df = cols.reshape(-1), dx.reshape(-1)
+    k_size = kh * kw * c
     for task in prange(n * h):
         b, y = task // h, task % h
         for xx in range(w):
+            d = ((b * h + y) * w + xx) * c
             for ch in range(c):
-                dx[b, y, xx, ch] = 0
+                df[d + ch] = 0
             for i in range(kh):
                 py = y + top - i                    # output row p with p·sh + i = y + top
                 if py < 0 or py % sh != 0 or py // sh >= oh:
                     continue
-                p = py // sh
                 for j in range(kw):
                     qx = xx + left - j
                     if qx < 0 or qx % sw != 0 or qx // sw >= ow:
                         continue
-                    row = (b * oh + p) * ow + qx // sw
-                    col = (i * kw + j) * c
+                    src = ((b * oh + py // sh) * ow + qx // sw) * k_size + (i * kw + j) * c
                     for ch in range(c):
-                        dx[b, y, xx, ch] += cols[row, col + ch]
+                        df[d + ch] += cf[src + ch]
 
 
 @njit(parallel=True, cache=True)
 def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
+    xf, yf, sf = x.reshape(-1), y.reshape(-1), switches.reshape(-1)
     for task in prange(n * oh):
         b, p = task // oh, task % oh
         for q in range(ow):
+            o = ((b * oh + p) * ow + q) * c
             for ch in range(c):
-                best = -np.inf
-                arg = 0
-                for i in range(ph):
-                    yy = p * sh + i - top
-                    for j in range(pw):
-                        xx = q * sw + j - left
-                        if 0 <= yy < h and 0 <= xx < w and x[b, yy, xx, ch] > best:
-                            best = x[b, yy, xx, ch]   # strict '>' keeps the first maximum
-                            arg = i * pw + j
-                y[b, p, q, ch] = best
-                switches[b, p, q, ch] = arg
+                yf[o + ch] = -np.inf
+                sf[o + ch] = 0
+            for i in range(ph):
+                yy = p * sh + i - top
+                if yy < 0 or yy >= h:
+                    continue
+                for j in range(pw):
+                    xx = q * sw + j - left
+                    if xx < 0 or xx >= w:
+                        continue
+                    src, k = ((b * h + yy) * w + xx) * c, i * pw + j
+                    for ch in range(c):              # branchless, so the loop vectorizes
+                        v, best = xf[src + ch], yf[o + ch]
+                        better = v > best            # strict '>' keeps the first maximum
+                        yf[o + ch] = v if better else best
+                        sf[o + ch] = k if better else sf[o + ch]
 
 
 @njit(parallel=True, cache=True)
 def _maxpool_backward(dy, switches, dx, pw, sh, sw, top, left):
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
-    for b in prange(n):
-        dx[b] = 0
+    gf, sf, df = dy.reshape(-1), switches.reshape(-1), dx.reshape(-1)
+    for b in prange(n):                             # each image owns its slice of dx
+        df[b * h * w * c:(b + 1) * h * w * c] = 0
         for p in range(oh):
             for q in range(ow):
+                o = ((b * oh + p) * ow + q) * c
                 for ch in range(c):
-                    k = switches[b, p, q, ch]
-                    yy = p * sh + k // pw - top
-                    xx = q * sw + k % pw - left
-                    dx[b, yy, xx, ch] += dy[b, p, q, ch]
+                    k = sf[o + ch]
+                    yy, xx = p * sh + k // pw - top, q * sw + k % pw - left
+                    df[((b * h + yy) * w + xx) * c + ch] += gf[o + ch]
+
+
+@njit(parallel=True, cache=True)
+def relu_backward(da, a, dz):
+    """dz = da · [a > 0] (a = relu output, so a > 0 exactly where z > 0), flat arrays."""
+    for i in prange(da.size):
+        dz[i] = da[i] if a[i] > 0 else 0
 
 
 def im2col(x, kernel, strides, pads, out_hw, out=None):
