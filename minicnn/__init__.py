@@ -16,10 +16,10 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import activations, backend  # noqa: E402, callbacks, initializers, layers, losses, metrics, optimizers
-from .backend import get_kernels  # noqa: E402, set_floatx, set_kernels, use_kernels
+from . import activations, backend, callbacks, initializers, layers, losses, metrics, optimizers  # noqa: E402
+from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: E402
 from .model import Sequential  # noqa: E402
-from .saving import load_keras_weights  # noqa: E402, load_model
+from .saving import load_keras_weights, load_model  # noqa: E402
 from .seeding import set_seed  # noqa: E402
 from . import viz  # noqa: E402  (after the model, which viz builds on)
 
