@@ -22,9 +22,12 @@ from .model import Sequential  # noqa: E402
 from .saving import load_keras_weights, load_model  # noqa: E402
 from .seeding import set_seed  # noqa: E402
 from . import viz  # noqa: E402  (after the model, which viz builds on)
+from . import study  # noqa: E402
+from .study import compare_with_keras, gradcheck, trace  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
            "initializers", "backend", "set_seed", "set_floatx", "set_kernels", "get_kernels",
-           "use_kernels", "load_model", "load_keras_weights"]
+           "use_kernels", "load_model", "load_keras_weights", "viz", "study", "gradcheck",
+           "compare_with_keras", "trace"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend
 from .backend import get_array_module
 
 
@@ -48,7 +49,11 @@ class ReLU:
         mask (a > 0 exactly where z > 0).  Otherwise z is kept as ``logits``."""
         if owned:
             self.logits, self.mask = None, None
-            self.out = get_array_module(z).maximum(z, 0, out=z)
+            if backend.is_gpu_array(z):
+                from .ops import cuda_kernels
+                self.out = cuda_kernels.activation_forward_inplace(z, "relu")
+            else:
+                self.out = np.maximum(z, 0, out=z)
             return self.out
         self.mask = z > 0
         self.logits, self.out = z, None
@@ -66,8 +71,10 @@ class ReLU:
 
 def relu_backward_from_output(da, out, guided=False):
     """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel."""
-    from . import backend
-    if guided or backend.is_gpu_array(da) or backend.get_kernels() != "numba":
+    if backend.is_gpu_array(da) and not guided:
+        from .ops import cuda_kernels
+        return cuda_kernels.activation_backward(da, out, "relu")
+    if guided or backend.get_kernels() != "numba":
         keep = out > 0
         return da * (keep & (da > 0) if guided else keep)
     from .ops.numba_kernels import relu_backward

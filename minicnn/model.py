@@ -35,6 +35,7 @@ class Sequential(TrainingMixin):
         self.input_shape = None
         self.stop_training = False
         self.optimizer = self.loss = None
+        self.device = "cpu"
         for layer in layers or []:
             self.add(layer)
 
@@ -180,6 +181,32 @@ class Sequential(TrainingMixin):
         target = self.get_layer(top).activation.logits if logits else a
         grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
         return Gradient(grad, target, x if wrt is None else seen[wrt])
+
+    # -- devices ----------------------------------------------------------------
+    def to(self, device):
+        """Move parameters, gradients and optimizer state to ``'gpu'`` (CuPy) or ``'cpu'``.
+        Asking for the GPU without CuPy or without a GPU raises a RuntimeError saying which."""
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"model {self.name!r}: device must be 'cpu' or 'gpu', received {device!r}")
+        move = backend.require_gpu().asarray if device == "gpu" else backend.to_numpy
+        for layer in self.layers:
+            layer.params = {k: move(v) for k, v in layer.params.items()}
+            layer.grads = {k: move(v) for k, v in layer.grads.items()}
+            if hasattr(layer, "workspace"):
+                layer.workspace.clear()
+        if self.optimizer is not None:
+            self.optimizer.slots = {key: {s: move(v) for s, v in slots.items()}
+                                    for key, slots in self.optimizer.slots.items()}
+        self.device = device
+        return self
+
+    def to_device(self, array):
+        """``array`` on this model's device (host batches are copied to the GPU)."""
+        if array is None:
+            return None
+        if self.device == "gpu":
+            return backend.require_gpu().asarray(array)
+        return backend.to_numpy(array)
 
     # -- parameters ----------------------------------------------------------
     def get_weights(self):

@@ -131,6 +131,19 @@ def load_model(path, compile=True):
     return model
 
 
+def clone_model(model, dtype=None):
+    """A new model with the same architecture and weights (optionally in another dtype)."""
+    from .model import Sequential
+    layers = [_layer_from_config({"class": type(l).__name__, "config": l.get_config()}, model.name)
+              for l in model.layers]
+    for layer in layers:
+        layer.dtype = dtype
+    clone = Sequential(layers, name=model.name)
+    clone.build(model.input_shape)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def _loss_from_config(config):
     from . import losses
     loss = losses.get(config["name"])

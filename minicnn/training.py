@@ -29,8 +29,8 @@ from .seeding import global_generator
 class ArrayBatches:
     """Mini-batches of in-memory arrays, reshuffled every epoch when ``shuffle``."""
 
-    def __init__(self, x, y, batch_size, shuffle):
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+    def __init__(self, x, y, batch_size, shuffle, move=lambda a: a):
+        self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
         self.order = np.arange(len(x))
 
     def __len__(self):
@@ -44,15 +44,15 @@ class ArrayBatches:
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         if not self.shuffle:                   # contiguous slices: views, no copies
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return self.x[idx], (None if self.y is None else self.y[idx])
+        return self.move(self.x[idx]), (None if self.y is None else self.move(self.y[idx]))
 
 
 class SequenceBatches:
     """Batches from a Keras-Sequence-like object (``len`` + ``[i] -> (x, y)``), e.g.
     ``ImageDataGenerator.flow``; ``steps`` limits the batches per epoch."""
 
-    def __init__(self, data, steps=None):
-        self.data, self.steps = data, steps or len(data)
+    def __init__(self, data, steps=None, move=lambda a: a):
+        self.data, self.steps, self.move = data, steps or len(data), move
 
     def __len__(self):
         return self.steps
@@ -64,7 +64,7 @@ class SequenceBatches:
         batch = self.data[i % len(self.data)]
         if i % len(self.data) == len(self.data) - 1 and hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
-        return batch[0], batch[1]
+        return self.move(batch[0]), self.move(batch[1])
 
 
 def is_sequence(x) -> bool:
@@ -161,7 +161,7 @@ class TrainingMixin:
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
         self._check_xy(x, y, "train_on_batch")
-        value, logs = self.train_step(x, y)
+        value, logs = self.train_step(self.to_device(x), self.to_device(y))
         return [value, *logs.values()] if self.metric_fns else value
 
     # -- fit ---------------------------------------------------------------------------
@@ -174,13 +174,13 @@ class TrainingMixin:
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit: validation_split must be in [0, 1), received {validation_split!r}")
         if is_sequence(x):
-            batches = SequenceBatches(x, steps_per_epoch)
+            batches = SequenceBatches(x, steps_per_epoch, self.to_device)
         else:
             self._check_xy(x, y)
             if validation_split:
                 split = int(math.floor(len(x) * (1.0 - validation_split)))
                 x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
-            batches = ArrayBatches(x, y, batch_size, shuffle)
+            batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
         if validation_data is not None:
             self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
         history = History()
@@ -236,7 +236,7 @@ class TrainingMixin:
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
         means = RunningMeans()
         for step, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = self.to_device(x[start:start + batch_size]), self.to_device(y[start:start + batch_size])
             y_pred = self.forward(xb, training=False)
             value, _ = self._loss_and_seed(y_pred, yb)
             means.add({**self._metric_values(y_pred, yb), "loss": value}, len(xb))
@@ -259,14 +259,13 @@ class TrainingMixin:
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
         self._check_xy(x, None, "predict")
-        xp = backend.get_array_module(x)
         bar = Progbar(math.ceil(len(x) / batch_size), verbose)
         parts = []
         for step, start in enumerate(range(0, len(x), batch_size)):
-            parts.append(self.forward(x[start:start + batch_size], training=False).copy())
+            parts.append(backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size]))).copy())
             bar.update(step + 1)
         bar.finish()
-        return xp.concatenate(parts, axis=0)
+        return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
 
     # -- persistence (see saving.py) ---------------------------------------------------
     def save(self, path):

@@ -36,14 +36,20 @@ def console_errors(stderr):
 
 
 def inspect(html_path, screenshot_path):
-    """(images, images decoded, console errors, screenshot pixel std) for a page."""
-    probe_path = str(html_path) + ".probe.html"
-    with open(html_path) as f, open(probe_path, "w") as g:
-        g.write(f.read().replace("</body>", PROBE + "</body>"))
+    """(images, images decoded, console errors, screenshot pixel std) for a page.  The
+    copies loaded here drop a <meta http-equiv='refresh'> (a self-reloading page would keep
+    headless Chromium's virtual clock running forever)."""
+    with open(html_path) as f:
+        page = re.sub(r"<meta http-equiv='refresh'[^>]*>", "", f.read())
+    probe_path, still_path = str(html_path) + ".probe.html", str(html_path) + ".still.html"
+    with open(probe_path, "w") as g:
+        g.write(page.replace("</body>", PROBE + "</body>"))
+    with open(still_path, "w") as g:
+        g.write(page)
     dom = run(["--dump-dom", "file://" + os.path.abspath(probe_path)])
     match = re.search(r"<title>images:(\d+):(\d+)</title>", dom.stdout)
     shot = run([f"--screenshot={screenshot_path}", "--window-size=1100,2400",
-                "file://" + os.path.abspath(html_path)])
+                "file://" + os.path.abspath(still_path)])
     from PIL import Image
     with Image.open(screenshot_path) as img:
         pixels = np.asarray(img.convert("L"), dtype=np.float64)

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import layers
-from minicnn.study.gradcheck import check_layer
+from minicnn.study.finite_differences import check_layer
 from conftest import distinct_values
 from strategies import window_configs
 

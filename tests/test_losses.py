@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import activations, losses
-from minicnn.study.gradcheck import numeric_gradient, relative_error
+from minicnn.study.finite_differences import numeric_gradient, relative_error
 
 LOSSES = [losses.CategoricalCrossentropy, losses.SparseCategoricalCrossentropy, losses.BinaryCrossentropy]
 

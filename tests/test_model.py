@@ -182,7 +182,7 @@ def test_intermediate_outputs_and_input_gradient_by_finite_differences(float64):
     # ∂(logit of class 3)/∂x, softmax replaced by linear
     onehot = np.eye(10)[[3]]
     g = model.gradient(x, lambda z: onehot, logits=True)
-    from minicnn.study.gradcheck import numeric_gradient, relative_error
+    from minicnn.study.finite_differences import numeric_gradient, relative_error
 
     def logit():
         model.forward(x)

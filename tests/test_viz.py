@@ -117,7 +117,7 @@ def test_class_visualization_raises_the_class_logit(convnet):
 
 @pytest.mark.parametrize("reg", [maximize.TotalVariation(), maximize.LpNorm(2), maximize.LpNorm(3)])
 def test_regularizer_gradients_by_central_differences(reg):
-    from minicnn.study.gradcheck import numeric_gradient, relative_error
+    from minicnn.study.finite_differences import numeric_gradient, relative_error
     x = np.random.default_rng(0).standard_normal((1, 5, 4, 2))
     numeric = numeric_gradient(lambda: float(reg.value(x).sum()), x, np.arange(x.size))
     assert relative_error(reg.grad(x).ravel(), numeric) < 1e-6
@@ -164,7 +164,7 @@ def test_randomized_model_maps_differ(convnet):
 
 
 def test_style_and_tv_gradients_by_central_differences():
-    from minicnn.study.gradcheck import numeric_gradient, relative_error
+    from minicnn.study.finite_differences import numeric_gradient, relative_error
     rng = np.random.default_rng(0)
     F = rng.standard_normal((4, 3, 5))
     A = style.gram(rng.standard_normal((4, 3, 5)))

@@ -81,7 +81,7 @@ class Layer:
     def add_param(self, key, shape, initializer):
         from ..seeding import global_generator
         value = initializer(tuple(shape), global_generator())
-        self.params[key] = np.asarray(value, dtype=self.dtype)
+        self.params[key] = np.asarray(value, dtype=self.dtype)     # created on the host; model.to moves
 
     def compute_output_shape(self, input_shape):
         return self.output_shape_of(tuple(input_shape))
@@ -109,6 +109,12 @@ class Layer:
         if x.dtype.kind != "f":
             raise self.error(f"expected a float32 or float64 array, received dtype {x.dtype}; "
                              f"convert first, e.g. x.astype('float32') / 255")
+        if self.params:
+            weights_on_gpu = backend.is_gpu_array(next(iter(self.params.values())))
+            if weights_on_gpu != (xp is not np):
+                raise self.error(f"its weights are on the {'GPU' if weights_on_gpu else 'CPU'} but the input is a "
+                                 f"{'NumPy (host)' if xp is np else 'CuPy (GPU)'} array; move the input, or the "
+                                 f"model with model.to('{'gpu' if xp is not np else 'cpu'}')")
         self._check_rank(x.ndim, x.shape)
         if 0 in x.shape:
             raise self.error(f"received an empty array of shape {x.shape}")

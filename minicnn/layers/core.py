@@ -55,9 +55,14 @@ class Dropout(Layer):
             return x
         if self.rng is None:
             self.rng = new_generator(self.seed)
-        keep = self.rng.random(x.shape) >= self.rate
-        mask = (keep / (1.0 - self.rate)).astype(x.dtype)
-        self.mask = backend.get_array_module(x).asarray(mask)
+        xp = backend.get_array_module(x)
+        rng = self.rng
+        if xp is not np:                                   # draw on the device: no host copy
+            if getattr(self, "device_rng", None) is None:
+                self.device_rng = xp.random.default_rng(int(self.rng.integers(2**63)))
+            rng = self.device_rng
+        keep = rng.random(x.shape) >= self.rate
+        self.mask = (keep / (1.0 - self.rate)).astype(x.dtype)
         return x * self.mask
 
     def call_backward(self, dz, input_grad=True):

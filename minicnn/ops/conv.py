@@ -88,7 +88,10 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True):
         dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
         if not input_grad:
             return None, dW, db
-        dx = col2im(dy2 @ W2.T, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
+        workspace = workspace if workspace is not None else Workspace()
+        dcols = workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
+        get_array_module(dy).matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
+        dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
         return dx, dW, db
     workspace = workspace if workspace is not None else Workspace()
     dW2 = None

@@ -174,8 +174,7 @@ def plot_per_class_errors(y_true, y_pred, num_classes, class_names=None):
 
 
 def plot_image_grid(images, titles=None, cols=8, cmap="gray", suptitle=None):
-    """Images ``(n, h, w[, c])`` in a grid with optional titles."""
-    images = np.asarray(images)
+    """Images ``(h, w[, c])`` (a batch or a list of any sizes) in a grid with optional titles."""
     n = len(images)
     cols = min(cols, n)
     rows = -(-n // cols)
@@ -183,7 +182,7 @@ def plot_image_grid(images, titles=None, cols=8, cmap="gray", suptitle=None):
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:n]):
-        img = images[i]
+        img = to_numpy(images[i])
         ax.imshow(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img, cmap=cmap)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)

@@ -1,0 +1,117 @@
+"""CUDA bodies of the copy-heavy ops, from the ``.cu`` sources in ``kernels/``.
+
+The sources ship inside the wheel as ``minicnn._kernels``; each is compiled once per
+process with ``cupy.RawModule`` (float and double instantiations), with ``#line`` so that
+compiler errors name the ``.cu`` file.  Integer arguments are passed as ``np.int32`` /
+``np.int64`` explicitly (CuPy would pass Python ints as 64-bit without checking).
+Launches are asynchronous: nothing here synchronizes.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+
+from .. import backend
+
+THREADS = 256
+ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2}
+
+
+def source(name: str) -> str:
+    path = resources.files("minicnn._kernels") / f"{name}.cu"
+    return f'#line 1 "{path}"\n' + path.read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def module(name: str, kernels: tuple):
+    cupy = backend.require_gpu()
+    expressions = [f"{k}<{t}>" for k in kernels for t in ("float", "double")]
+    return cupy.RawModule(code=source(name), options=("-std=c++17",), name_expressions=expressions)
+
+
+def kernel(name, function, dtype, kernels):
+    t = "float" if np.dtype(dtype) == np.float32 else "double"
+    return module(name, kernels).get_function(f"{function}<{t}>")
+
+
+def launch(fn, total, args):
+    blocks = int(min(max((total + THREADS - 1) // THREADS, 1), 65535))
+    fn((blocks,), (THREADS,), args)
+
+
+def _ints(*values):
+    return tuple(np.int32(v) for v in values)
+
+
+def im2col(x, kernel_size, strides, pads, out_hw, out=None):
+    cupy = backend.require_gpu()
+    n, h, w, c = x.shape
+    x = cupy.ascontiguousarray(x)
+    rows, k = n * out_hw[0] * out_hw[1], kernel_size[0] * kernel_size[1] * c
+    out = out if out is not None else cupy.empty((rows, k), dtype=x.dtype)
+    fn = kernel("im2col", "im2col", x.dtype, ("im2col",))
+    launch(fn, rows * k, (x, out, *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2], *out_hw)))
+    return out
+
+
+def col2im(cols, x_shape, kernel_size, strides, pads, out_hw):
+    cupy = backend.require_gpu()
+    n, h, w, c = x_shape
+    dx = cupy.empty(x_shape, dtype=cols.dtype)
+    fn = kernel("col2im", "col2im", cols.dtype, ("col2im",))
+    launch(fn, n * h * w * c, (cupy.ascontiguousarray(cols), dx,
+                               *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2], *out_hw)))
+    return dx
+
+
+POOL = ("maxpool_forward", "maxpool_backward")
+
+
+def maxpool_forward(x, pool, strides, pads, out_hw):
+    cupy = backend.require_gpu()
+    n, h, w, c = x.shape
+    y = cupy.empty((n, *out_hw, c), dtype=x.dtype)
+    switches = cupy.empty(y.shape, dtype=cupy.int32)
+    fn = kernel("maxpool", "maxpool_forward", x.dtype, POOL)
+    launch(fn, y.size, (cupy.ascontiguousarray(x), y, switches,
+                        *_ints(n, h, w, c, *pool, *strides, pads[0], pads[2], *out_hw)))
+    return y, switches
+
+
+def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
+    cupy = backend.require_gpu()
+    n, h, w, c = x_shape
+    dx = cupy.empty(x_shape, dtype=dy.dtype)
+    fn = kernel("maxpool", "maxpool_backward", dy.dtype, POOL)
+    launch(fn, dx.size, (cupy.ascontiguousarray(dy), switches, dx,
+                         *_ints(n, h, w, c, *pool, *strides, pads[0], pads[2], dy.shape[1], dy.shape[2])))
+    return dx
+
+
+def activation_forward_inplace(z, name):
+    """z ← act(z) in place (the bias is added by the GEMM's caller)."""
+    fn = kernel("bias_act", "bias_act_forward", z.dtype, ("bias_act_forward", "act_backward"))
+    f = z.shape[-1]
+    launch(fn, z.size, (z, None, np.int64(z.size // f), np.int32(f), np.int32(ACTIVATIONS[name])))
+    return z
+
+
+def activation_backward(da, out, name):
+    cupy = backend.require_gpu()
+    dz = cupy.empty_like(da)
+    fn = kernel("bias_act", "act_backward", da.dtype, ("bias_act_forward", "act_backward"))
+    launch(fn, da.size, (cupy.ascontiguousarray(da), out, dz, np.int64(da.size), np.int32(ACTIVATIONS[name])))
+    return dz
+
+
+def softmax_cross_entropy(z, y):
+    """(mean loss as a 0-d device array, ∂L/∂z) for logits z (n, k) and targets y (n, k)."""
+    cupy = backend.require_gpu()
+    n, k = z.shape
+    loss, dz = cupy.empty(n, dtype=z.dtype), cupy.empty_like(z)
+    fn = kernel("softmax_xent", "softmax_xent", z.dtype, ("softmax_xent",))
+    launch(fn, n, (cupy.ascontiguousarray(z), cupy.ascontiguousarray(y.astype(z.dtype)), loss, dz,
+                   np.int32(n), np.int32(k)))
+    return loss.sum() / n, dz

@@ -1,0 +1,190 @@
+"""Gradient checking by central differences (float64).
+
+For a scalar ``L(θ)`` and a probe index ``i``::
+
+    ∂L/∂θ_i ≈ (L(θ + ε·e_i) − L(θ − ε·e_i)) / (2ε)       error O(ε²)
+
+A layer is checked through the scalar ``L = Σ y ⊙ G`` with a *random* upstream
+gradient ``G`` (``ones`` would hide errors that cancel), so that ``∂L/∂y = G`` and the
+layer's own backward gives the analytic gradients.  Relative error per tensor:
+``‖a − n‖ / max(‖a‖ + ‖n‖, tiny)`` over the sampled entries.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+def numeric_gradient(f, array, indices, eps=1e-6):
+    """Central differences of the scalar ``f()`` w.r.t. ``array`` at flat ``indices``
+    (``array`` is perturbed in place and restored)."""
+    flat = array.reshape(-1)
+    out = np.empty(len(indices))
+    for k, i in enumerate(indices):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        out[k] = (plus - minus) / (2 * eps)
+    return out
+
+
+def relative_error(analytic, numeric) -> float:
+    analytic, numeric = np.ravel(analytic), np.ravel(numeric)
+    return float(np.linalg.norm(analytic - numeric) /
+                 max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-30))
+
+
+class CheckResult(NamedTuple):
+    layer: str
+    tensor: str
+    rel_error: float
+    worst_index: tuple
+    worst_abs_error: float
+
+
+def sample_indices(size, max_samples, rng):
+    return np.arange(size) if size <= max_samples else rng.choice(size, max_samples, replace=False)
+
+
+def compare(layer_name, tensor_name, shape, analytic_flat, numeric, indices) -> CheckResult:
+    diff = np.abs(analytic_flat[indices] - numeric)
+    worst = int(np.argmax(diff)) if len(diff) else 0
+    return CheckResult(layer_name, tensor_name, relative_error(analytic_flat[indices], numeric),
+                       tuple(int(v) for v in np.unravel_index(indices[worst], shape)) if len(diff) else (),
+                       float(diff[worst]) if len(diff) else 0.0)
+
+
+def check_layer(layer, x, upstream=None, max_samples=64, eps=1e-6, seed=0):
+    """Check ∂/∂x and ∂/∂param of ``layer`` at float64 input ``x``; list of CheckResult."""
+    rng = np.random.default_rng(seed)
+    y = layer.forward(x, training=False)
+    G = rng.standard_normal(y.shape) if upstream is None else upstream
+
+    def scalar():
+        return float((layer.forward(x, training=False) * G).sum())
+
+    layer.forward(x, training=False)
+    dx = layer.backward(G)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    results = []
+    idx = sample_indices(x.size, max_samples, rng)
+    results.append(compare(layer.name or type(layer).__name__, "input", x.shape, dx.reshape(-1),
+                           numeric_gradient(scalar, x, idx, eps), idx))
+    for key, param in layer.params.items():
+        idx = sample_indices(param.size, max_samples, rng)
+        results.append(compare(layer.name or type(layer).__name__, key, param.shape, grads[key].reshape(-1),
+                               numeric_gradient(scalar, param, idx, eps), idx))
+    return results
+
+
+def _model_loss(model, loss, y, G):
+    """A scalar of the model output: the loss when labels are given, else Σ y·G."""
+    if y is not None:
+        def value(out):
+            return float(loss.forward(out, y))
+
+        def grad(out):
+            loss.forward(out, y)
+            return loss.backward()
+    else:
+        def value(out):
+            return float((out * G).sum())
+
+        def grad(out):
+            return G
+    return value, grad
+
+
+def check_model(model, x, y=None, loss=None, max_samples=24, eps=1e-6, seed=0):
+    """Per layer: (i) ∂L/∂(layer input) and (ii) ∂L/∂(each parameter), analytic vs central
+    differences, in float64 and inference mode.  Returns a list of CheckResult in layer order
+    (the 'input' row of layer i checks its backward; its parameter rows check its grads).
+
+    Inputs that are exactly 0 after a ReLU are not sampled: the loss has no derivative
+    there (a ReLU kink, or a max-pool window of tied zeros)."""
+    from ..saving import clone_model
+    from .. import losses
+    loss = losses.get(loss) if loss is not None else (getattr(model, "loss", None) if y is not None else None)
+    if y is not None and loss is None:
+        raise ValueError("gradcheck: labels were given but no loss: compile the model or pass loss=")
+    model = clone_model(model, "float64")
+    x = np.array(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    out = model.forward(x)
+    G = rng.standard_normal(out.shape)
+    value, grad = _model_loss(model, loss, y, G)
+    activations = [x]                                  # a_0 = x, a_i = output of layer i
+    for layer in model.layers:
+        activations.append(layer.forward(activations[-1]))
+    upstream = grad(activations[-1])
+    analytic_inputs, analytic_params = [None] * len(model.layers), [None] * len(model.layers)
+    for i in range(len(model.layers) - 1, -1, -1):
+        upstream = model.layers[i].backward(upstream)
+        analytic_inputs[i] = upstream
+        analytic_params[i] = {k: g.copy() for k, g in model.layers[i].grads.items()}
+    results = []
+    for i, layer in enumerate(model.layers):
+        a = activations[i].copy()
+
+        def from_layer_i(a=a, i=i):
+            h = a
+            for later in model.layers[i:]:
+                h = later.forward(h)
+            return value(h)
+        candidates = np.arange(a.size) if i == 0 else np.flatnonzero(a.reshape(-1) != 0)
+        idx = candidates[sample_indices(len(candidates), max_samples, rng)]
+        results.append(compare(layer.name, "input", a.shape, analytic_inputs[i].reshape(-1),
+                               numeric_gradient(from_layer_i, a, idx, eps), idx))
+        for key, param in layer.params.items():
+            idx = sample_indices(param.size, max_samples, rng)
+            results.append(compare(layer.name, key, param.shape, analytic_params[i][key].reshape(-1),
+                                   numeric_gradient(lambda: from_layer_i(activations[i]), param, idx, eps), idx))
+    return results
+
+
+def first_wrong_layer(results, tol=1e-5):
+    """The layer whose backward is wrong: the topmost layer with a wrong gradient.  Errors
+    flow downward, so every layer below the culprit looks wrong too."""
+    wrong = [r.layer for r in results if r.rel_error > tol]
+    if not wrong:
+        return None
+    order = list(dict.fromkeys(r.layer for r in results))
+    return max(wrong, key=order.index)
+
+
+def format_table(results, tol=1e-5) -> str:
+    lines = [f"{'layer':22s} {'tensor':8s} {'rel. error':>11s}  {'worst index':18s} {'abs. error':>10s}"]
+    for r in results:
+        flag = "  <-- WRONG" if r.rel_error > tol else ""
+        lines.append(f"{r.layer:22s} {r.tensor:8s} {r.rel_error:11.2e}  {str(r.worst_index):18s} "
+                     f"{r.worst_abs_error:10.2e}{flag}")
+    return "\n".join(lines)
+
+
+def gradcheck(model_or_layer, x, y=None, loss=None, bisect=False, verbose=True, tol=1e-5, **kwargs):
+    """Check every layer's backward by finite differences; print the table.  Returns the
+    results, or with ``bisect=True`` the name of the first wrong layer (None if all pass)."""
+    from ..layers import Layer
+    if isinstance(model_or_layer, Layer):
+        from ..saving import _layer_from_config
+        layer = _layer_from_config({"class": type(model_or_layer).__name__,
+                                    "config": model_or_layer.get_config()}, "gradcheck")
+        layer.dtype = "float64"
+        layer.build((None, *np.shape(x)[1:]))
+        if model_or_layer.built:
+            layer.set_weights(model_or_layer.get_weights())
+        results = check_layer(layer, np.array(x, dtype=np.float64), **kwargs)
+    else:
+        results = check_model(model_or_layer, x, y, loss, **kwargs)
+    if verbose:
+        print(format_table(results, tol))
+    if bisect:
+        culprit = first_wrong_layer(results, tol)
+        if verbose:
+            print(f"first layer with a wrong backward: {culprit}" if culprit else "every backward agrees")
+        return culprit
+    return results

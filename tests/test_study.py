@@ -1,0 +1,149 @@
+"""The study tools' numbers against independent computations: finite differences,
+TensorFlow, hand-computed cases; the live view in headless Chromium."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import architectures, layers
+from minicnn.study import finite_differences as gc
+from minicnn.study.keras_diff import compare_with_keras
+from minicnn.study.live import LiveView
+from minicnn.study.microscope import OptimizerMicroscope
+from minicnn.study.step_trace import trace
+
+
+def small_model(seed=0):
+    mc.set_seed(seed)
+    model = mc.Sequential([layers.Input((8, 8, 2)), layers.Conv2D(3, 3, activation="relu", name="conv"),
+                           layers.MaxPooling2D(2, name="pool"), layers.Flatten(name="flat"),
+                           layers.Dense(5, activation="relu", name="hidden"), layers.Dropout(0.3, name="drop"),
+                           layers.Dense(3, activation="softmax", name="out")])
+    model.compile("adam", "categorical_crossentropy")
+    return model
+
+
+def data(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, (n, 8, 8, 2)), np.eye(3)[rng.integers(0, 3, n)]
+
+
+def test_gradcheck_passes_on_a_correct_model():
+    x, y = data()
+    results = gc.gradcheck(small_model(), x, y, verbose=False)
+    assert {r.layer for r in results} == {"conv", "pool", "flat", "hidden", "drop", "out"}
+    assert max(r.rel_error for r in results) < 1e-6
+    assert gc.gradcheck(small_model(), x, y, bisect=True, verbose=False) is None
+
+
+PLANTS = [  # (class to break, what, the layer bisect must name: the topmost of that class)
+    (layers.Conv2D, "params", "conv"), (layers.Conv2D, "input", "conv"), (layers.MaxPooling2D, "input", "pool"),
+    (layers.Flatten, "input", "flat"), (layers.Dense, "params", "out"), (layers.Dense, "input", "out"),
+    (layers.Dropout, "input", "drop"),
+]
+
+
+@pytest.mark.parametrize("cls,what,culprit", PLANTS)
+def test_bisect_names_the_layer_with_a_planted_bug(cls, what, culprit, monkeypatch):
+    original = cls.call_backward
+
+    def wrong(self, dz, input_grad=True):
+        dx = original(self, dz, input_grad)
+        if what == "params":
+            self.grads = {k: g * 1.01 for k, g in self.grads.items()}
+            return dx
+        return dx * 1.01
+    monkeypatch.setattr(cls, "call_backward", wrong)
+    x, y = data()
+    assert gc.gradcheck(small_model(), x, y, bisect=True, verbose=False) == culprit
+
+
+def test_bisect_catches_a_broken_activation_backward(monkeypatch):
+    from minicnn import activations
+    monkeypatch.setattr(activations.ReLU, "backward", lambda self, da: da * (self.mask if self.mask is not None
+                                                                            else self.out > 0) * 0.99)
+    x, y = data()
+    assert gc.gradcheck(small_model(), x, y, bisect=True, verbose=False) == "hidden"
+
+
+def test_gradcheck_cli_reports_and_exits_zero(capsys):
+    from minicnn.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["gradcheck", "--model", "face_cnn", "--bisect"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "every backward agrees" in out and "conv2d" in out and "rel. error" in out
+
+
+def test_compare_with_keras_matches_and_names_gaps():
+    mc.set_seed(0)
+    model = architectures.mnist_convnet((20, 20, 1))
+    model.compile(mc.optimizers.RMSprop(1e-3), "categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 1, (4, 20, 20, 1)).astype("float32")
+    y = np.eye(10, dtype="float32")[[1, 2, 3, 4]]
+    rows, gaps = compare_with_keras(model, x=x, y=y, verbose=False)
+    stages = {r[0] for r in rows}
+    assert stages == {"forward", "loss", "gradient", "update"}
+    assert max(r[3] for r in rows) < 1e-4 and gaps == {}
+    rows, gaps = compare_with_keras(model, x=x, y=y, tol=0.0, verbose=False)   # force the gap report
+    assert "rmsprop_eps" in gaps
+
+
+def test_trace_numbers_against_a_hand_computation():
+    x, y = data(4)
+    model = small_model()
+    before = model.get_layer("hidden").get_weights()[0].copy()
+    rows = trace(model, x.astype("float32"), y.astype("float32"), verbose=False)
+    assert [r["layer"] for r in rows] == ["conv", "pool", "flat", "hidden", "drop", "out"]
+    after = model.get_layer("hidden").get_weights()[0]
+    hidden = rows[3]
+    assert np.isclose(hidden["update_ratio"]["kernel"], np.linalg.norm(after - before) / np.linalg.norm(before))
+    conv_out = model.intermediate_outputs(x.astype("float32"), ["conv"])[0]
+    assert rows[0]["shape"] == (4, 6, 6, 3)
+    assert 0 <= rows[0]["dead_relu_fraction"] <= 1
+    assert np.isfinite(rows[0]["param_grad_norms"]["kernel"]) and conv_out.shape == (4, 6, 6, 3)
+
+
+def test_optimizer_microscope_matches_adam_by_hand():
+    x, y = data(6)
+    model = small_model()
+    microscope = OptimizerMicroscope()
+    model.fit(x.astype("float32"), y.astype("float32"), batch_size=6, epochs=2, verbose=0, callbacks=[microscope])
+    assert microscope.steps == [1, 2]
+    slots = model.optimizer.slots[("out", "kernel")]
+    opt = model.optimizer
+    step = opt.learning_rate * np.sqrt(1 - opt.beta_2 ** 2) / (1 - opt.beta_1 ** 2)
+    expected = np.abs(step * slots["m"] / (np.sqrt(slots["v"]) + opt.epsilon)).mean()
+    assert np.isclose(microscope.records[-1][("out", "kernel")]["effective step"], expected)
+    from minicnn.viz.plots import save_figure
+    assert len(save_figure(microscope.plot())) > 1000
+
+
+def test_live_view_loads_in_chromium_and_updates(tmp_path):
+    from browser import inspect
+    x, y = data(12)
+    model = small_model()
+    path = tmp_path / "live.html"
+    view = LiveView(path, x[:1].astype("float32"), every=2)
+    model.fit(x.astype("float32"), y.astype("float32"), batch_size=4, epochs=1, verbose=0, callbacks=[view])
+    first = re.search(r"step <span id='step'>(\d+)</span>", path.read_text()).group(1)
+    images, loaded, errors, std = inspect(str(path), str(tmp_path / "shot.png"))
+    assert images >= 4 and loaded == images and errors == [] and std > 10
+    model.fit(x.astype("float32"), y.astype("float32"), batch_size=4, epochs=1, verbose=0, callbacks=[view])
+    second = re.search(r"step <span id='step'>(\d+)</span>", path.read_text()).group(1)
+    assert int(second) > int(first)
+    assert "http-equiv='refresh'" in path.read_text()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_summary_details_teach_the_padding():
+    model = mc.Sequential([layers.Input((7, 7, 1)), layers.Conv2D(2, 2, strides=2, padding="same"),
+                           layers.MaxPooling2D(3, strides=1, padding="same")])
+    text = model.summary(details=True, batch_size=2, print_fn=None)
+    assert "(0, 1, 0, 1)" in text          # TF: the odd pixel goes bottom/right
+    assert "(1, 1, 1, 1)" in text
+    # receptive field r_out = r_in + (k − 1)·j_in: 2 for the conv, 2 + (3 − 1)·2 = 6 for the pool
+    assert "2x2" in text and "6x6" in text
+    assert "512.00 B" in text               # im2col: 2 images · 4·4 outputs · 2·2·1 taps · 4 bytes
