@@ -6,7 +6,7 @@ and the time per epoch.  The MNIST training images are not available here, so th
 models train on the full Fashion-MNIST (60,000 / 10,000), and so does the CIFAR-style
 model; the table says so.
 
-    python benchmarks/results_table.py [--epochs 1] [--seeds 3]
+    MINICNN_DATA=../shared/datasets python benchmarks/results_table.py [--epochs 1] [--seeds 3]
 """
 import argparse
 import json

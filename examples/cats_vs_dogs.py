@@ -7,14 +7,13 @@ validation curves and predictions on validation images.  Runs on any folder laid
 quick run builds a small stand-in folder from the embedded Olivetti faces (people 0–19
 as one class, 20–39 as the other), said plainly; the full run asks for the folder.
 """
-import argparse
 import os
 
 import numpy as np
 
 from minicnn import architectures, optimizers, seeding
 from minicnn.datasets import embedded
-from minicnn.example_support import Figures, check
+from minicnn.example_support import Figures, check, example_main
 from minicnn.preprocessing import ImageDataGenerator
 from minicnn.viz import plots
 
@@ -68,9 +67,4 @@ def main(quick=False, out=None, data=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--data", default=None, help="folder with train/ and validation/ class sub-folders")
-    args = parser.parse_args()
-    main(args.quick, args.out, args.data)
+    example_main(main, __doc__, data="folder with train/ and validation/ class sub-folders")

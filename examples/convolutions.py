@@ -7,8 +7,8 @@ then the 32/64 'same' CNN (220,234 params), its confusion matrix and misclassifi
 """
 import numpy as np
 
-from minicnn import architectures, layers, optimizers, seeding
-from minicnn.example_support import Figures, check, example_main, mnist_split, photo_grayscale, prepare
+from minicnn import architectures, layers, optimizers
+from minicnn.example_support import Figures, check, example_main, photo_grayscale, train_mnist_model
 from minicnn.viz import plots
 
 FILTERS = {
@@ -35,18 +35,9 @@ def main(quick=False, out=None):
             expected = (-(-photo.shape[1] // stride) if padding == "same" else (photo.shape[1] - 3) // stride + 1)
             check(shape[1] == expected, "output size formula")
             print(f"  {padding:5s} stride {stride}: {photo.shape[1]}×{photo.shape[2]} → {shape[1]}×{shape[2]}")
-    x_train, y_train, x_test, y_test, description = mnist_split(quick)
-    print("data:", description)
-    (x_train, y_train), (x_test, y_test) = prepare(x_train, y_train), prepare(x_test, y_test)
-    seeding.set_seed(0)
-    model = architectures.mnist_cnn()
-    check(model.count_params() == 220234, "parameter count")
-    model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x_train, y_train, batch_size=128, epochs=2 if quick else 10, verbose=2)
+    model, _, x_test, y_test, accuracy = train_mnist_model(architectures.mnist_cnn, 220234, optimizers.Adam(), 128,
+                                                           2 if quick else 10, quick)
     predicted = model.predict(x_test).argmax(1)
-    accuracy = float((predicted == y_test).mean())
-    print(f"test accuracy {accuracy:.4f}")
-    check(accuracy > 0.5, "accuracy above chance")
     figures.save(plots.plot_confusion_matrix(plots.confusion_matrix(y_test, predicted, 10)), "confusion_matrix")
     figures.save(plots.plot_misclassified(x_test, y_test, predicted), "misclassified")
     return {"accuracy": accuracy}

@@ -1,23 +1,14 @@
 """The MNIST convnet (seed tutorial 4): 32/64/64 'valid' convs (93,322 params), RMSprop,
 batch 64; the intermediate outputs layer by layer, filter patterns, Grad-CAM on test digits."""
-from minicnn import architectures, optimizers, seeding
-from minicnn.example_support import Figures, check, example_main, mnist_split, prepare
+from minicnn import architectures, optimizers
+from minicnn.example_support import Figures, example_main, train_mnist_model
 from minicnn.viz import attribution, maximize, plots
 
 
 def main(quick=False, out=None):
     figures = Figures(out or "out/mnist_convnet")
-    x_train, y_train, x_test, y_test, description = mnist_split(quick)
-    print("data:", description)
-    (x_train, y_train), (x_test, y_test) = prepare(x_train, y_train), prepare(x_test, y_test)
-    seeding.set_seed(0)
-    model = architectures.mnist_convnet()
-    check(model.count_params() == 93322, "parameter count")
-    model.compile(optimizers.RMSprop(), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x_train, y_train, batch_size=64, epochs=2 if quick else 5, verbose=2)
-    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    print(f"test accuracy {accuracy:.4f}")
-    check(accuracy > 0.5, "accuracy above chance")
+    model, _, x_test, y_test, accuracy = train_mnist_model(architectures.mnist_convnet, 93322, optimizers.RMSprop(),
+                                                           64, 2 if quick else 5, quick)
     names = [l.name for l in model.layers[:5]]
     for name, act in zip(names, model.intermediate_outputs(x_test[:1], names)):
         figures.save(plots.plot_feature_maps(act, images_per_row=16, title=f"{name} {act.shape[1:]}"), f"out_{name}")

@@ -7,26 +7,15 @@ and the class visualizations for the digits 0–9 (the softmax swapped for linea
 """
 import numpy as np
 
-from minicnn import architectures, optimizers, seeding
-from minicnn.example_support import Figures, check, example_main, mnist_split, prepare
+from minicnn import architectures, optimizers
+from minicnn.example_support import Figures, check, example_main, train_mnist_model
 from minicnn.viz import maximize, plots
 
 
 def main(quick=False, out=None):
     figures = Figures(out or "out/mnist_deconstructed")
-    x_train, y_train, x_test, y_test, description = mnist_split(quick)
-    print("data:", description)
-    (x_train, y_train), (x_test, y_test) = prepare(x_train, y_train), prepare(x_test, y_test)
-    seeding.set_seed(0)
-    model = architectures.mnist_deconstructed()
-    model.summary()
-    check(model.count_params() == 113514, "parameter count")
-    model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", ["accuracy"])
-    history = model.fit(x_train, y_train, batch_size=256, epochs=3 if quick else 10,
-                        validation_data=(x_test, y_test), verbose=2)
-    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    print(f"test accuracy {accuracy:.4f}")
-    check(accuracy > 0.5, "accuracy above chance")
+    model, history, x_test, y_test, accuracy = train_mnist_model(
+        architectures.mnist_deconstructed, 113514, optimizers.Adam(), 256, 3 if quick else 10, quick)
     figures.save(plots.plot_history(history), "training_curves")
     convs = ["conv2d", "conv2d_1", "conv2d_2"]
     for name, act in zip(convs, model.intermediate_outputs(x_test[:1], convs)):

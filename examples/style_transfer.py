@@ -7,12 +7,10 @@ portrait (shipped with matplotlib); style: a photo of a striped texture made fro
 same portrait's edges.  With ``--vgg16 PATH`` (a Keras VGG16 ``notop`` weights file),
 the same transfer runs on VGG16, and its filter patterns and Grad-CAM are drawn.
 """
-import argparse
-
 import numpy as np
 
 from minicnn import architectures, layers, optimizers, seeding
-from minicnn.example_support import Figures, check, mnist_split, photo_grayscale, prepare
+from minicnn.example_support import Figures, check, example_main, mnist_split, photo_grayscale, prepare
 from minicnn.model import Sequential
 from minicnn.viz import maximize, plots, style
 
@@ -61,9 +59,4 @@ def main(quick=False, out=None, vgg16=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--vgg16", default=None, help="Keras VGG16 notop weights file")
-    args = parser.parse_args()
-    main(args.quick, args.out, args.vgg16)
+    example_main(main, __doc__, vgg16="Keras VGG16 notop weights file")

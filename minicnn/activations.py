@@ -44,9 +44,10 @@ class ReLU:
         self.rule = "gradient"
 
     def forward(self, z, owned=False):
-        """``owned``: z is a fresh array nobody else holds (a GEMM output in training), so
-        it is rectified in place — one pass, no mask — and the output stands in for the
-        mask (a > 0 exactly where z > 0).  Otherwise z is kept as ``logits``."""
+        """``owned``: z is a fresh array nobody else holds (a GEMM output), so it is
+        rectified in place — one pass, no mask — and the output stands in for the mask
+        (a > 0 exactly where z > 0); the pre-activation is then not kept (``logits`` is
+        None).  Otherwise z is kept as ``logits``."""
         if owned:
             self.logits, self.mask = None, None
             if backend.is_gpu_array(z):

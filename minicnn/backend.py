@@ -19,11 +19,14 @@ import os
 
 import numpy as np
 
+def check_choice(value, choices, what):
+    if value not in choices:
+        raise ValueError(f"{what}: expected one of {choices}, received {value!r}")
+    return value
+
+
 _KERNEL_CHOICES = ("numpy", "numba")
-_kernels = os.environ.get("MINICNN_KERNELS", "numba")
-if _kernels not in _KERNEL_CHOICES:
-    raise ValueError(
-        f"MINICNN_KERNELS must be one of {_KERNEL_CHOICES}, received {_kernels!r}")
+_kernels = check_choice(os.environ.get("MINICNN_KERNELS", "numba"), _KERNEL_CHOICES, "MINICNN_KERNELS")
 
 
 def get_kernels() -> str:
@@ -34,9 +37,7 @@ def get_kernels() -> str:
 def set_kernels(name: str) -> None:
     """Select the CPU kernels: 'numpy' (readable reference path) or 'numba' (fast)."""
     global _kernels
-    if name not in _KERNEL_CHOICES:
-        raise ValueError(f"set_kernels: expected one of {_KERNEL_CHOICES}, received {name!r}")
-    _kernels = name
+    _kernels = check_choice(name, _KERNEL_CHOICES, "set_kernels")
 
 
 @contextlib.contextmanager
@@ -120,6 +121,4 @@ def floatx() -> str:
 def set_floatx(name: str) -> None:
     """Set the default parameter dtype: 'float32' or 'float64' (gradient checks)."""
     global _floatx
-    if name not in _FLOAT_TYPES:
-        raise ValueError(f"set_floatx: expected one of {_FLOAT_TYPES}, received {name!r}")
-    _floatx = name
+    _floatx = check_choice(name, _FLOAT_TYPES, "set_floatx")

@@ -70,9 +70,33 @@ def prepare(x, y):
     return x[..., None].astype(np.float32) / 255, np.asarray(y).astype(np.int64)
 
 
-def example_main(main, description):
+def train_mnist_model(build, params, optimizer, batch_size, epochs, quick):
+    """Build a seed model (checking its parameter count), train it on MNIST (or the stand-in
+    ``mnist_split`` says), check its test accuracy is above chance.
+    Returns (model, history, x_test, y_test, accuracy)."""
+    from . import seeding
+    x_train, y_train, x_test, y_test, description = mnist_split(quick)
+    print("data:", description)
+    (x_train, y_train), (x_test, y_test) = prepare(x_train, y_train), prepare(x_test, y_test)
+    seeding.set_seed(0)
+    model = build()
+    model.summary()
+    check(model.count_params() == params, f"parameter count: expected {params:,}, found {model.count_params():,}")
+    model.compile(optimizer, "sparse_categorical_crossentropy", ["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_test, y_test),
+                        verbose=2)
+    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    print(f"test accuracy {accuracy:.4f}")
+    check(accuracy > 0.5, "accuracy above chance")
+    return model, history, x_test, y_test, accuracy
+
+
+def example_main(main, description, **extra):
+    """The command line of ``python examples/NAME.py``: --quick, --out, and ``extra``
+    options given as ``name=help`` (passed to ``main`` as keyword arguments)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small data and few epochs (< 1 minute)")
     parser.add_argument("--out", default=None, help="output folder")
-    args = parser.parse_args()
-    main(quick=args.quick, out=args.out)
+    for name, help_text in extra.items():
+        parser.add_argument(f"--{name}", default=None, help=help_text)
+    main(**vars(parser.parse_args()))

@@ -179,6 +179,9 @@ class Sequential(TrainingMixin):
             a = l.forward(a, training=False)
             seen[l.name] = a
         target = self.get_layer(top).activation.logits if logits else a
+        if target is None:
+            raise ValueError(f"model {self.name!r}: layer {top!r} keeps no pre-activation ({self.get_layer(top).activation.name} "
+                             f"works in place); logits=True is for layers with a linear, softmax or sigmoid output")
         grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
         return Gradient(grad, target, x if wrt is None else seen[wrt])
 

@@ -83,6 +83,12 @@ class Layer:
         value = initializer(tuple(shape), global_generator())
         self.params[key] = np.asarray(value, dtype=self.dtype)     # created on the host; model.to moves
 
+    def add_kernel_and_bias(self, kernel_shape):
+        """The ``kernel`` (and, with ``use_bias``, the ``bias`` of its last axis's size)."""
+        self.add_param("kernel", kernel_shape, self.kernel_initializer)
+        if self.use_bias:
+            self.add_param("bias", (kernel_shape[-1],), self.bias_initializer)
+
     def compute_output_shape(self, input_shape):
         return self.output_shape_of(tuple(input_shape))
 
@@ -135,8 +141,9 @@ class Layer:
             self.build((None, *x.shape[1:]))
         if self.params:
             x = x.astype(self.dtype, copy=False)
-        # in training a weighted layer's pre-activation is a fresh array: rectify in place
-        y = self.activation.forward(self.call(x, training), owned=training and bool(self.params))
+        # a weighted layer's pre-activation is a fresh array (a GEMM output): an activation
+        # may overwrite it (ReLU rectifies in place)
+        y = self.activation.forward(self.call(x, training), owned=bool(self.params))
         self._last_out_shape = y.shape
         return y
 

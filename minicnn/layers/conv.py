@@ -51,10 +51,7 @@ class Conv2D(Layer):
                                self.padding, self._who())[2]
 
     def build_params(self, input_shape):
-        channels = input_shape[-1]
-        self.add_param("kernel", (*self.kernel_size, channels, self.filters), self.kernel_initializer)
-        if self.use_bias:
-            self.add_param("bias", (self.filters,), self.bias_initializer)
+        self.add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters))
 
     def check_built_shape(self, shape):
         if shape[-1] != self.input_shape[-1]:

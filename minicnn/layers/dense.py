@@ -33,9 +33,7 @@ class Dense(Layer):
     def build_params(self, input_shape):
         if input_shape[-1] is None:
             raise self.error(f"the last axis of the input must be known, received {input_shape}")
-        self.add_param("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        if self.use_bias:
-            self.add_param("bias", (self.units,), self.bias_initializer)
+        self.add_kernel_and_bias((input_shape[-1], self.units))
 
     def check_built_shape(self, shape):
         if shape[-1] != self.input_shape[-1]:
