@@ -21,9 +21,17 @@ from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: 
 from .model import Sequential  # noqa: E402
 from .saving import load_keras_weights, load_model  # noqa: E402
 from .seeding import set_seed  # noqa: E402
-from . import viz  # noqa: E402  (after the model, which viz builds on)
-from . import study  # noqa: E402
-from .study import compare_with_keras, gradcheck, trace  # noqa: E402
+
+# Imported on first use (PEP 562): training does not pay for matplotlib's import and memory.
+_LAZY = {"viz": "viz", "study": "study", "gradcheck": "study", "compare_with_keras": "study", "trace": "study"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return module if name == _LAZY[name] else getattr(module, name)
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

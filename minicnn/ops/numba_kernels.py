@@ -30,18 +30,24 @@ def _im2col(x, cols, kh, kw, sh, sw, top, left, oh, ow):
         b, p = task // oh, task % oh
         for q in range(ow):
             dst = ((b * oh + p) * ow + q) * k_size
+            x0 = q * sw - left
             for i in range(kh):
                 y = p * sh + i - top
+                d = dst + i * kw * c
+                if 0 <= y < h and 0 <= x0 and x0 + kw <= w:     # the kernel row lies inside:
+                    src = ((b * h + y) * w + x0) * c            # kw·c contiguous values (NHWC)
+                    for k in range(kw * c):
+                        cf[d + k] = xf[src + k]
+                    continue
                 for j in range(kw):
-                    xx = q * sw + j - left
-                    d = dst + (i * kw + j) * c
+                    xx = x0 + j
                     if 0 <= y < h and 0 <= xx < w:
                         src = ((b * h + y) * w + xx) * c
                         for ch in range(c):
-                            cf[d + ch] = xf[src + ch]
+                            cf[d + j * c + ch] = xf[src + ch]
                     else:
                         for ch in range(c):
-                            cf[d + ch] = 0
+                            cf[d + j * c + ch] = 0
 
 
 @njit(parallel=True, cache=True)
