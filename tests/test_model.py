@@ -193,3 +193,32 @@ def test_intermediate_outputs_and_input_gradient_by_finite_differences(float64):
     g2 = model.gradient(x, lambda a: np.full(a.shape, 1.0 / a[..., 5].size) * (np.arange(a.shape[-1]) == 5),
                         layer="conv2d_1", wrt="conv2d")
     assert g2.grad.shape == (1, 18, 18, 32) and g2.wrt_value.shape == (1, 18, 18, 32)
+
+
+def test_progress_output_without_a_terminal_is_one_line_per_epoch(capsys):
+    x, y, _ = tiny_data()
+    model = tiny_model()
+    model.fit(x, y, epochs=2, batch_size=4, verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" not in out                       # no live bar when stdout is not a terminal
+    lines = out.strip().splitlines()
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and len(lines) == 4
+    assert lines[1].startswith("10/10 ") and "acc:" in lines[1] and "loss:" in lines[1]
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_live_bar_on_a_terminal_redraws_in_place():
+    import io
+    from minicnn.progbar import Progbar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    stream = Terminal()
+    bar = Progbar(3, verbose=1, stream=stream)
+    bar._last_draw = -1.0
+    bar.update(1, {"loss": 0.5})
+    bar.finish({"loss": 0.25})
+    text = stream.getvalue()
+    assert text.startswith("\r1/3 ") and "ETA" in text and text.rstrip().endswith("loss: 0.2500\x1b[K")
