@@ -326,6 +326,8 @@ def chart(results, path):
 def main(quick=False, out="benchmarks/results", configs=None):
     from minicnn.saving import atomic_write_bytes
     steps = 3 if quick else 10
+    if quick:
+        out = os.path.join(out, "quick")         # never overwrite a full run's results
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
     print(f"GEMM ceiling (numpy float32 2048³): {results['gemm_ceiling_gflops']:.0f} GFLOP/s")
     results["conv_layer"] = conv_layer_benchmark()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
 EXAMPLES = {
@@ -29,6 +30,8 @@ def build_parser():
     run.add_argument("name", choices=sorted(EXAMPLES))
     run.add_argument("--quick", action="store_true", help="small data and few epochs (< 1 minute)")
     run.add_argument("--out", default=None, help="output folder")
+    run.add_argument("--data", default=None, help="cats_vs_dogs: folder with train/ and validation/ class folders")
+    run.add_argument("--vgg16", default=None, help="style_transfer: a Keras VGG16 notop weights file")
     bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)")
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--out", default="benchmarks/results")
@@ -42,7 +45,15 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except (FileNotFoundError, ValueError) as exc:      # bad input: a message, not a traceback
+        parser.exit(2, f"minicnn {args.command}: error: {exc}\n")
+
+
+def run_command(args):
     if args.command == "demo":
         from . import demo
         demo.run(args.out, quick=args.quick)
@@ -52,7 +63,12 @@ def main(argv=None):
                 print(f"{name:22s} {text}")
         else:
             module = importlib.import_module(f"minicnn._examples.{args.name}")
-            module.main(quick=args.quick, out=args.out or f"out/{args.name}")
+            accepted = inspect.signature(module.main).parameters
+            extra = {k: getattr(args, k) for k in ("data", "vgg16") if k in accepted and getattr(args, k)}
+            for k in ("data", "vgg16"):
+                if getattr(args, k) and k not in accepted:
+                    raise ValueError(f"--{k} does not apply to the example {args.name!r}")
+            module.main(quick=args.quick, out=args.out or f"out/{args.name}", **extra)
     elif args.command == "bench":
         from .bench import main as bench_main
         bench_main(quick=args.quick, out=args.out)

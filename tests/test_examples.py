@@ -46,6 +46,14 @@ def test_bad_arguments_give_usage_not_traceback(argv, capsys):
     assert info.value.code == 2 and "usage: minicnn" in err and "Traceback" not in err
 
 
+def test_missing_files_give_an_error_not_a_traceback(capsys, tmp_path):
+    for argv in (["report", str(tmp_path / "missing.mnc")], ["examples", "run", "faces_fcnn_vs_cnn", "--data", "x"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and "error:" in err and "Traceback" not in err
+
+
 def test_demo_console_command(tmp_path):
     done = subprocess.run(["minicnn", "demo", "--quick", "--out", str(tmp_path)], capture_output=True, text=True,
                           timeout=600)
