@@ -79,8 +79,8 @@ def run_row(row, seeds, epochs):
 
 
 def markdown(rows, seeds):
-    lines = [f"| model | data | optimizer, batch, epochs | minicnn accuracy | Keras accuracy | Δ (pp) | "
-             f"minicnn s/epoch | Keras s/epoch |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | data | optimizer, batch, epochs | minicnn accuracy | Keras accuracy | Δ (pp) | "
+             "minicnn s/epoch | Keras s/epoch |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m, k = np.array(r["minicnn"]["acc"]), np.array(r["keras"]["acc"])
         lines.append(f"| {r['label']} | {r['data']} | {r['optimizer']}, {r['batch']}, {r['epochs']} | "

@@ -44,7 +44,7 @@ def main(quick=False, out=None):
         print(f"{label} training set ({n:,}): test accuracy {accuracies[label]:.4f}")
     check(min(accuracies.values()) > 0.2, "accuracy above chance (10 classes)")
     image = xt[:1]
-    convs = [l.name for l in models["large"].layers if l.name.startswith("conv2d")]
+    convs = [layer.name for layer in models["large"].layers if layer.name.startswith("conv2d")]
     first_last = [convs[0], convs[-1]]
     for label, model in models.items():
         for layer, act in zip(first_last, model.intermediate_outputs(image, first_last)):

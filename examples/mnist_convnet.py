@@ -9,7 +9,7 @@ def main(quick=False, out=None):
     figures = Figures(out or "out/mnist_convnet")
     model, _, x_test, y_test, accuracy = train_mnist_model(architectures.mnist_convnet, 93322, optimizers.RMSprop(),
                                                            64, 2 if quick else 5, quick)
-    names = [l.name for l in model.layers[:5]]
+    names = [layer.name for layer in model.layers[:5]]
     for name, act in zip(names, model.intermediate_outputs(x_test[:1], names)):
         figures.save(plots.plot_feature_maps(act, images_per_row=16, title=f"{name} {act.shape[1:]}"), f"out_{name}")
     images, _ = maximize.maximize(model, "conv2d_2", list(range(16)), steps=20 if quick else 40,

@@ -50,7 +50,7 @@ class Sequential(TrainingMixin):
             raise ValueError(f"model {self.name!r}: expected a minicnn layer, received {type(layer).__name__}")
         if layer.name is None:
             layer.name = self._unique_name(layer.default_name())
-        elif any(l.name == layer.name for l in self.layers):
+        elif any(other.name == layer.name for other in self.layers):
             raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
         if not self.layers and self.input_shape is None and layer.batch_input_shape is not None:
             self.input_shape = layer.batch_input_shape
@@ -60,7 +60,7 @@ class Sequential(TrainingMixin):
 
     def _unique_name(self, base: str) -> str:
         """Keras's numbering: conv2d, conv2d_1, conv2d_2, ..."""
-        taken = {l.name for l in self.layers}
+        taken = {layer.name for layer in self.layers}
         name, i = base, 0
         while name in taken:
             i += 1
@@ -78,7 +78,7 @@ class Sequential(TrainingMixin):
 
     @property
     def built(self) -> bool:
-        return bool(self.layers) and all(l.built for l in self.layers)
+        return bool(self.layers) and all(layer.built for layer in self.layers)
 
     @property
     def output_shape(self):
@@ -90,7 +90,7 @@ class Sequential(TrainingMixin):
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"model {self.name!r} has no layer {name!r}; layers: {[l.name for l in self.layers]}")
+        raise ValueError(f"model {self.name!r} has no layer {name!r}; layers: {[layer.name for layer in self.layers]}")
 
     def layer_index(self, name) -> int:
         return self.layers.index(self.get_layer(name))
@@ -175,9 +175,9 @@ class Sequential(TrainingMixin):
         a = self.check_input(x)
         if not self.built:
             self.build((None, *x.shape[1:]))
-        for l in self.layers[:self.layer_index(top) + 1]:
-            a = l.forward(a, training=False)
-            seen[l.name] = a
+        for layer in self.layers[:self.layer_index(top) + 1]:
+            a = layer.forward(a, training=False)
+            seen[layer.name] = a
         target = self.get_layer(top).activation.logits if logits else a
         if target is None:
             raise ValueError(f"model {self.name!r}: layer {top!r} keeps no pre-activation ({self.get_layer(top).activation.name} "
@@ -233,11 +233,11 @@ class Sequential(TrainingMixin):
             layer.set_weights(part)
 
     def count_params(self) -> int:
-        return sum(l.count_params() for l in self.layers)
+        return sum(layer.count_params() for layer in self.layers)
 
     def trainable_params(self):
         """(key, params dict, name) for every trainable parameter, in layer order."""
-        return [((l.name, k), l.params, k) for l in self.layers if l.trainable for k in l.params]
+        return [((layer.name, k), layer.params, k) for layer in self.layers if layer.trainable for k in layer.params]
 
     def summary(self, details=False, batch_size=32, print_fn=print) -> str:
         """Keras's table; ``details=True`` adds padding, receptive field, stride, im2col bytes."""

@@ -61,7 +61,7 @@ def _npz_bytes(arrays: dict) -> bytes:
 
 def model_config(model) -> dict:
     config = {"format": FORMAT, "name": model.name, "input_shape": list(model.input_shape or []),
-              "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in model.layers]}
+              "layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
     if getattr(model, "loss", None) is not None:
         config["compile"] = {"optimizer": model.optimizer.get_config(),
                              "iterations": model.optimizer.iterations,
@@ -73,7 +73,7 @@ def save_model(model, path) -> None:
     from .backend import to_numpy
     if not model.built:
         raise ValueError(f"model {model.name!r}: cannot save an unbuilt model")
-    weights = {f"{l.name}/{k}": to_numpy(v) for l in model.layers for k, v in l.params.items()}
+    weights = {f"{layer.name}/{k}": to_numpy(v) for layer in model.layers for k, v in layer.params.items()}
     slots = {}
     if getattr(model, "optimizer", None) is not None:
         for (layer, param), state in model.optimizer.slots.items():
@@ -115,7 +115,7 @@ def load_model(path, compile=True):
         raise ValueError(f"{path}: expected format {FORMAT!r}, found {config.get('format')!r}")
     model = Sequential([_layer_from_config(e, path) for e in config["layers"]], name=config["name"])
     model.build(tuple(config["input_shape"]))
-    expected = {f"{l.name}/{k}": tuple(v.shape) for l in model.layers for k, v in l.params.items()}
+    expected = {f"{layer.name}/{k}": tuple(v.shape) for layer in model.layers for k, v in layer.params.items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
     if expected != found:
         raise ValueError(f"{path}: weights do not match the architecture: expected {expected}, found {found}")
@@ -134,8 +134,8 @@ def load_model(path, compile=True):
 def clone_model(model, dtype=None):
     """A new model with the same architecture and weights (optionally in another dtype)."""
     from .model import Sequential
-    layers = [_layer_from_config({"class": type(l).__name__, "config": l.get_config()}, model.name)
-              for l in model.layers]
+    layers = [_layer_from_config({"class": type(layer).__name__, "config": layer.get_config()}, model.name)
+              for layer in model.layers]
     for layer in layers:
         layer.dtype = dtype
     clone = Sequential(layers, name=model.name)
@@ -196,8 +196,8 @@ def read_keras_weights(path):
         if zipfile.is_zipfile(path):                        # .keras archive
             with zipfile.ZipFile(path) as z:
                 data = io.BytesIO(z.read("model.weights.h5"))
-                order = [l["config"]["name"] for l in json.loads(z.read("config.json"))["config"]["layers"]
-                         if l.get("class_name") != "InputLayer"]
+                order = [layer["config"]["name"] for layer in json.loads(z.read("config.json"))["config"]["layers"]
+                         if layer.get("class_name") != "InputLayer"]
             with h5py.File(data, "r") as h5:
                 groups = dict(_keras3_layer_groups(h5))
             return [(name, groups.get(name, [])) for name in order if groups.get(name)]
@@ -212,10 +212,10 @@ def read_keras_weights(path):
 def load_keras_weights(model, path):
     """Copy the weights of a Keras file into ``model``, layer by layer in order."""
     groups = read_keras_weights(path)
-    targets = [l for l in model.layers if l.params]
+    targets = [layer for layer in model.layers if layer.params]
     by_name = dict(groups)
-    if len(by_name) == len(targets) and all(l.name in by_name for l in targets):
-        groups = [(l.name, by_name[l.name]) for l in targets]      # names agree: match by name
+    if len(by_name) == len(targets) and all(layer.name in by_name for layer in targets):
+        groups = [(layer.name, by_name[layer.name]) for layer in targets]      # names agree: match by name
     mismatches = []
     if len(groups) != len(targets):
         mismatches.append(f"{len(groups)} Keras layers with weights vs {len(targets)} minicnn layers")

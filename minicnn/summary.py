@@ -50,8 +50,8 @@ def summary_table(model, details=False, batch_size=32) -> str:
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built: give an Input or input_shape, or call it on data")
     header = ["Layer (type)", "Output Shape", "Param #"]
-    rows = [[f"{l.name} ({type(l).__name__})", _shape(l.output_shape), f"{l.count_params():,}"]
-            for l in model.layers]
+    rows = [[f"{layer.name} ({type(layer).__name__})", _shape(layer.output_shape), f"{layer.count_params():,}"]
+            for layer in model.layers]
     if details:
         header += ["Padding (t,b,l,r)", "Receptive field", "Eff. stride", f"im2col (batch {batch_size})"]
         for row, d in zip(rows, layer_details(model, batch_size)):
@@ -67,7 +67,7 @@ def summary_table(model, details=False, batch_size=32) -> str:
         return left + middle.join("─" * w for w in widths) + right
 
     total = model.count_params()
-    trainable = sum(l.count_params() for l in model.layers if l.trainable)
+    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
     itemsize = 4
     out = [f'Model: "{model.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
     out += [line(r) for r in rows]
@@ -76,6 +76,6 @@ def summary_table(model, details=False, batch_size=32) -> str:
             f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * itemsize)})",
             f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * itemsize)})"]
     if details:
-        workspace = sum(getattr(l, "workspace", None).nbytes for l in model.layers if hasattr(l, "workspace"))
+        workspace = sum(getattr(layer, "workspace", None).nbytes for layer in model.layers if hasattr(layer, "workspace"))
         out.append(f" im2col workspace held now: {_fmt_bytes(workspace)}")
     return "\n".join(out)

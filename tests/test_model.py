@@ -27,7 +27,7 @@ def tiny_model(seed=0, dropout=0.3):
 
 def test_keras_style_names_and_history_keys():
     model = tiny_model()
-    assert [l.name for l in model.layers] == ["conv2d", "max_pooling2d", "flatten", "dropout", "dense"]
+    assert [layer.name for layer in model.layers] == ["conv2d", "max_pooling2d", "flatten", "dropout", "dense"]
     x, y, _ = tiny_data()
     history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
     assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}

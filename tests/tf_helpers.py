@@ -5,7 +5,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
+import keras  # noqa: E402, F401  (re-exported to the tests)
 
 TOL = {"float64": 1e-9, "float32": 1e-4}
 

@@ -80,8 +80,8 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
     rows.append(("loss", "-", "value", *_stats(loss_ours, loss_theirs.numpy())))
     _, fused = model._loss_and_seed(model.forward(x), y)
     model.backward(model.loss.backward(), from_logits=fused)
-    grads_ours = [l.grads[k] for l in model.layers for k in l.params]
-    names = [(l.name, k) for l in model.layers for k in l.params]
+    grads_ours = [layer.grads[k] for layer in model.layers for k in layer.params]
+    names = [(layer.name, k) for layer in model.layers for k in layer.params]
     for (layer, key), g_ours, g_theirs in zip(names, grads_ours, grads_theirs):
         rows.append(("gradient", layer, key, *_stats(g_ours, g_theirs.numpy())))
     if not fused:

@@ -50,7 +50,7 @@ class LiveView(Callback):
         plots.plt.xlabel("step")
         plots.plt.ylabel("loss")
         parts = [("Loss", png_tag(loss_fig, "loss"))]
-        acts = model.intermediate_outputs(self.sample, [l.name for l in model.layers])
+        acts = model.intermediate_outputs(self.sample, [layer.name for layer in model.layers])
         per_layer = []
         for layer, act in zip(model.layers, acts):
             if act.ndim == 4:
@@ -63,10 +63,10 @@ class LiveView(Callback):
                 grad_figs.append(png_tag(plots.plot_feature_maps(gi, images_per_row=16, title=f"∂/∂ {name}", scale=0.6),
                                          f"gradients {name}"))
         parts.append(("Activation gradients (of the mean output)", "".join(grad_figs)))
-        convs = [l for l in model.layers if isinstance(l, Conv2D)]
+        convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
         if convs:
             parts.append(("First-layer filters", png_tag(plots.plot_filters(convs[0].params["kernel"]), "filters")))
-        hist = {f"{l.name}/{k}": g for l in model.layers for k, g in getattr(l, "grads", {}).items() if k == "kernel"}
+        hist = {f"{layer.name}/{k}": g for layer in model.layers for k, g in getattr(layer, "grads", {}).items() if k == "kernel"}
         if hist:
             fig, axes = plots.plt.subplots(1, len(hist), figsize=(2.5 * len(hist), 2), squeeze=False)
             for ax, (name, values) in zip(axes[0], hist.items()):
@@ -87,7 +87,7 @@ class LiveView(Callback):
         return result[::-1]
 
     def update(self):
-        saved = {l.name: dict(l.grads) for l in self.model.layers if getattr(l, "grads", None)}
+        saved = {layer.name: dict(layer.grads) for layer in self.model.layers if getattr(layer, "grads", None)}
         body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in self.sections())
         for layer in self.model.layers:                        # the view's backward must not leak
             if layer.name in saved:

@@ -43,7 +43,7 @@ def trace(model, x, y, verbose=True, bins=30):
         rows.append(row)
     value, fused = model._loss_and_seed(h, y)
     grad = model.loss.backward()
-    before = {(l.name, k): v.copy() for l in model.layers for k, v in l.params.items()}
+    before = {(layer.name, k): v.copy() for layer in model.layers for k, v in layer.params.items()}
     for i in range(len(model.layers) - 1, -1, -1):
         layer = model.layers[i]
         grad = layer.backward_logits(grad) if (fused and i == len(model.layers) - 1) else layer.backward(grad)

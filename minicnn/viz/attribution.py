@@ -55,7 +55,7 @@ def smoothgrad(model, x, class_index, samples=25, noise=0.15, seed=0):
 
 
 def last_conv_layer(model):
-    convs = [l.name for l in model.layers if isinstance(l, Conv2D)]
+    convs = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
     if not convs:
         raise ValueError(f"model {model.name!r} has no Conv2D layer for Grad-CAM")
     return convs[-1]
@@ -109,7 +109,7 @@ def relu_rule(model, rule):
     """Temporarily switch every ReLU's backward rule ('gradient', 'deconvnet', 'guided')."""
     if rule not in activations.ReLU.RULES:
         raise ValueError(f"relu_rule: expected one of {activations.ReLU.RULES}, received {rule!r}")
-    relus = [l.activation for l in model.layers if isinstance(l.activation, activations.ReLU)]
+    relus = [layer.activation for layer in model.layers if isinstance(layer.activation, activations.ReLU)]
     for r in relus:
         r.rule = rule
     try:
@@ -165,7 +165,7 @@ def randomization_check(model, x, class_index, method=saliency, seed=0):
     rng = new_generator(seed)
     results = []
     try:
-        for layer in reversed([l for l in model.layers if l.params]):
+        for layer in reversed([weighted for weighted in model.layers if weighted.params]):
             weights = []
             for key, value in layer.params.items():
                 init = layer.kernel_initializer if key == "kernel" else (lambda shape, r: r.normal(0, 0.1, shape))

@@ -30,7 +30,7 @@ def report_sections(model, x, y, history=None, class_names=None, figures_dir=Non
     sections = [("Model summary", f"<pre>{html.escape(model.summary(print_fn=None))}</pre>")]
     if history is not None:
         sections.append(("Training curves", fig(plots.plot_history(history), "training_curves")))
-    convs = [l for l in model.layers if isinstance(l, Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
     if convs:
         sections.append(("First-layer filters", fig(plots.plot_filters(convs[0].params["kernel"]), "filters")))
         acts = model.intermediate_outputs(x[:1], [c.name for c in convs])
