@@ -38,6 +38,13 @@ def kernels(request):
         yield np.asarray
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def cpu_kernels(request):
+    """The CPU kernel families only (central differences perturb host arrays in place)."""
+    with mc.use_kernels(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def float64():
     previous = mc.backend.floatx()

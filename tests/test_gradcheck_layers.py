@@ -19,7 +19,7 @@ def assert_all_close(results):
 
 @given(cfg=window_configs(max_size=8, max_channels=3), seed=st.integers(0, 2**16),
        activation=st.sampled_from([None, "relu", "sigmoid", "softmax"]), use_bias=st.booleans())
-def test_conv2d(kernels, float64, cfg, seed, activation, use_bias):
+def test_conv2d(cpu_kernels, float64, cfg, seed, activation, use_bias):
     rng = np.random.default_rng(seed)
     layer = layers.Conv2D(cfg["f"], cfg["kernel"], cfg["strides"], cfg["padding"], activation=activation,
                           use_bias=use_bias, name="conv")
@@ -28,7 +28,7 @@ def test_conv2d(kernels, float64, cfg, seed, activation, use_bias):
 
 
 @given(cfg=window_configs(max_size=8, max_kernel=4, max_channels=3), seed=st.integers(0, 2**16))
-def test_max_pooling2d(kernels, float64, cfg, seed):
+def test_max_pooling2d(cpu_kernels, float64, cfg, seed):
     rng = np.random.default_rng(seed)
     layer = layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"], name="pool")
     x = distinct_values(rng, (cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
@@ -68,7 +68,7 @@ def test_dropout_training_backward_uses_the_forward_mask(float64):
     np.testing.assert_array_equal(layer.forward(x, training=False), x)
 
 
-def test_backward_never_mutates_the_upstream_gradient(kernels, float64):
+def test_backward_never_mutates_the_upstream_gradient(cpu_kernels, float64):
     rng = np.random.default_rng(1)
     x = distinct_values(rng, (2, 6, 6, 2))
     for layer in [layers.Conv2D(3, 3, activation="relu"), layers.MaxPooling2D(), layers.ReLU(),

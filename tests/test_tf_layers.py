@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tf_helpers import TOL, keras, rel, tf, tf_layer_gradients
 from minicnn import layers, losses
+from minicnn.backend import to_numpy
 from conftest import distinct_values
 from strategies import window_configs
 
@@ -15,21 +16,24 @@ DTYPES = st.sampled_from(["float32", "float64"])
 ACTIVATIONS = st.sampled_from([None, "relu", "sigmoid", "softmax"])
 
 
-def compare_layer(ours, theirs, x, dtype, seed):
+def compare_layer(ours, theirs, x, dtype, seed, device=np.asarray):
+    """Same weights in both; minicnn runs on ``device`` (the host, or the GPU through the
+    ``kernels`` fixture); results come back to the host for the comparison."""
     x = x.astype(dtype)
     ours.build((None, *x.shape[1:]))
     theirs.build((None, *x.shape[1:]))
     theirs.set_weights(ours.get_weights())
+    ours.params = {k: device(v) for k, v in ours.params.items()}
     G = np.random.default_rng(seed + 1).standard_normal(ours.compute_output_shape(x.shape)).astype(dtype)
     y_tf, dx_tf, dparams_tf = tf_layer_gradients(theirs, x, G)
-    y = ours.forward(x)
-    dx = ours.backward(G)
+    y = ours.forward(device(x))
+    dx = ours.backward(device(G))
     tol = TOL[dtype]
-    assert y.dtype == np.dtype(dtype)
-    assert rel(y, y_tf) < tol
-    assert rel(dx, dx_tf) < tol
+    assert y.dtype == np.dtype(dtype) and type(y) is type(device(x))
+    assert rel(to_numpy(y), y_tf) < tol
+    assert rel(to_numpy(dx), dx_tf) < tol
     for key, d_tf in zip(ours.params, dparams_tf):
-        assert rel(ours.grads[key], d_tf) < tol, key
+        assert rel(to_numpy(ours.grads[key]), d_tf) < tol, key
 
 
 @given(cfg=window_configs(max_size=10, max_channels=4), seed=st.integers(0, 2**16), dtype=DTYPES,
@@ -39,7 +43,7 @@ def test_conv2d_matches_tf(kernels, cfg, seed, dtype, activation, use_bias):
     ours = layers.Conv2D(*args, activation=activation, use_bias=use_bias, dtype=dtype)
     theirs = keras.layers.Conv2D(*args, activation=activation, use_bias=use_bias, dtype=dtype)
     x = np.random.default_rng(seed).standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
-    compare_layer(ours, theirs, x, dtype, seed)
+    compare_layer(ours, theirs, x, dtype, seed, kernels)
 
 
 @pytest.mark.parametrize("kernel,strides,size", [((2, 2), (2, 2), (7, 9)), ((4, 2), (3, 3), (10, 8)),
@@ -48,7 +52,7 @@ def test_conv2d_same_even_kernels_and_strides_match_tf(kernels, kernel, strides,
     """TF's 'same' puts the odd padding pixel at the bottom/right."""
     ours = layers.Conv2D(3, kernel, strides, "same", dtype="float64")
     theirs = keras.layers.Conv2D(3, kernel, strides, "same", dtype="float64")
-    compare_layer(ours, theirs, np.random.default_rng(0).standard_normal((2, *size, 2)), "float64", 0)
+    compare_layer(ours, theirs, np.random.default_rng(0).standard_normal((2, *size, 2)), "float64", 0, kernels)
 
 
 @given(cfg=window_configs(max_size=10, max_kernel=4, max_channels=4), seed=st.integers(0, 2**16), dtype=DTYPES)
@@ -56,7 +60,7 @@ def test_max_pooling2d_matches_tf_including_overlap(kernels, cfg, seed, dtype):
     ours = layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"])
     theirs = keras.layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"], dtype=dtype)
     x = distinct_values(np.random.default_rng(seed), (cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
-    compare_layer(ours, theirs, x, dtype, seed)
+    compare_layer(ours, theirs, x, dtype, seed, kernels)
 
 
 @given(lead=st.lists(st.integers(1, 5), min_size=1, max_size=3), k=st.integers(1, 8), u=st.integers(1, 8),
