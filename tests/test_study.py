@@ -138,6 +138,29 @@ def test_live_view_loads_in_chromium_and_updates(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
+def test_live_view_histograms_show_the_training_gradients(tmp_path, monkeypatch):
+    """The histograms must show the last training step's gradients, not those of the view's
+    own visualization backward pass (which runs before they are drawn)."""
+    x, y = data(8)
+    model = small_model()
+    captured, shown = [], []
+
+    class Capture(mc.callbacks.Callback):
+        def on_train_batch_end(self, step, logs=None):
+            captured.append(model.get_layer("conv").grads["kernel"].copy())
+    monkeypatch.setattr(LiveView, "gradient_histograms",
+                        staticmethod(lambda grads: shown.append(grads["conv/kernel"].copy()) or _empty_figure()))
+    view = LiveView(tmp_path / "live.html", x[:1].astype("float32"), every=2)
+    model.fit(x.astype("float32"), y.astype("float32"), batch_size=4, epochs=1, verbose=0, callbacks=[Capture(), view])
+    np.testing.assert_array_equal(shown[0], captured[1])
+    np.testing.assert_array_equal(model.get_layer("conv").grads["kernel"], captured[-1])
+
+
+def _empty_figure():
+    import matplotlib.pyplot as plt
+    return plt.figure()
+
+
 def test_summary_details_teach_the_padding():
     model = mc.Sequential([layers.Input((7, 7, 1)), layers.Conv2D(2, 2, strides=2, padding="same"),
                            layers.MaxPooling2D(3, strides=1, padding="same")])

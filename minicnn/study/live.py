@@ -41,7 +41,8 @@ class LiveView(Callback):
     def on_train_end(self, logs=None):
         self.update()
 
-    def sections(self):
+    def sections(self, weight_grads):
+        """[(title, html)]; ``weight_grads`` are the last training step's kernel gradients."""
         from ..viz import plots
         from ..viz.report import png_tag
         model = self.model
@@ -50,46 +51,49 @@ class LiveView(Callback):
         plots.plt.xlabel("step")
         plots.plt.ylabel("loss")
         parts = [("Loss", png_tag(loss_fig, "loss"))]
-        acts = model.intermediate_outputs(self.sample, [layer.name for layer in model.layers])
-        per_layer = []
-        for layer, act in zip(model.layers, acts):
-            if act.ndim == 4:
-                per_layer.append(png_tag(plots.plot_feature_maps(act, images_per_row=16, title=layer.name, scale=0.6),
-                                         f"activations {layer.name}"))
-        parts.append(("Activations for a fixed sample", "".join(per_layer)))
-        grad_figs = []
-        for name, gi in self.activation_gradients():
-            if gi.ndim == 4:
-                grad_figs.append(png_tag(plots.plot_feature_maps(gi, images_per_row=16, title=f"∂/∂ {name}", scale=0.6),
-                                         f"gradients {name}"))
-        parts.append(("Activation gradients (of the mean output)", "".join(grad_figs)))
+        acts, grads = self.activations_and_gradients()
+        for title, maps, prefix in (("Activations for a fixed sample", acts, ""),
+                                    ("Activation gradients (of the mean output)", grads, "∂/∂ ")):
+            figures = [png_tag(plots.plot_feature_maps(a, images_per_row=16, title=f"{prefix}{layer.name}", scale=0.6),
+                               f"{prefix}{layer.name}") for layer, a in zip(model.layers, maps) if a.ndim == 4]
+            parts.append((title, "".join(figures)))
         convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
         if convs:
             parts.append(("First-layer filters", png_tag(plots.plot_filters(convs[0].params["kernel"]), "filters")))
-        hist = {f"{layer.name}/{k}": g for layer in model.layers for k, g in getattr(layer, "grads", {}).items() if k == "kernel"}
-        if hist:
-            fig, axes = plots.plt.subplots(1, len(hist), figsize=(2.5 * len(hist), 2), squeeze=False)
-            for ax, (name, values) in zip(axes[0], hist.items()):
-                ax.hist(np.asarray(values).ravel(), bins=40)
-                ax.set_title(name, fontsize=7)
-            parts.append(("Weight-gradient histograms (last training step)", png_tag(fig, "weight gradients")))
+        if weight_grads:
+            parts.append(("Weight-gradient histograms (last training step)",
+                          png_tag(self.gradient_histograms(weight_grads), "weight gradients")))
         return parts
 
-    def activation_gradients(self):
-        """[(layer name, ∂S/∂(output of that layer))] for S = the mean model output on the sample."""
+    @staticmethod
+    def gradient_histograms(weight_grads):
+        from ..viz import plots
+        fig, axes = plots.plt.subplots(1, len(weight_grads), figsize=(2.5 * len(weight_grads), 2), squeeze=False)
+        for ax, (name, values) in zip(axes[0], weight_grads.items()):
+            ax.hist(np.asarray(values).ravel(), bins=40)
+            ax.set_title(name, fontsize=7)
+        return fig
+
+    def activations_and_gradients(self):
+        """Each layer's output for the fixed sample, and ∂S/∂(that output) for S = the mean
+        model output — one forward and one backward sweep."""
         model = self.model
-        out = model.forward(self.sample)
-        grad = np.ones_like(out) / out.size
-        result = []
+        acts = [self.sample]
+        for layer in model.layers:
+            acts.append(layer.forward(acts[-1]))
+        grad = np.ones_like(acts[-1]) / acts[-1].size
+        grads = []
         for layer in reversed(model.layers):
-            result.append((layer.name, grad))
+            grads.append(grad)
             grad = layer.backward(grad)
-        return result[::-1]
+        return acts[1:], grads[::-1]
 
     def update(self):
+        # read the training step's gradients before the view's own backward overwrites them
         saved = {layer.name: dict(layer.grads) for layer in self.model.layers if getattr(layer, "grads", None)}
-        body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in self.sections())
-        for layer in self.model.layers:                        # the view's backward must not leak
+        weight_grads = {f"{name}/kernel": g["kernel"] for name, g in saved.items() if "kernel" in g}
+        body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in self.sections(weight_grads))
+        for layer in self.model.layers:                        # leave the training gradients in place
             if layer.name in saved:
                 layer.grads = saved[layer.name]
         self.updates += 1
