@@ -41,9 +41,8 @@ class ArrayBatches:
             self.order = global_generator().permutation(len(self.x))
 
     def __getitem__(self, i):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        if not self.shuffle:                   # contiguous slices: views, no copies
-            idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        idx = self.order[rows] if self.shuffle else rows      # unshuffled: views, no copies
         return self.move(self.x[idx]), (None if self.y is None else self.move(self.y[idx]))
 
 

@@ -84,7 +84,6 @@ class ImageFolderBatches:
         self.rng = np.random.default_rng(seed)
         self.transform = transform
         self.order = np.arange(len(self.file_paths))
-        self.epoch_started = False
 
     def __len__(self):
         return math.ceil(len(self.file_paths) / self.batch_size)

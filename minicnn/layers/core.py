@@ -46,7 +46,8 @@ class Dropout(Layer):
             raise self.error(f"rate must be a number in [0, 1), received rate={rate!r}")
         self.rate = float(rate)
         self.seed = seed
-        self.rng = None
+        self.rng = None          # host generator (drawn from the global one on first use)
+        self.device_rng = None   # CuPy generator, seeded from the host one, for GPU inputs
         self.mask = None
 
     def call(self, x, training):
@@ -58,7 +59,7 @@ class Dropout(Layer):
         xp = backend.get_array_module(x)
         rng = self.rng
         if xp is not np:                                   # draw on the device: no host copy
-            if getattr(self, "device_rng", None) is None:
+            if self.device_rng is None:
                 self.device_rng = xp.random.default_rng(int(self.rng.integers(2**63)))
             rng = self.device_rng
         keep = rng.random(x.shape) >= self.rate

@@ -84,16 +84,15 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True):
     W2 = W.reshape(kh * kw * c, f)
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
     db = dy2.sum(axis=0)
+    workspace = workspace if workspace is not None else Workspace()
     if cols is not None:
         dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
         if not input_grad:
             return None, dW, db
-        workspace = workspace if workspace is not None else Workspace()
         dcols = workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
         get_array_module(dy).matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
         dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
         return dx, dW, db
-    workspace = workspace if workspace is not None else Workspace()
     dW2 = None
     dx_parts = []
     for start in range(0, n, cache.chunk):                          # recompute the columns per chunk

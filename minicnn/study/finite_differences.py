@@ -114,12 +114,11 @@ def check_model(model, x, y=None, loss=None, max_samples=24, eps=1e-6, seed=0):
     model = clone_model(model, "float64")
     x = np.array(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    out = model.forward(x)
-    G = rng.standard_normal(out.shape)
-    value, grad = _model_loss(model, loss, y, G)
     activations = [x]                                  # a_0 = x, a_i = output of layer i
     for layer in model.layers:
         activations.append(layer.forward(activations[-1]))
+    G = rng.standard_normal(activations[-1].shape)
+    value, grad = _model_loss(model, loss, y, G)
     upstream = grad(activations[-1])
     analytic_inputs, analytic_params = [None] * len(model.layers), [None] * len(model.layers)
     for i in range(len(model.layers) - 1, -1, -1):

@@ -57,15 +57,13 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
     for ours, theirs in zip(model.layers, twin.layers):
         h_ours, h_theirs = ours.forward(h_ours), theirs(h_theirs)
         rows.append(("forward", ours.name, "output", *_stats(h_ours, h_theirs.numpy())))
-        window = getattr(ours, "pool_size", None)
-        if window is not None and ours.cache is not None:
-            if len(np.unique(np.round(np.asarray(h_ours), 7))) < np.asarray(h_ours).size * 0.9:
-                notes.add("pool_ties")
+        if hasattr(ours, "pool_size") and len(np.unique(np.round(h_ours, 7))) < h_ours.size * 0.9:
+            notes.add("pool_ties")
         if getattr(ours, "padding", None) == "same" and (any(k % 2 == 0 for k in (getattr(ours, "kernel_size", None)
                                                         or ours.pool_size)) or max(ours.strides) > 1):
             notes.add("same_padding")
-    # loss and gradients
-    loss_ours, _ = model._loss_and_seed(model.forward(x, training=False), y)
+    # loss and gradients (the forward above left every layer's cache ready for backward)
+    loss_ours, fused = model._loss_and_seed(h_ours, y)
     keras_loss = {"categorical_crossentropy": keras.losses.CategoricalCrossentropy,   # mean over the batch
                   "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
                   "binary_crossentropy": keras.losses.BinaryCrossentropy}[model.loss.name](
@@ -78,7 +76,6 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
         return value, tape.gradient(value, twin.trainable_weights)
     loss_theirs, grads_theirs = keras_step(tf.constant(x), tf.constant(y))
     rows.append(("loss", "-", "value", *_stats(loss_ours, loss_theirs.numpy())))
-    _, fused = model._loss_and_seed(model.forward(x), y)
     model.backward(model.loss.backward(), from_logits=fused)
     grads_ours = [layer.grads[k] for layer in model.layers for k in layer.params]
     names = [(layer.name, k) for layer in model.layers for k in layer.params]
