@@ -16,11 +16,12 @@ be saved, loaded and moved between devices with the model.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 from .backend import get_array_module
 
 
-class Optimizer:
+class Optimizer(ABC):
     name = "optimizer"
     slot_names: tuple = ()
 
@@ -45,8 +46,9 @@ class Optimizer:
             w = params[pname]
             params[pname] = self.update(w, g, self.slots_for(key, w))
 
+    @abstractmethod
     def update(self, w, g, slots):
-        raise NotImplementedError
+        """The new value of parameter ``w`` (updated in place) from gradient ``g`` and its slots."""
 
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self.learning_rate}

@@ -17,6 +17,7 @@ each backward *overwrites* ``grads`` (never accumulates).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-class Layer:
+class Layer(ABC):
     """Base class: subclasses implement ``call``, ``call_backward`` and, if they have
     weights, ``build_params``; and ``output_shape_of`` for shapes."""
 
@@ -165,11 +166,13 @@ class Layer:
                              f"received {tuple(dy.shape)}")
         return dy
 
+    @abstractmethod
     def call(self, x, training):
-        raise NotImplementedError
+        """The layer's forward before its activation: z from x (keeps what backward needs)."""
 
+    @abstractmethod
     def call_backward(self, dz, input_grad=True):
-        raise NotImplementedError
+        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``."""
 
     # -- weights --------------------------------------------------------------
     def get_weights(self):
