@@ -5,6 +5,8 @@
 // Thread -> element mapping: one thread per INPUT element (b, y, x, ch), grid-stride loop
 // over t = ((b*h + y)*w + x)*c + ch.  Each thread owns its output element and sums its own
 // contributions: no atomics, deterministic results.
+#include "nhwc.cuh"
+
 template <typename T>
 __global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, int n, int h, int w, int c,
                        int kh, int kw, int sh, int sw, int top, int left, int oh, int ow) {
@@ -12,21 +14,11 @@ __global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx, int n, i
     const long long K = (long long)kh * kw * c;
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < total;
          t += (long long)blockDim.x * gridDim.x) {
-        const int ch = (int)(t % c);
-        const int xx = (int)((t / c) % w);
-        const int y = (int)((t / ((long long)c * w)) % h);
-        const long long b = t / ((long long)c * w * h);
+        const Nhwc e = split_nhwc(t, h, w, c);
         T sum = T(0);
-        for (int i = 0; i < kh; ++i) {
-            const int py = y + top - i;
-            if (py < 0 || py % sh != 0 || py / sh >= oh) continue;
-            for (int j = 0; j < kw; ++j) {
-                const int qx = xx + left - j;
-                if (qx < 0 || qx % sw != 0 || qx / sw >= ow) continue;
-                const long long row = (b * oh + py / sh) * ow + qx / sw;
-                sum += dcols[row * K + (i * kw + j) * c + ch];
-            }
-        }
+        for_each_window_reading(e.b, e.y, e.x, kh, kw, sh, sw, top, left, oh, ow, [&](int i, int j, long long row) {
+            sum += dcols[row * K + (i * kw + j) * c + e.ch];
+        });
         dx[t] = sum;
     }
 }

@@ -8,6 +8,8 @@
 //   at it.  No atomics; overlapping windows (stride < pool) add deterministically.
 #include <cuda/std/limits>
 
+#include "nhwc.cuh"
+
 template <typename T>
 __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ switches,
                                 int n, int h, int w, int c, int ph, int pw, int sh, int sw, int top, int left,
@@ -15,19 +17,16 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
     const long long total = (long long)n * oh * ow * c;
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < total;
          t += (long long)blockDim.x * gridDim.x) {
-        const int ch = (int)(t % c);
-        const int q = (int)((t / c) % ow);
-        const int p = (int)((t / ((long long)c * ow)) % oh);
-        const long long b = t / ((long long)c * ow * oh);
+        const Nhwc o = split_nhwc(t, oh, ow, c);              // output pixel (p, q) = (o.y, o.x)
         T best = -cuda::std::numeric_limits<T>::infinity();
         int arg = 0;
         for (int i = 0; i < ph; ++i) {
-            const int yy = p * sh + i - top;
+            const int yy = o.y * sh + i - top;
             if (yy < 0 || yy >= h) continue;
             for (int j = 0; j < pw; ++j) {
-                const int xx = q * sw + j - left;
+                const int xx = o.x * sw + j - left;
                 if (xx < 0 || xx >= w) continue;
-                const T v = x[((b * h + yy) * w + xx) * c + ch];
+                const T v = x[((o.b * h + yy) * w + xx) * c + o.ch];
                 if (v > best) { best = v; arg = i * pw + j; }
             }
         }
@@ -43,21 +42,12 @@ __global__ void maxpool_backward(const T* __restrict__ dy, const int* __restrict
     const long long total = (long long)n * h * w * c;
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < total;
          t += (long long)blockDim.x * gridDim.x) {
-        const int ch = (int)(t % c);
-        const int xx = (int)((t / c) % w);
-        const int y = (int)((t / ((long long)c * w)) % h);
-        const long long b = t / ((long long)c * w * h);
+        const Nhwc e = split_nhwc(t, h, w, c);
         T sum = T(0);
-        for (int i = 0; i < ph; ++i) {
-            const int py = y + top - i;                 // window row p with p*sh + i = y + top
-            if (py < 0 || py % sh != 0 || py / sh >= oh) continue;
-            for (int j = 0; j < pw; ++j) {
-                const int qx = xx + left - j;
-                if (qx < 0 || qx % sw != 0 || qx / sw >= ow) continue;
-                const long long o = ((b * oh + py / sh) * ow + qx / sw) * c + ch;
-                if (switches[o] == i * pw + j) sum += dy[o];
-            }
-        }
+        for_each_window_reading(e.b, e.y, e.x, ph, pw, sh, sw, top, left, oh, ow, [&](int i, int j, long long row) {
+            const long long o = row * c + e.ch;
+            if (switches[o] == i * pw + j) sum += dy[o];
+        });
         dx[t] = sum;
     }
 }

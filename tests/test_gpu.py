@@ -17,7 +17,7 @@ needs_gpu = pytest.mark.skipif(not backend.gpu_status()[0], reason=backend.gpu_s
 
 def test_kernel_sources_ship_inside_the_package():
     shipped = {p.name for p in resources.files("minicnn._kernels").iterdir()}
-    assert {f"{k}.cu" for k in KERNELS} <= shipped
+    assert {f"{k}.cu" for k in KERNELS} | {"nhwc.cuh"} <= shipped
     for name in KERNELS:
         text = (resources.files("minicnn._kernels") / f"{name}.cu").read_text()
         assert "Thread -> element" in text or "thread -> element" in text   # the mapping is documented

@@ -1,8 +1,9 @@
 """CUDA bodies of the copy-heavy ops, from the ``.cu`` sources in ``kernels/``.
 
-The sources ship inside the wheel as ``minicnn._kernels``; each is compiled once per
-process with ``cupy.RawModule`` (float and double instantiations), with ``#line`` so that
-compiler errors name the ``.cu`` file.  Integer arguments are passed as ``np.int32`` /
+The sources ship inside the wheel as ``minicnn._kernels`` (with the shared header
+``nhwc.cuh``, found through ``-I``); each is compiled once per process with
+``cupy.RawModule`` (float and double instantiations), with ``#line`` so that compiler
+errors name the ``.cu`` file.  Integer arguments are passed as ``np.int32`` /
 ``np.int64`` explicitly (CuPy would pass Python ints as 64-bit without checking).
 Launches are asynchronous: nothing here synchronizes.
 """
@@ -19,8 +20,11 @@ THREADS = 256
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2}
 
 
+KERNEL_DIR = resources.files("minicnn._kernels")
+
+
 def source(name: str) -> str:
-    path = resources.files("minicnn._kernels") / f"{name}.cu"
+    path = KERNEL_DIR / f"{name}.cu"
     return f'#line 1 "{path}"\n' + path.read_text()
 
 
@@ -28,7 +32,8 @@ def source(name: str) -> str:
 def module(name: str, kernels: tuple):
     cupy = backend.require_gpu()
     expressions = [f"{k}<{t}>" for k in kernels for t in ("float", "double")]
-    return cupy.RawModule(code=source(name), options=("-std=c++17",), name_expressions=expressions)
+    return cupy.RawModule(code=source(name), options=("-std=c++17", f"-I{KERNEL_DIR}"),
+                          name_expressions=expressions)
 
 
 def kernel(name, function, dtype, kernels):
