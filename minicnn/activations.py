@@ -23,38 +23,53 @@ import numpy as np
 
 from . import backend
 from .backend import get_array_module
+from .ops.epilogue import add_bias, bias_grad, relu_backward_bias_grad
 
 
-class Linear:
+class ActivationFunction:
+    """``forward(z, owned=False, bias=None)``: a = act(z + bias).  ``bias`` is the bias of
+    the layer whose matrix product z is; it is added in place (such a z is always
+    ``owned``: a fresh array nobody else holds), fused with the activation where a kernel
+    does both (``ops/epilogue.py``).  ``backward(da)`` returns ∂L/∂z;
+    ``backward_with_bias_grad(da)`` returns (∂L/∂z, ∂L/∂bias = Σ of ∂L/∂z over all axes
+    but the last)."""
+
+    def backward_with_bias_grad(self, da):
+        dz = self.backward(da)
+        return dz, bias_grad(dz)
+
+
+class Linear(ActivationFunction):
     name = "linear"
 
-    def forward(self, z, owned=False):
-        self.logits = z
-        return z
+    def forward(self, z, owned=False, bias=None):
+        self.logits = z if bias is None else add_bias(z, bias)
+        return self.logits
 
     def backward(self, da):
         return da
 
 
-class ReLU:
+class ReLU(ActivationFunction):
     name = "relu"
     RULES = ("gradient", "deconvnet", "guided")
 
     def __init__(self):
         self.rule = "gradient"
 
-    def forward(self, z, owned=False):
-        """``owned``: z is a fresh array nobody else holds (a GEMM output), so it is
-        rectified in place — one pass, no mask — and the output stands in for the mask
-        (a > 0 exactly where z > 0); the pre-activation is then not kept (``logits`` is
-        None).  Otherwise z is kept as ``logits``."""
+    def forward(self, z, owned=False, bias=None):
+        """``owned``: z is rectified in place — one pass, no mask — and the output stands
+        in for the mask (a > 0 exactly where z > 0); the pre-activation is then not kept
+        (``logits`` is None).  Otherwise z is kept as ``logits``."""
         if owned:
             self.logits, self.mask = None, None
             if backend.is_gpu_array(z):
                 from .ops import cuda_kernels
-                self.out = cuda_kernels.activation_forward_inplace(z, "relu")
-            else:
+                self.out = cuda_kernels.activation_forward_inplace(z if bias is None else add_bias(z, bias), "relu")
+            elif bias is None:
                 self.out = np.maximum(z, 0, out=z)
+            else:
+                self.out = add_bias(z, bias, relu=True)
             return self.out
         self.mask = z > 0
         self.logits, self.out = z, None
@@ -68,6 +83,11 @@ class ReLU:
         if self.rule == "gradient":
             return da * self.mask
         return da * (self.mask & (da > 0))     # guided
+
+    def backward_with_bias_grad(self, da):
+        if self.rule == "gradient" and self.mask is None:
+            return relu_backward_bias_grad(da, self.out)
+        return super().backward_with_bias_grad(da)
 
 
 def relu_backward_from_output(da, out, guided=False):
@@ -98,11 +118,11 @@ def stable_softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class Sigmoid:
+class Sigmoid(ActivationFunction):
     name = "sigmoid"
 
-    def forward(self, z, owned=False):
-        self.logits = z
+    def forward(self, z, owned=False, bias=None):
+        self.logits = z = z if bias is None else add_bias(z, bias)
         self.out = stable_sigmoid(z)
         return self.out
 
@@ -110,11 +130,11 @@ class Sigmoid:
         return da * self.out * (1 - self.out)
 
 
-class Softmax:
+class Softmax(ActivationFunction):
     name = "softmax"
 
-    def forward(self, z, owned=False):
-        self.logits = z
+    def forward(self, z, owned=False, bias=None):
+        self.logits = z = z if bias is None else add_bias(z, bias)
         self.out = stable_softmax(z)
         return self.out
 

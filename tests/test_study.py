@@ -64,6 +64,9 @@ def test_bisect_catches_a_broken_activation_backward(monkeypatch):
     from minicnn import activations
     monkeypatch.setattr(activations.ReLU, "backward", lambda self, da: da * (self.mask if self.mask is not None
                                                                             else self.out > 0) * 0.99)
+    # the fused ReLU + bias-gradient pass goes through the broken backward too
+    monkeypatch.setattr(activations.ReLU, "backward_with_bias_grad",
+                        activations.ActivationFunction.backward_with_bias_grad)
     x, y = data()
     assert gc.gradcheck(small_model(), x, y, bisect=True, verbose=False) == "hidden"
 

@@ -8,10 +8,11 @@
     layer.params, layer.grads           # dicts keyed 'kernel', 'bias'
     layer.get_weights(), layer.set_weights([...])   # Keras order and shapes
 
-A layer with an ``activation`` computes ``z = call(x)`` then ``a = activation(z)``;
-backward runs the activation's backward, then ``call_backward``.  ``backward_logits``
-starts from ``∂L/∂z`` instead — the model uses it when the loss is fused with a final
-softmax / sigmoid.  Each forward overwrites the one cache slot that backward reads;
+A layer with an ``activation`` computes ``z = call(x)`` then ``a = activation(z + bias)``:
+a weighted layer's ``call`` is its matrix product only, and the bias is added by the
+activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's backward
+(which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
+``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax / sigmoid.  Each forward overwrites the one cache slot that backward reads;
 each backward *overwrites* ``grads`` (never accumulates).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import activations, backend
+from ..ops.epilogue import bias_grad
 
 
 def snake_case(name: str) -> str:
@@ -142,20 +144,32 @@ class Layer(ABC):
             self.build((None, *x.shape[1:]))
         if self.params:
             x = x.astype(self.dtype, copy=False)
-        # a weighted layer's pre-activation is a fresh array (a GEMM output): an activation
-        # may overwrite it (ReLU rectifies in place)
-        y = self.activation.forward(self.call(x, training), owned=bool(self.params))
+        # a weighted layer's call is a fresh array (a GEMM output): the activation adds the
+        # bias to it and may overwrite it (ReLU rectifies in place)
+        y = self.activation.forward(self.call(x, training), owned=bool(self.params), bias=self.params.get("bias"))
         self._last_out_shape = y.shape
         return y
 
     def backward(self, dy, input_grad=True):
         """∂L/∂x from ∂L/∂y (the layer's output, after its activation).  With
         ``input_grad=False`` only the parameter gradients are computed (returns None)."""
-        return self.backward_logits(self.activation.backward(self._check_grad(dy)), input_grad)
+        dy = self._check_grad(dy)
+        if "bias" in self.params:
+            dz, db = self.activation.backward_with_bias_grad(dy)
+        else:
+            dz, db = self.activation.backward(dy), None
+        return self._backward_through_call(dz, db, input_grad)
 
     def backward_logits(self, dz, input_grad=True):
         """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output."""
-        return self.call_backward(self._check_grad(dz), input_grad)
+        dz = self._check_grad(dz)
+        return self._backward_through_call(dz, bias_grad(dz) if "bias" in self.params else None, input_grad)
+
+    def _backward_through_call(self, dz, db, input_grad):
+        dx = self.call_backward(dz, input_grad)
+        if db is not None:
+            self.grads["bias"] = db
+        return dx
 
     def _check_grad(self, dy):
         expected = getattr(self, "_last_out_shape", None)
@@ -172,7 +186,8 @@ class Layer(ABC):
 
     @abstractmethod
     def call_backward(self, dz, input_grad=True):
-        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``."""
+        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads`` (all but
+        the bias's, which ``backward`` adds)."""
 
     # -- weights --------------------------------------------------------------
     def get_weights(self):

@@ -1,6 +1,7 @@
 """Conv2D: a 2-D convolution layer, NHWC input, HWIO kernel (Keras's layout).
 
-Forward ``a = activation(conv(x, W) + b)``; backward (see ``ops/conv.py``)::
+Forward ``a = activation(conv(x, W) + b)`` (``call`` is the convolution; the bias and the
+activation are one fused pass, ``ops/epilogue.py``); backward (see ``ops/conv.py``)::
 
     ∂L/∂W = X ⋆ ∂L/∂Z     (cross-correlation of the input with the output gradient)
     ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
@@ -59,13 +60,13 @@ class Conv2D(Layer):
                              f"{shape[-1]} (input shape {shape})")
 
     def call(self, x, training):
-        y, self.cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                       self.strides, self.padding, self.workspace, self.workspace_budget)
+        y, self.cache = conv2d_forward(x, self.params["kernel"], None, self.strides, self.padding,
+                                       self.workspace, self.workspace_budget)
         return y
 
     def call_backward(self, dz, input_grad=True):
-        dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad)
-        self.grads = {"kernel": dW, "bias": db} if self.use_bias else {"kernel": dW}
+        dx, dW, _ = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad=False)
+        self.grads = {"kernel": dW}
         return dx
 
     def get_config(self):

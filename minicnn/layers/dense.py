@@ -6,7 +6,8 @@ gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading a
     z = x W + b                 a = activation(z)
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
 
-Keeps for backward: the input ``x``.
+``call`` is the product ``x W``; ``+ b``, the activation and ``∂L/∂b`` are the fused
+epilogue (``ops/epilogue.py``).  Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
@@ -42,15 +43,12 @@ class Dense(Layer):
 
     def call(self, x, training):
         self.x = x
-        z = x @ self.params["kernel"]                     # (..., k) @ (k, u) -> (..., u)
-        return z + self.params["bias"] if self.use_bias else z
+        return x @ self.params["kernel"]                  # (..., k) @ (k, u) -> (..., u); + b: the epilogue
 
     def call_backward(self, dz, input_grad=True):
         k = self.params["kernel"].shape[0]
         x2, dz2 = self.x.reshape(-1, k), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
-        if self.use_bias:
-            self.grads["bias"] = dz2.sum(axis=0)
         return dz @ self.params["kernel"].T if input_grad else None   # (..., u) @ (u, k)
 
     def get_config(self):

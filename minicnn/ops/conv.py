@@ -74,16 +74,17 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     return y.reshape(n, oh, ow, f), cache
 
 
-def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True):
+def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True):
     """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
-    when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x)."""
+    when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
+    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``)."""
     x, cols, W = cache.x, cache.cols, cache.W
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
     oh, ow = cache.out_hw
     W2 = W.reshape(kh * kw * c, f)
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
-    db = dy2.sum(axis=0)
+    db = dy2.sum(axis=0) if bias_grad else None
     workspace = workspace if workspace is not None else Workspace()
     if cols is not None:
         dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)

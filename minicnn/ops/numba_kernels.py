@@ -10,8 +10,8 @@ outputs, so there are no races and results are deterministic:
   windows only touch that image's ``dx``);
 * ReLU backward from the output (``dz = da · [a > 0]`` in one pass): over elements.
 
-Arrays are walked through flat views with explicit offsets and the channel axis
-innermost, so the inner loops are contiguous.
+The channel axis is innermost (NHWC), so every inner loop is a contiguous run of ``c``
+values.
 
 Compiled on first use for each dtype and cached on disk (``cache=True``).
 """
@@ -24,68 +24,57 @@ from numba import njit, prange
 @njit(parallel=True, cache=True)
 def _im2col(x, cols, kh, kw, sh, sw, top, left, oh, ow):
     n, h, w, c = x.shape
-    xf, cf = x.reshape(-1), cols.reshape(-1)            # flat views: plain offset arithmetic
-    k_size = kh * kw * c
     for task in prange(n * oh):
         b, p = task // oh, task % oh
         for q in range(ow):
-            dst = ((b * oh + p) * ow + q) * k_size
+            row = cols[(b * oh + p) * ow + q]           # this output pixel's row of cols
             x0 = q * sw - left
             for i in range(kh):
                 y = p * sh + i - top
-                d = dst + i * kw * c
-                if 0 <= y < h and 0 <= x0 and x0 + kw <= w:     # the kernel row lies inside:
-                    src = ((b * h + y) * w + x0) * c            # kw·c contiguous values (NHWC)
-                    for k in range(kw * c):
-                        cf[d + k] = xf[src + k]
-                    continue
                 for j in range(kw):
-                    xx = x0 + j
+                    xx, d = x0 + j, (i * kw + j) * c
                     if 0 <= y < h and 0 <= xx < w:
-                        src = ((b * h + y) * w + xx) * c
+                        pixel = x[b, y, xx]             # c contiguous values (NHWC)
                         for ch in range(c):
-                            cf[d + j * c + ch] = xf[src + ch]
-                    else:
+                            row[d + ch] = pixel[ch]
+                    else:                               # zero padding
                         for ch in range(c):
-                            cf[d + j * c + ch] = 0
+                            row[d + ch] = 0
 
 
 @njit(parallel=True, cache=True)
 def _col2im(cols, dx, kh, kw, sh, sw, top, left, oh, ow):
     n, h, w, c = dx.shape
-    cf, df = cols.reshape(-1), dx.reshape(-1)
-    k_size = kh * kw * c
     for task in prange(n * h):
         b, y = task // h, task % h
-        for xx in range(w):
-            d = ((b * h + y) * w + xx) * c
-            for ch in range(c):
-                df[d + ch] = 0
-            for i in range(kh):
-                py = y + top - i                    # output row p with p·sh + i = y + top
-                if py < 0 or py % sh != 0 or py // sh >= oh:
-                    continue
+        row = dx[b, y]                                  # (w, c): this task's input row
+        row[:] = 0
+        for i in range(kh):
+            t = y + top - i                             # the output row p that read input row y
+            if t < 0 or t % sh != 0 or t // sh >= oh:   # through kernel row i has p·sh = t
+                continue
+            first = (b * oh + t // sh) * ow             # its first row of cols
+            for q in range(ow):
+                src = cols[first + q]
                 for j in range(kw):
-                    qx = xx + left - j
-                    if qx < 0 or qx % sw != 0 or qx // sw >= ow:
-                        continue
-                    src = ((b * oh + py // sh) * ow + qx // sw) * k_size + (i * kw + j) * c
-                    for ch in range(c):
-                        df[d + ch] += cf[src + ch]
+                    xx = q * sw + j - left
+                    if 0 <= xx < w:
+                        base = (i * kw + j) * c
+                        for ch in range(c):
+                            row[xx, ch] += src[base + ch]
 
 
 @njit(parallel=True, cache=True)
 def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
-    xf, yf, sf = x.reshape(-1), y.reshape(-1), switches.reshape(-1)
     for task in prange(n * oh):
         b, p = task // oh, task % oh
+        best = np.empty(c, x.dtype)                     # one window's running max and argmax,
+        arg = np.empty(c, np.int32)                     # over all channels at once
         for q in range(ow):
-            o = ((b * oh + p) * ow + q) * c
-            for ch in range(c):
-                yf[o + ch] = -np.inf
-                sf[o + ch] = 0
+            best[:] = -np.inf
+            arg[:] = 0
             for i in range(ph):
                 yy = p * sh + i - top
                 if yy < 0 or yy >= h:
@@ -94,12 +83,13 @@ def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
                     xx = q * sw + j - left
                     if xx < 0 or xx >= w:
                         continue
-                    src, k = ((b * h + yy) * w + xx) * c, i * pw + j
-                    for ch in range(c):              # branchless, so the loop vectorizes
-                        v, best = xf[src + ch], yf[o + ch]
-                        better = v > best            # strict '>' keeps the first maximum
-                        yf[o + ch] = v if better else best
-                        sf[o + ch] = k if better else sf[o + ch]
+                    k, pixel = np.int32(i * pw + j), x[b, yy, xx]
+                    for ch in range(c):                 # branchless, so the loop vectorizes
+                        better = pixel[ch] > best[ch]   # strict '>' keeps the first maximum
+                        best[ch] = pixel[ch] if better else best[ch]
+                        arg[ch] = k if better else arg[ch]
+            y[b, p, q] = best
+            switches[b, p, q] = arg
 
 
 @njit(parallel=True, cache=True)
@@ -155,3 +145,29 @@ def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
     _maxpool_backward(np.ascontiguousarray(dy), switches, dx, pool[1],
                       strides[0], strides[1], pads[0], pads[2])
     return dx
+
+
+@njit(parallel=True, cache=True)
+def bias_act_forward(z, b, relu):
+    """z ← act(z + b) in place, z (m, f): linear, or ReLU when ``relu``; over rows."""
+    m, f = z.shape
+    for r in prange(m):
+        for k in range(f):
+            v = z[r, k] + b[k]
+            z[r, k] = max(v, 0) if relu else v
+
+
+@njit(parallel=True, cache=True)
+def relu_backward_bias_grad(da, a, dz, partial):
+    """dz = da · [a > 0] and, in the same pass, the per-block column sums
+    ``partial[blk] = Σ_{rows of blk} dz`` (float64); over a fixed number of row blocks,
+    so the order of the sum, and its result, do not depend on the thread count."""
+    m, f = da.shape
+    blocks = partial.shape[0]
+    for blk in prange(blocks):
+        partial[blk] = 0
+        for r in range(blk * m // blocks, (blk + 1) * m // blocks):
+            for k in range(f):
+                g = da[r, k] if a[r, k] > 0 else 0
+                dz[r, k] = g
+                partial[blk, k] += g

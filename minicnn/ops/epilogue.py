@@ -1,0 +1,55 @@
+"""The epilogue of Conv2D and Dense: bias and activation after the matrix product,
+fused into one pass each way.
+
+With ``z0 = x·W`` the layer's GEMM output, seen as a matrix ``(m, f)`` (one row per
+output pixel or sample, one column per filter or unit)::
+
+    forward    a = act(z0 + b)                      in place on z0 (a fresh array)
+    backward   dz = da · act'(a)                    ReLU: act'(a) = [a > 0]; linear: 1
+               ∂L/∂b[k] = Σ_rows dz[·, k]           summed in the same pass over da
+
+On the Numba kernels the ReLU and linear cases are single parallel passes
+(``numba_kernels.bias_act_forward`` / ``relu_backward_bias_grad``); elsewhere the same
+math runs as array expressions.  Sigmoid and softmax add the bias first and then run
+their own forward (see ``activations.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+BIAS_GRAD_BLOCKS = 64      # row blocks of the fused bias gradient (a fixed summation order)
+
+
+def _fusable(z):
+    return not backend.is_gpu_array(z) and backend.get_kernels() == "numba"
+
+
+def add_bias(z, b, relu=False):
+    """z ← z + b (then ReLU when ``relu``), in place on z; returns z."""
+    if _fusable(z):
+        from .numba_kernels import bias_act_forward
+        bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
+        return z
+    z += b
+    return backend.get_array_module(z).maximum(z, 0, out=z) if relu else z
+
+
+def bias_grad(dz):
+    """∂L/∂b = Σ of dz over every axis but the last."""
+    return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+
+
+def relu_backward_bias_grad(da, a):
+    """(dz, ∂L/∂b) with dz = da · [a > 0], in one pass on the Numba kernels."""
+    if not _fusable(da):
+        dz = da * (a > 0)
+        return dz, bias_grad(dz)
+    from .numba_kernels import relu_backward_bias_grad as kernel
+    f = da.shape[-1]
+    da2 = np.ascontiguousarray(da).reshape(-1, f)
+    dz = np.empty_like(da2)
+    partial = np.empty((min(BIAS_GRAD_BLOCKS, da2.shape[0]), f), dtype=np.float64)
+    kernel(da2, a.reshape(-1, f), dz, partial)
+    return dz.reshape(da.shape), partial.sum(axis=0).astype(da.dtype)
