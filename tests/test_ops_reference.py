@@ -117,3 +117,17 @@ def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, re
     dz_ref = da * (expected > 0)
     np.testing.assert_allclose(host(dz), dz_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(host(db), dz_ref.sum(axis=0), rtol=1e-10, atol=1e-12)
+
+
+@given(cfg=window_configs(), seed=st.integers(0, 2**16), pixels_from=st.sampled_from([1, 10**9]))
+def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypatch):
+    """The Numba im2col picks its per-pixel or its window-row kernel by the channel count;
+    each of the two, forced, equals the NumPy im2col (and col2im stays its adjoint)."""
+    from minicnn.ops import numba_kernels
+    from minicnn.ops.geometry import window_geometry
+    from minicnn.ops.im2col import im2col_numpy
+    monkeypatch.setattr(numba_kernels, "IM2COL_PIXELS_FROM_CHANNELS", pixels_from)
+    x = np.random.default_rng(seed).standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
+    oh, ow, pads = window_geometry(cfg["h"], cfg["w"], cfg["kernel"], cfg["strides"], cfg["padding"], "test")
+    args = (cfg["kernel"], cfg["strides"], pads, (oh, ow))
+    np.testing.assert_array_equal(numba_kernels.im2col(x, *args), im2col_numpy(x, *args))
