@@ -3,12 +3,16 @@ seed architectures with minicnn (NumPy / Numba kernels), PyTorch (default / tune
 TF-Keras (default / oneDNN), plus the per-layer GFLOP/s table; writes
 benchmarks/results/benchmark.{json,md,png}.
 
-    python benchmarks/run_benchmarks.py [--quick]
+    python benchmarks/run_benchmarks.py [--quick] [--out DIR]
 """
-import sys
+import argparse
 
 import minicnn  # noqa: F401  (first: sets the thread-pool spin policy before NumPy loads)
 from minicnn.bench import main
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 steps, 3 cases; writes under OUT/quick")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    main(quick=args.quick, out=args.out)

@@ -354,8 +354,8 @@ def main(quick=False, out="benchmarks/results", configs=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        framework, name, shape, batch, mode, steps = sys.argv[2:8]
-        run_worker(framework, name, json.loads(shape), int(batch), mode, int(steps))
-    else:
-        main(quick="--quick" in sys.argv)
+    if len(sys.argv) != 8 or sys.argv[1] != "worker":
+        sys.exit("usage: python -m minicnn.bench worker FRAMEWORK MODEL SHAPE BATCH MODE STEPS "
+                 "(run by minicnn bench; use that, or benchmarks/run_benchmarks.py)")
+    framework, name, shape, batch, mode, steps = sys.argv[2:8]
+    run_worker(framework, name, json.loads(shape), int(batch), mode, int(steps))

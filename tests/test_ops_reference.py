@@ -131,3 +131,19 @@ def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypat
     oh, ow, pads = window_geometry(cfg["h"], cfg["w"], cfg["kernel"], cfg["strides"], cfg["padding"], "test")
     args = (cfg["kernel"], cfg["strides"], pads, (oh, ow))
     np.testing.assert_array_equal(numba_kernels.im2col(x, *args), im2col_numpy(x, *args))
+
+
+def test_conv_layer_backward_twice_after_one_forward(kernels):
+    """The layer's backward writes ∂L/∂cols over its cached columns; a second backward on
+    the same forward (as the visualizations may run) recomputes them and gets the same."""
+    from minicnn import layers
+    rng = np.random.default_rng(0)
+    layer = layers.Conv2D(4, 3, padding="same", activation="relu")
+    x = kernels(rng.standard_normal((2, 6, 5, 3)).astype("float32"))
+    y = layer.forward(x)
+    dy = kernels(rng.standard_normal(y.shape).astype("float32"))
+    first = host(layer.backward(dy)), {k: host(g) for k, g in layer.grads.items()}
+    second = host(layer.backward(dy)), {k: host(g) for k, g in layer.grads.items()}
+    np.testing.assert_array_equal(first[0], second[0])
+    for key in first[1]:
+        np.testing.assert_array_equal(first[1][key], second[1][key])

@@ -65,7 +65,9 @@ class Conv2D(Layer):
         return y
 
     def call_backward(self, dz, input_grad=True):
-        dx, dW, _ = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad=False)
+        dx, dW, _ = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad=False, overwrite_cols=True)
+        if input_grad:       # ∂L/∂cols overwrote the columns: a second backward recomputes them from x
+            self.cache = self.cache._replace(cols=None)
         self.grads = {"kernel": dW}
         return dx
 

@@ -34,7 +34,7 @@ from .workspace import Workspace
 
 class ConvCache(NamedTuple):
     x: object            # the input (n, h, w, c)
-    cols: object         # its columns (n·oh·ow, kh·kw·c), or None when chunked
+    cols: object         # its columns (n·oh·ow, kh·kw·c), or None when chunked (or spent)
     W: object            # the kernel (kh, kw, c, f)
     strides: tuple
     pads: tuple          # (top, bottom, left, right)
@@ -74,10 +74,13 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     return y.reshape(n, oh, ow, f), cache
 
 
-def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True):
+def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
     """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
     when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
-    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``)."""
+    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``).
+    ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
+    over them instead of into a second buffer of the same size (the cache's ``cols`` must
+    then not be used again)."""
     x, cols, W = cache.x, cache.cols, cache.W
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
@@ -90,7 +93,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
         dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
         if not input_grad:
             return None, dW, db
-        dcols = workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
+        dcols = cols if overwrite_cols else workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
         get_array_module(dy).matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
         dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
         return dx, dW, db
