@@ -101,9 +101,12 @@ class CategoricalCrossentropy(Loss):
         return value, grad
 
     def _from_logits(self, z, y):
-        if backend.is_gpu_array(z) and z.ndim == 2:            # one fused CUDA kernel
+        if z.ndim == 2 and backend.is_gpu_array(z):            # one fused CUDA kernel
             from .ops import cuda_kernels
             return cuda_kernels.softmax_cross_entropy(z, y)
+        if z.ndim == 2 and backend.get_kernels() == "numba":    # one fused pass per row
+            from .ops import numba_kernels
+            return numba_kernels.softmax_cross_entropy(z, y)
         n = z.shape[0]
         value = (_logsumexp(z) * y.sum(axis=-1) - (y * z).sum(axis=-1)).sum() / n
         return value, (stable_softmax(z) * y.sum(axis=-1, keepdims=True) - y) / n
@@ -150,6 +153,8 @@ class SparseCategoricalCrossentropy(Loss):
     def _from_logits(self, z, y):
         n = z.shape[0]
         onehot = self._one_hot(y, z)
+        if z.ndim == 2 and (backend.is_gpu_array(z) or backend.get_kernels() == "numba"):
+            return CategoricalCrossentropy._from_logits(self, z, onehot)   # the fused kernel
         value = (_logsumexp(z) - (onehot * z).sum(axis=-1)).sum() / n
         return value, (stable_softmax(z) - onehot) / n
 
