@@ -20,6 +20,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 CASES = [  # (model, input shape, batch, mode)
@@ -270,6 +271,24 @@ def conv_layer_benchmark(repeats=5):
     return {"ms": best * 1000, "gflops": flops / best / 1e9}
 
 
+_FIRST_STEP = ("import time, numpy as np, minicnn as mc; from minicnn import architectures; "
+               "m = architectures.mnist_convnet(); m.compile('rmsprop', 'sparse_categorical_crossentropy'); "
+               "x = np.zeros((8, 28, 28, 1), 'float32'); y = np.zeros(8, 'int64'); t = time.perf_counter(); "
+               "m.train_on_batch(x, y); m.predict(x, verbose=0); print(time.perf_counter() - t)")
+
+
+def jit_compile_times():
+    """Seconds of a first training step + prediction (MNIST convnet, Numba kernels) in a
+    fresh process: with an empty kernel cache (every kernel it uses is compiled), then in
+    a second process that finds the cache the first one wrote (``cache=True``)."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "MINICNN_KERNELS": "numba"}
+        cold, cached = [float(subprocess.run([sys.executable, "-c", _FIRST_STEP], env=env, check=True,
+                                             capture_output=True, text=True).stdout.split()[-1])
+                        for _ in range(2)]
+    return {"cold_cache_s": cold, "warm_cache_s": cached}
+
+
 def machine():
     import numpy as np
     cpu = "unknown"
@@ -334,6 +353,9 @@ def main(quick=False, out="benchmarks/results", configs=None):
     print(f"conv layer N=256 14×14×24→48 fwd+bwd: {results['conv_layer']['ms']:.1f} ms, "
           f"{results['conv_layer']['gflops']:.0f} GFLOP/s")
     results["layers"] = layer_table()
+    results["jit"] = jit_compile_times()
+    print(f"first Numba step: {results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
+          f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
     cases = CASES[:2] + CASES[-1:] if quick else CASES
     for case in cases:
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": {}}
@@ -347,7 +369,10 @@ def main(quick=False, out="benchmarks/results", configs=None):
     os.makedirs(out, exist_ok=True)
     atomic_write_bytes(os.path.join(out, "benchmark.json"), json.dumps(results, indent=1).encode())
     table = markdown(results)
-    atomic_write_bytes(os.path.join(out, "benchmark.md"), (table + "\n").encode())
+    jit = (f"\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
+           f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
+           f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n")
+    atomic_write_bytes(os.path.join(out, "benchmark.md"), (table + "\n" + jit).encode())
     chart(results, os.path.join(out, "benchmark.png"))
     print(table)
     return results
