@@ -366,13 +366,18 @@ def main(quick=False, out="benchmarks/results", configs=None):
                   (f"{m['images_per_s']:9.0f} img/s {m['ms_per_step']:8.1f} ms/step {m['peak_rss_mb']:6.0f} MB"
                    if "images_per_s" in m else m["error"]), flush=True)
         results["cases"].append(entry)
+    results["gemm_ceiling_end_gflops"] = gemm_ceiling()    # the machine's speed did not drift?
     os.makedirs(out, exist_ok=True)
     atomic_write_bytes(os.path.join(out, "benchmark.json"), json.dumps(results, indent=1).encode())
     table = markdown(results)
-    jit = (f"\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
-           f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
-           f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n")
-    atomic_write_bytes(os.path.join(out, "benchmark.md"), (table + "\n" + jit).encode())
+    start, end = results["gemm_ceiling_gflops"], results["gemm_ceiling_end_gflops"]
+    drift = abs(end - start) / max(start, end)
+    notes = (f"\nGEMM ceiling {start:.0f} GFLOP/s at the start of the run, {end:.0f} at the end" +
+             (f" — **{drift:.0%} apart: the machine was not quiet, compare with care**" if drift > 0.15 else "") +
+             f".\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
+             f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
+             f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n")
+    atomic_write_bytes(os.path.join(out, "benchmark.md"), (table + "\n" + notes).encode())
     chart(results, os.path.join(out, "benchmark.png"))
     print(table)
     return results
