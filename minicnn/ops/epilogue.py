@@ -8,9 +8,10 @@ output pixel or sample, one column per filter or unit)::
     backward   dz = da · act'(a)                    ReLU: act'(a) = [a > 0]; linear: 1
                ∂L/∂b[k] = Σ_rows dz[·, k]           summed in the same pass over da
 
-On the Numba kernels the ReLU and linear cases are single parallel passes
-(``numba_kernels.bias_act_forward`` / ``relu_backward_bias_grad``); elsewhere the same
-math runs as array expressions.  Sigmoid and softmax add the bias first and then run
+On the Numba kernels the forward (ReLU or linear) is one parallel pass
+(``numba_kernels.bias_act_forward``), and so is ReLU's backward with the bias gradient
+(``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum); elsewhere
+the same math runs as array expressions.  Sigmoid and softmax add the bias first and then run
 their own forward (see ``activations.py``).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _fusable(z):
 
 def add_bias(z, b, relu=False):
     """z ← z + b (then ReLU when ``relu``), in place on z; returns z."""
-    if _fusable(z):
+    if _fusable(z) and z.flags.c_contiguous:          # (the flat view must be z itself)
         from .numba_kernels import bias_act_forward
         bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
         return z

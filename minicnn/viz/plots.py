@@ -102,9 +102,12 @@ def plot_probabilities(probs, class_names=None, title="class probabilities"):
     fig = plt.figure(figsize=(max(4, 0.5 * len(probs)), 2.6))
     colors = ["tab:orange" if i == probs.argmax() else "tab:blue" for i in range(len(probs))]
     plt.bar(range(len(probs)), probs, color=colors)
-    plt.xticks(range(len(probs)), names, rotation=45 if len(probs) > 10 else 0, fontsize=8)
+    long_names = len(probs) > 10 or max(len(n) for n in names) > 4
+    plt.xticks(range(len(probs)), names, rotation=45 if long_names else 0, ha="right" if long_names else "center",
+               fontsize=8)
     plt.ylim(0, 1)
     plt.title(title)
+    fig.tight_layout()
     return fig
 
 
