@@ -23,7 +23,7 @@ import numpy as np
 
 from . import backend
 from .backend import get_array_module
-from .ops.epilogue import add_bias, bias_grad, relu_backward_bias_grad
+from .ops.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
 
 
 class ActivationFunction:
@@ -43,7 +43,7 @@ class Linear(ActivationFunction):
     name = "linear"
 
     def forward(self, z, owned=False, bias=None):
-        self.logits = z if bias is None else add_bias(z, bias)
+        self.logits = z if bias is None else bias_activation(z, bias)
         return self.logits
 
     def backward(self, da):
@@ -63,13 +63,7 @@ class ReLU(ActivationFunction):
         (``logits`` is None).  Otherwise z is kept as ``logits``."""
         if owned:
             self.logits, self.mask = None, None
-            if backend.is_gpu_array(z):
-                from .ops import cuda_kernels
-                self.out = cuda_kernels.activation_forward_inplace(z if bias is None else add_bias(z, bias), "relu")
-            elif bias is None:
-                self.out = np.maximum(z, 0, out=z)
-            else:
-                self.out = add_bias(z, bias, relu=True)
+            self.out = bias_activation(z, bias, relu=True)
             return self.out
         self.mask = z > 0
         self.logits, self.out = z, None
@@ -122,7 +116,7 @@ class Sigmoid(ActivationFunction):
     name = "sigmoid"
 
     def forward(self, z, owned=False, bias=None):
-        self.logits = z = z if bias is None else add_bias(z, bias)
+        self.logits = z = z if bias is None else bias_activation(z, bias)
         self.out = stable_sigmoid(z)
         return self.out
 
@@ -134,7 +128,7 @@ class Softmax(ActivationFunction):
     name = "softmax"
 
     def forward(self, z, owned=False, bias=None):
-        self.logits = z = z if bias is None else add_bias(z, bias)
+        self.logits = z = z if bias is None else bias_activation(z, bias)
         self.out = stable_softmax(z)
         return self.out
 

@@ -40,6 +40,20 @@ def _in_range(q):
     return (q >= EPSILON) & (q <= 1 - EPSILON)
 
 
+def softmax_cross_entropy_from_logits(z, y):
+    """(L, ∂L/∂z) of the categorical cross-entropy of softmax(z) against y (one-hot or
+    any non-negative targets): one fused kernel on the GPU and on the Numba kernels."""
+    if z.ndim == 2 and backend.is_gpu_array(z):
+        from .ops import cuda_kernels
+        return cuda_kernels.softmax_cross_entropy(z, y)
+    if z.ndim == 2 and backend.get_kernels() == "numba":
+        from .ops import numba_kernels
+        return numba_kernels.softmax_cross_entropy(z, y)
+    n = z.shape[0]
+    value = (_logsumexp(z) * y.sum(axis=-1) - (y * z).sum(axis=-1)).sum() / n
+    return value, (stable_softmax(z) * y.sum(axis=-1, keepdims=True) - y) / n
+
+
 class Loss:
     """Base class: subclasses supply ``_from_probs`` and ``_from_logits``,
     each returning ``(value, gradient)``."""
@@ -101,15 +115,7 @@ class CategoricalCrossentropy(Loss):
         return value, grad
 
     def _from_logits(self, z, y):
-        if z.ndim == 2 and backend.is_gpu_array(z):            # one fused CUDA kernel
-            from .ops import cuda_kernels
-            return cuda_kernels.softmax_cross_entropy(z, y)
-        if z.ndim == 2 and backend.get_kernels() == "numba":    # one fused pass per row
-            from .ops import numba_kernels
-            return numba_kernels.softmax_cross_entropy(z, y)
-        n = z.shape[0]
-        value = (_logsumexp(z) * y.sum(axis=-1) - (y * z).sum(axis=-1)).sum() / n
-        return value, (stable_softmax(z) * y.sum(axis=-1, keepdims=True) - y) / n
+        return softmax_cross_entropy_from_logits(z, y)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -151,12 +157,7 @@ class SparseCategoricalCrossentropy(Loss):
         return value, grad
 
     def _from_logits(self, z, y):
-        n = z.shape[0]
-        onehot = self._one_hot(y, z)
-        if z.ndim == 2 and (backend.is_gpu_array(z) or backend.get_kernels() == "numba"):
-            return CategoricalCrossentropy._from_logits(self, z, onehot)   # the fused kernel
-        value = (_logsumexp(z) - (onehot * z).sum(axis=-1)).sum() / n
-        return value, (stable_softmax(z) - onehot) / n
+        return softmax_cross_entropy_from_logits(z, self._one_hot(y, z))
 
 
 class BinaryCrossentropy(Loss):

@@ -107,11 +107,11 @@ def test_kernels_keep_the_dtype(kernels, dtype):
 def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, relu, seed):
     """The fused bias + activation pass and the fused ReLU-backward + bias-gradient pass
     (m rows below, at and above the fixed number of summation blocks)."""
-    from minicnn.ops.epilogue import add_bias, relu_backward_bias_grad
+    from minicnn.ops.epilogue import bias_activation, relu_backward_bias_grad
     rng = np.random.default_rng(seed)
     z, b, da = rng.standard_normal((m, f)), rng.standard_normal(f), rng.standard_normal((m, f))
     expected = np.maximum(z + b, 0) if relu else z + b
-    a = add_bias(kernels(z.copy()), kernels(b), relu=relu)
+    a = bias_activation(kernels(z.copy()), kernels(b), relu=relu)
     np.testing.assert_allclose(host(a), expected, rtol=1e-12, atol=1e-12)
     dz, db = relu_backward_bias_grad(kernels(da), a)
     dz_ref = da * (expected > 0)

@@ -95,11 +95,12 @@ def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
     return dx
 
 
-def activation_forward_inplace(z, name):
-    """z ← act(z) in place (the bias is added by the GEMM's caller)."""
+def activation_forward_inplace(z, name, bias=None):
+    """z ← act(z + bias) in place (no bias when ``bias`` is None); z is a fresh GEMM output."""
     fn = kernel("bias_act", "bias_act_forward", z.dtype, ("bias_act_forward", "act_backward"))
     f = z.shape[-1]
-    launch(fn, z.size, (z, None, np.int64(z.size // f), np.int32(f), np.int32(ACTIVATIONS[name])))
+    b = None if bias is None else backend.require_gpu().ascontiguousarray(bias, dtype=z.dtype)
+    launch(fn, z.size, (z, b, np.int64(z.size // f), np.int32(f), np.int32(ACTIVATIONS[name])))
     return z
 
 

@@ -8,8 +8,8 @@ output pixel or sample, one column per filter or unit)::
     backward   dz = da · act'(a)                    ReLU: act'(a) = [a > 0]; linear: 1
                ∂L/∂b[k] = Σ_rows dz[·, k]           summed in the same pass over da
 
-On the Numba kernels the forward (ReLU or linear) is one parallel pass
-(``numba_kernels.bias_act_forward``), and so is ReLU's backward with the bias gradient
+The forward (ReLU or linear) is one pass on the CUDA kernel (``bias_act.cu``) and on
+the Numba kernels (``numba_kernels.bias_act_forward``), and so, on the Numba kernels, is ReLU's backward with the bias gradient
 (``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum); elsewhere
 the same math runs as array expressions.  Sigmoid and softmax add the bias first and then run
 their own forward (see ``activations.py``).
@@ -27,14 +27,19 @@ def _fusable(z):
     return not backend.is_gpu_array(z) and backend.get_kernels() == "numba"
 
 
-def add_bias(z, b, relu=False):
-    """z ← z + b (then ReLU when ``relu``), in place on z; returns z."""
-    if _fusable(z) and z.flags.c_contiguous:          # (the flat view must be z itself)
+def bias_activation(z, b, relu=False):
+    """z ← act(z + b) in place (act: ReLU when ``relu``, else the identity; no bias when
+    ``b`` is None); returns z.  One pass on the CUDA and the Numba kernels."""
+    if backend.is_gpu_array(z):
+        from . import cuda_kernels
+        return cuda_kernels.activation_forward_inplace(z, "relu" if relu else "linear", bias=b)
+    if b is not None and _fusable(z) and z.flags.c_contiguous:    # (the flat view must be z itself)
         from .numba_kernels import bias_act_forward
         bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
         return z
-    z += b
-    return backend.get_array_module(z).maximum(z, 0, out=z) if relu else z
+    if b is not None:
+        z += b
+    return np.maximum(z, 0, out=z) if relu else z
 
 
 def bias_grad(dz):
