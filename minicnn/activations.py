@@ -29,10 +29,17 @@ from .ops.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
 class ActivationFunction:
     """``forward(z, owned=False, bias=None)``: a = act(z + bias).  ``bias`` is the bias of
     the layer whose matrix product z is; it is added in place (such a z is always
-    ``owned``: a fresh array nobody else holds), fused with the activation where a kernel
+    ``owned``: an array only the layer holds), fused with the activation where a kernel
     does both (``ops/epilogue.py``).  ``backward(da)`` returns ∂L/∂z;
     ``backward_with_bias_grad(da)`` returns (∂L/∂z, ∂L/∂bias = Σ of ∂L/∂z over all axes
-    but the last)."""
+    but the last).  ``release()`` drops what the last forward kept.  ``workspace``: its
+    layer's (``ops/workspace.py``), which a layer hands its activation; without one every
+    result is a new array."""
+
+    out = logits = mask = workspace = None
+
+    def release(self):
+        self.out = self.logits = self.mask = None
 
     def backward_with_bias_grad(self, da):
         dz = self.backward(da)
@@ -73,28 +80,32 @@ class ReLU(ActivationFunction):
         if self.rule == "deconvnet":
             return da * (da > 0)
         if self.mask is None:                  # in-place forward: the output is the mask
-            return relu_backward_from_output(da, self.out, self.rule == "guided")
+            return relu_backward_from_output(da, self.out, self.rule == "guided", self._dz_buffer(da))
         if self.rule == "gradient":
             return da * self.mask
         return da * (self.mask & (da > 0))     # guided
 
     def backward_with_bias_grad(self, da):
         if self.rule == "gradient" and self.mask is None:
-            return relu_backward_bias_grad(da, self.out)
+            return relu_backward_bias_grad(da, self.out, self._dz_buffer(da))
         return super().backward_with_bias_grad(da)
 
+    def _dz_buffer(self, da):
+        return None if self.workspace is None else self.workspace.reusable("dz", da.shape, da.dtype, like=da)
 
-def relu_backward_from_output(da, out, guided=False):
-    """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel."""
+
+def relu_backward_from_output(da, out, guided=False, dz=None):
+    """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel;
+    written into ``dz`` when given."""
     if backend.is_gpu_array(da) and not guided:
         from .ops import cuda_kernels
-        return cuda_kernels.activation_backward(da, out, "relu")
+        return cuda_kernels.activation_backward(da, out, "relu", dz)
     if guided or backend.get_kernels() != "numba":
         keep = out > 0
-        return da * (keep & (da > 0) if guided else keep)
+        return get_array_module(da).multiply(da, keep & (da > 0) if guided else keep, out=dz)
     from .ops.numba_kernels import relu_backward
-    dz = np.empty_like(da)
-    relu_backward(da.reshape(-1), out.reshape(-1), dz.reshape(-1))
+    dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
+    relu_backward(np.ascontiguousarray(da).reshape(-1), out.reshape(-1), dz.reshape(-1))
     return dz
 
 

@@ -111,14 +111,22 @@ class Sequential(TrainingMixin):
 
     def forward(self, x, training=False, upto=None):
         """Run the layers in order (through layer ``upto``, a name, when given)."""
+        for _, x in self.layer_outputs(x, training, upto):
+            pass
+        return x
+
+    def layer_outputs(self, x, training=False, upto=None):
+        """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last).
+        The pass starts by releasing every layer's arrays from the previous one
+        (``Layer.release``), so that their buffers can be reused in this one."""
         x = self.check_input(x)
         if not self.built:
             self.build((None, *x.shape[1:]))
         for layer in self.layers:
+            layer.release()
+        for layer in self.layers[:self.layer_index(upto) + 1 if upto is not None else None]:
             x = layer.forward(x, training=training)
-            if layer.name == upto:
-                break
-        return x
+            yield layer, x
 
     def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
         """Run the layers' backward in reverse, from layer ``top`` (default: the last)
@@ -155,11 +163,8 @@ class Sequential(TrainingMixin):
     def intermediate_outputs(self, x, names):
         """The activations of the named layers for input ``x`` (inference mode), in order."""
         wanted = [self.layer_index(n) for n in names]
-        outputs, a = {}, self.check_input(x)
-        for i, layer in enumerate(self.layers[:max(wanted) + 1]):
-            a = layer.forward(a, training=False)
-            if i in wanted:
-                outputs[i] = a.copy()
+        passes = self.layer_outputs(x, upto=self.layers[max(wanted)].name)
+        outputs = {i: a.copy() for i, (_, a) in enumerate(passes) if i in wanted}
         return [outputs[i] for i in wanted]
 
     def gradient(self, x, score_grad, layer=None, wrt=None, logits=False):
@@ -172,11 +177,7 @@ class Sequential(TrainingMixin):
         """
         top = self.layers[-1].name if layer is None else layer
         seen = {}
-        a = self.check_input(x)
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        for layer in self.layers[:self.layer_index(top) + 1]:
-            a = layer.forward(a, training=False)
+        for layer, a in self.layer_outputs(x, upto=top):
             seen[layer.name] = a
         target = self.get_layer(top).activation.logits if logits else a
         if target is None:
@@ -195,8 +196,7 @@ class Sequential(TrainingMixin):
         for layer in self.layers:
             layer.params = {k: move(v) for k, v in layer.params.items()}
             layer.grads = {k: move(v) for k, v in layer.grads.items()}
-            if hasattr(layer, "workspace"):
-                layer.workspace.clear()
+            layer.workspace.clear()
         if self.optimizer is not None:
             self.optimizer.slots = {key: {s: move(v) for s, v in slots.items()}
                                     for key, slots in self.optimizer.slots.items()}

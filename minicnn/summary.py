@@ -76,6 +76,6 @@ def summary_table(model, details=False, batch_size=32) -> str:
             f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * itemsize)})",
             f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * itemsize)})"]
     if details:
-        workspace = sum(getattr(layer, "workspace", None).nbytes for layer in model.layers if hasattr(layer, "workspace"))
-        out.append(f" im2col workspace held now: {_fmt_bytes(workspace)}")
+        workspace = sum(layer.workspace.nbytes for layer in model.layers)
+        out.append(f" Workspace held now (im2col columns, reused outputs and gradients): {_fmt_bytes(workspace)}")
     return "\n".join(out)

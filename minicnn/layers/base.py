@@ -14,6 +14,12 @@ activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's
 (which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
 ``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax / sigmoid.  Each forward overwrites the one cache slot that backward reads;
 each backward *overwrites* ``grads`` (never accumulates).
+
+Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
+reused by the next call once nothing holds the previous ones (``ops/workspace.py``).  A
+forward starts with ``release()`` — dropping the last forward's cache and activation
+arrays — and ``Model.forward`` releases every layer before a pass, so that in a training
+loop the previous step's buffers are free again when the layers ask for them.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import numpy as np
 
 from .. import activations, backend
 from ..ops.epilogue import bias_grad
+from ..ops.workspace import Workspace
 
 
 def snake_case(name: str) -> str:
@@ -38,6 +45,7 @@ class Layer(ABC):
 
     has_activation = False
     input_rank: int | None = None     # expected ndim of the input, None for any >= 2
+    cache = None                      # what call keeps for call_backward
 
     def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
@@ -52,6 +60,7 @@ class Layer(ABC):
         self.dtype = dtype
         self.trainable = trainable
         self._out_shape = None
+        self.workspace = self.activation.workspace = Workspace()
 
     # -- naming and errors ---------------------------------------------------
     @classmethod
@@ -138,14 +147,21 @@ class Layer(ABC):
             raise self.error(f"expected input shape {(None, *expected)}, received {shape}")
 
     # -- forward / backward ---------------------------------------------------
+    def release(self) -> None:
+        """Let go of the arrays the last forward kept for backward (its cache and its
+        activation's), so that their buffers may be reused by the next forward."""
+        self.cache = None
+        self.activation.release()
+
     def forward(self, x, training=False):
         x = self.check_input(x)
+        self.release()
         if not self.built:
             self.build((None, *x.shape[1:]))
         if self.params:
             x = x.astype(self.dtype, copy=False)
-        # a weighted layer's call is a fresh array (a GEMM output): the activation adds the
-        # bias to it and may overwrite it (ReLU rectifies in place)
+        # a weighted layer's call is an array only the layer holds (its GEMM output): the
+        # activation adds the bias to it and may overwrite it (ReLU rectifies in place)
         y = self.activation.forward(self.call(x, training), owned=bool(self.params), bias=self.params.get("bias"))
         self._last_out_shape = y.shape
         return y

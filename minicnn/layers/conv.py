@@ -15,7 +15,6 @@ from __future__ import annotations
 from .. import initializers
 from ..ops.conv import conv2d_backward, conv2d_forward
 from ..ops.geometry import check_padding, normalize_tuple, window_geometry
-from ..ops.workspace import Workspace
 from .base import Layer
 
 
@@ -37,7 +36,6 @@ class Conv2D(Layer):
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer, self._who())
         self.bias_initializer = initializers.get(bias_initializer, self._who())
-        self.workspace = Workspace()
 
     def output_shape_of(self, input_shape):
         n, h, w, _ = input_shape

@@ -42,12 +42,12 @@ class Dense(Layer):
                              f"received {shape[-1]} (input shape {shape})")
 
     def call(self, x, training):
-        self.x = x
+        self.cache = x
         return x @ self.params["kernel"]                  # (..., k) @ (k, u) -> (..., u); + b: the epilogue
 
     def call_backward(self, dz, input_grad=True):
         k = self.params["kernel"].shape[0]
-        x2, dz2 = self.x.reshape(-1, k), dz.reshape(-1, self.units)
+        x2, dz2 = self.cache.reshape(-1, k), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
         return dz @ self.params["kernel"].T if input_grad else None   # (..., u) @ (u, k)
 

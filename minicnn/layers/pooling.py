@@ -40,11 +40,11 @@ class MaxPooling2D(Layer):
             raise self.error(f"expected {self.input_shape[-1]} channels, received {shape[-1]}")
 
     def call(self, x, training):
-        y, self.cache = maxpool_forward(x, self.pool_size, self.strides, self.padding)
+        y, self.cache = maxpool_forward(x, self.pool_size, self.strides, self.padding, self.workspace)
         return y
 
     def call_backward(self, dz, input_grad=True):
-        return maxpool_backward(dz, self.cache)
+        return maxpool_backward(dz, self.cache, self.workspace)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,

@@ -49,25 +49,27 @@ def _chunk_size(n, row_bytes, budget):
 
 
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None):
-    """y = conv(x, W) + b; returns ``(y, cache)`` (``b`` may be None)."""
+    """y = conv(x, W) + b; returns ``(y, cache)`` (``b`` may be None).  ``y`` is the
+    workspace's reusable ``'y'`` buffer (``ops/workspace.py``)."""
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
     oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
     workspace = workspace if workspace is not None else Workspace()
     W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
+    matmul = get_array_module(x).matmul
+    y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = None
     if chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
-        y = cols @ W2                                               # (n·oh·ow, kh·kw·c) @ (kh·kw·c, f)
+        matmul(cols, W2, out=y)                                     # (n·oh·ow, kh·kw·c) @ (kh·kw·c, f)
     else:
-        y = get_array_module(x).empty((n * oh * ow, f), dtype=x.dtype)
         for start in range(0, n, chunk):
             xs = x[start:start + chunk]
             buf = workspace.get("cols", (xs.shape[0] * oh * ow, kh * kw * c), x.dtype, like=x)
-            part = im2col(xs, (kh, kw), strides, pads, (oh, ow), out=buf) @ W2
-            y[start * oh * ow:(start + xs.shape[0]) * oh * ow] = part
+            matmul(im2col(xs, (kh, kw), strides, pads, (oh, ow), out=buf), W2,
+                   out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
     if b is not None:
         y += b
     cache = ConvCache(x, cols, W, tuple(strides), pads, (oh, ow), chunk)
@@ -95,7 +97,8 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
             return None, dW, db
         dcols = cols if overwrite_cols else workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
         get_array_module(dy).matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
-        dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow))
+        dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow),
+                    out=workspace.reusable("dx", x.shape, dy.dtype, like=dy))
         return dx, dW, db
     dW2 = None
     dx_parts = []

@@ -61,10 +61,10 @@ def im2col(x, kernel_size, strides, pads, out_hw, out=None):
     return out
 
 
-def col2im(cols, x_shape, kernel_size, strides, pads, out_hw):
+def col2im(cols, x_shape, kernel_size, strides, pads, out_hw, out=None):
     cupy = backend.require_gpu()
     n, h, w, c = x_shape
-    dx = cupy.empty(x_shape, dtype=cols.dtype)
+    dx = out if out is not None else cupy.empty(x_shape, dtype=cols.dtype)
     fn = kernel("col2im", "col2im", cols.dtype, ("col2im",))
     launch(fn, n * h * w * c, (cupy.ascontiguousarray(cols), dx,
                                *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2], *out_hw)))
@@ -74,21 +74,21 @@ def col2im(cols, x_shape, kernel_size, strides, pads, out_hw):
 POOL = ("maxpool_forward", "maxpool_backward")
 
 
-def maxpool_forward(x, pool, strides, pads, out_hw):
+def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
     cupy = backend.require_gpu()
     n, h, w, c = x.shape
-    y = cupy.empty((n, *out_hw, c), dtype=x.dtype)
-    switches = cupy.empty(y.shape, dtype=cupy.int32)
+    y, switches = out if out is not None else (cupy.empty((n, *out_hw, c), dtype=x.dtype),
+                                               cupy.empty((n, *out_hw, c), dtype=cupy.int32))
     fn = kernel("maxpool", "maxpool_forward", x.dtype, POOL)
     launch(fn, y.size, (cupy.ascontiguousarray(x), y, switches,
                         *_ints(n, h, w, c, *pool, *strides, pads[0], pads[2], *out_hw)))
     return y, switches
 
 
-def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
+def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):
     cupy = backend.require_gpu()
     n, h, w, c = x_shape
-    dx = cupy.empty(x_shape, dtype=dy.dtype)
+    dx = out if out is not None else cupy.empty(x_shape, dtype=dy.dtype)
     fn = kernel("maxpool", "maxpool_backward", dy.dtype, POOL)
     launch(fn, dx.size, (cupy.ascontiguousarray(dy), switches, dx,
                          *_ints(n, h, w, c, *pool, *strides, pads[0], pads[2], dy.shape[1], dy.shape[2])))
@@ -96,7 +96,7 @@ def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
 
 
 def activation_forward_inplace(z, name, bias=None):
-    """z ← act(z + bias) in place (no bias when ``bias`` is None); z is a fresh GEMM output."""
+    """z ← act(z + bias) in place (no bias when ``bias`` is None); z is the layer's own GEMM output."""
     fn = kernel("bias_act", "bias_act_forward", z.dtype, ("bias_act_forward", "act_backward"))
     f = z.shape[-1]
     b = None if bias is None else backend.require_gpu().ascontiguousarray(bias, dtype=z.dtype)
@@ -104,9 +104,9 @@ def activation_forward_inplace(z, name, bias=None):
     return z
 
 
-def activation_backward(da, out, name):
+def activation_backward(da, out, name, dz=None):
     cupy = backend.require_gpu()
-    dz = cupy.empty_like(da)
+    dz = cupy.empty_like(da) if dz is None else dz
     fn = kernel("bias_act", "act_backward", da.dtype, ("bias_act_forward", "act_backward"))
     launch(fn, da.size, (cupy.ascontiguousarray(da), out, dz, np.int64(da.size), np.int32(ACTIVATIONS[name])))
     return dz

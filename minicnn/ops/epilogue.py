@@ -4,7 +4,7 @@ fused into one pass each way.
 With ``z0 = x·W`` the layer's GEMM output, seen as a matrix ``(m, f)`` (one row per
 output pixel or sample, one column per filter or unit)::
 
-    forward    a = act(z0 + b)                      in place on z0 (a fresh array)
+    forward    a = act(z0 + b)                      in place on z0 (the layer's own buffer)
     backward   dz = da · act'(a)                    ReLU: act'(a) = [a > 0]; linear: 1
                ∂L/∂b[k] = Σ_rows dz[·, k]           summed in the same pass over da
 
@@ -47,15 +47,16 @@ def bias_grad(dz):
     return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
 
 
-def relu_backward_bias_grad(da, a):
-    """(dz, ∂L/∂b) with dz = da · [a > 0], in one pass on the Numba kernels."""
+def relu_backward_bias_grad(da, a, dz=None):
+    """(dz, ∂L/∂b) with dz = da · [a > 0], in one pass on the Numba kernels; dz is
+    written into ``dz`` when given."""
     if not _fusable(da):
-        dz = da * (a > 0)
+        dz = backend.get_array_module(da).multiply(da, a > 0, out=dz)
         return dz, bias_grad(dz)
     from .numba_kernels import relu_backward_bias_grad as kernel
     f = da.shape[-1]
     da2 = np.ascontiguousarray(da).reshape(-1, f)
-    dz = np.empty_like(da2)
+    dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
     partial = np.empty((min(BIAS_GRAD_BLOCKS, da2.shape[0]), f), dtype=np.float64)
-    kernel(da2, a.reshape(-1, f), dz, partial)
-    return dz.reshape(da.shape), partial.sum(axis=0).astype(da.dtype)
+    kernel(da2, a.reshape(-1, f), dz.reshape(-1, f), partial)
+    return dz, partial.sum(axis=0).astype(da.dtype)

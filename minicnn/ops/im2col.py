@@ -49,8 +49,9 @@ def im2col_numpy(x, kernel, strides, pads, out_hw, out=None):
     return out
 
 
-def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw):
-    """cols (n·oh·ow, kh·kw·c) -> dx (n, h, w, c): the adjoint of im2col (a sum)."""
+def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out=None):
+    """cols (n·oh·ow, kh·kw·c) -> dx (n, h, w, c): the adjoint of im2col (a sum), written
+    into ``out`` when given."""
     n, h, w, c = x_shape
     (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
     top, bottom, left, right = pads
@@ -59,7 +60,11 @@ def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw):
     for i in range(kh):  # kh·kw strided slice-adds, each vectorized over n, oh, ow, c
         for j in range(kw):
             dx_pad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += cols6[:, :, :, i, j, :]
-    return dx_pad[:, top:top + h, left:left + w, :]
+    dx = dx_pad[:, top:top + h, left:left + w, :]
+    if out is None:
+        return dx
+    np.copyto(out, dx)
+    return out
 
 
 def im2col(x, kernel, strides, pads, out_hw, out=None):
@@ -73,12 +78,12 @@ def im2col(x, kernel, strides, pads, out_hw, out=None):
     return im2col_numpy(x, kernel, strides, pads, out_hw, out)
 
 
-def col2im(cols, x_shape, kernel, strides, pads, out_hw):
-    """Dispatching col2im (see :func:`im2col`)."""
+def col2im(cols, x_shape, kernel, strides, pads, out_hw, out=None):
+    """Dispatching col2im (see :func:`im2col`), written into ``out`` when given."""
     if backend.is_gpu_array(cols):
         from . import cuda_kernels
-        return cuda_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw)
+        return cuda_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw, out)
     if backend.get_kernels() == "numba":
         from . import numba_kernels
-        return numba_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw)
-    return col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw)
+        return numba_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw, out)
+    return col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out)

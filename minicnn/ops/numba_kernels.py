@@ -160,24 +160,24 @@ def im2col(x, kernel, strides, pads, out_hw, out=None):
     return out
 
 
-def col2im(cols, x_shape, kernel, strides, pads, out_hw):
-    dx = np.empty(x_shape, dtype=cols.dtype)
+def col2im(cols, x_shape, kernel, strides, pads, out_hw, out=None):
+    dx = out if out is not None else np.empty(x_shape, dtype=cols.dtype)
     _col2im(np.ascontiguousarray(cols), dx, kernel[0], kernel[1], strides[0], strides[1],
             pads[0], pads[2], out_hw[0], out_hw[1])
     return dx
 
 
-def maxpool_forward(x, pool, strides, pads, out_hw):
+def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
     n, _, _, c = x.shape
-    y = np.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
-    switches = np.empty(y.shape, dtype=np.int32)
+    y, switches = out if out is not None else (np.empty((n, *out_hw, c), dtype=x.dtype),
+                                               np.empty((n, *out_hw, c), dtype=np.int32))
     _maxpool_forward(np.ascontiguousarray(x), y, switches, pool[0], pool[1],
                      strides[0], strides[1], pads[0], pads[2])
     return y, switches
 
 
-def maxpool_backward(dy, switches, x_shape, pool, strides, pads):
-    dx = np.empty(x_shape, dtype=dy.dtype)
+def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):
+    dx = out if out is not None else np.empty(x_shape, dtype=dy.dtype)
     _maxpool_backward(np.ascontiguousarray(dy), switches, dx, pool[1],
                       strides[0], strides[1], pads[0], pads[2])
     return dx

@@ -32,16 +32,20 @@ class PoolCache(NamedTuple):
     pads: tuple
 
 
-def maxpool_forward_numpy(x, pool, strides, pads, out_hw):
+def maxpool_forward_numpy(x, pool, strides, pads, out_hw, out=None):
     windows = padded_windows(pad_nhwc(x, pads, -np.inf), pool, strides, out_hw)
     n, oh, ow, ph, pw, c = windows.shape
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, oh, ow, c, ph * pw)  # copies
     switches = flat.argmax(axis=-1).astype(np.int32)                            # first max
     y = np.take_along_axis(flat, switches[..., None], axis=-1)[..., 0]
-    return y, switches
+    if out is None:
+        return y, switches
+    np.copyto(out[0], y)
+    np.copyto(out[1], switches)
+    return out
 
 
-def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads):
+def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads, out=None):
     n, h, w, c = x_shape
     (ph, pw), (sh, sw) = pool, strides
     top, bottom, left, right = pads
@@ -51,28 +55,37 @@ def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads):
         for j in range(pw):
             routed = np.where(switches == i * pw + j, dy, 0)
             dx_pad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += routed
-    return dx_pad[:, top:top + h, left:left + w, :]
+    dx = dx_pad[:, top:top + h, left:left + w, :]
+    if out is None:
+        return dx
+    np.copyto(out, dx)
+    return out
 
 
-def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid"):
-    """``(y, cache)``; ``strides`` defaults to ``pool`` (Keras)."""
+def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=None):
+    """``(y, cache)``; ``strides`` defaults to ``pool`` (Keras).  With a ``workspace``, ``y``
+    and the switches are its reusable ``'y'`` and ``'switches'`` buffers."""
     strides = tuple(strides or pool)
     n, h, w, c = x.shape
     oh, ow, pads = window_geometry(h, w, pool, strides, padding, "max_pooling2d")
+    out = None if workspace is None else (workspace.reusable("y", (n, oh, ow, c), x.dtype, like=x),
+                                          workspace.reusable("switches", (n, oh, ow, c), np.int32, like=x))
     if backend.is_gpu_array(x):
         from . import cuda_kernels
-        y, switches = cuda_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow))
+        y, switches = cuda_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow), out)
     elif backend.get_kernels() == "numba":
         from . import numba_kernels
-        y, switches = numba_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow))
+        y, switches = numba_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow), out)
     else:
-        y, switches = maxpool_forward_numpy(x, pool, strides, pads, (oh, ow))
+        y, switches = maxpool_forward_numpy(x, pool, strides, pads, (oh, ow), out)
     return y, PoolCache(x.shape, switches, tuple(pool), strides, pads)
 
 
-def maxpool_backward(dy, cache: PoolCache):
-    """dx (n, h, w, c) from dy (n, oh, ow, c): routed to the switches, summed on overlap."""
-    args = (dy, cache.switches, cache.x_shape, cache.pool, cache.strides, cache.pads)
+def maxpool_backward(dy, cache: PoolCache, workspace=None):
+    """dx (n, h, w, c) from dy (n, oh, ow, c): routed to the switches, summed on overlap
+    (into the workspace's reusable ``'dx'`` buffer when one is given)."""
+    out = None if workspace is None else workspace.reusable("dx", cache.x_shape, dy.dtype, like=dy)
+    args = (dy, cache.switches, cache.x_shape, cache.pool, cache.strides, cache.pads, out)
     if backend.is_gpu_array(dy):
         from . import cuda_kernels
         return cuda_kernels.maxpool_backward(*args)
