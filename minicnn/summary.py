@@ -5,7 +5,9 @@ With ``details=True`` each row also shows, for conv and pool layers:
 * the padding as (top, bottom, left, right) — where TensorFlow's 'same' puts the odd pixel;
 * the receptive field ``r`` and effective stride ``j`` of one output pixel in the input:
   ``r_out = r_in + (k − 1)·j_in``, ``j_out = j_in · s`` (per axis);
-* the im2col matrix size for ``batch_size`` images: ``n·oh·ow × kh·kw·c`` elements.
+* the im2col matrix size for ``batch_size`` images: ``n·oh·ow × kh·kw·c`` elements;
+* the bytes its workspace holds now (im2col columns, reused outputs and gradients,
+  ``ops/workspace.py``: zero before the first forward), and their total.
 """
 from __future__ import annotations
 
@@ -53,10 +55,12 @@ def summary_table(model, details=False, batch_size=32) -> str:
     rows = [[f"{layer.name} ({type(layer).__name__})", _shape(layer.output_shape), f"{layer.count_params():,}"]
             for layer in model.layers]
     if details:
-        header += ["Padding (t,b,l,r)", "Receptive field", "Eff. stride", f"im2col (batch {batch_size})"]
-        for row, d in zip(rows, layer_details(model, batch_size)):
+        header += ["Padding (t,b,l,r)", "Receptive field", "Eff. stride", f"im2col (batch {batch_size})",
+                   "Workspace held"]
+        for row, d, layer in zip(rows, layer_details(model, batch_size), model.layers):
             row += [d["padding"], d["receptive_field"], d["effective_stride"],
-                    _fmt_bytes(d["im2col_bytes"]) if d["im2col_bytes"] else ""]
+                    _fmt_bytes(d["im2col_bytes"]) if d["im2col_bytes"] else "",
+                    _fmt_bytes(layer.workspace.nbytes) if layer.workspace.nbytes else ""]
     widths = [max(len(r[i]) for r in [header] + rows) + 2 for i in range(len(header))]
 
     def line(cells):  # "Param #" right-aligned, as Keras

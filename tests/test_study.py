@@ -173,3 +173,16 @@ def test_summary_details_teach_the_padding():
     # receptive field r_out = r_in + (k − 1)·j_in: 2 for the conv, 2 + (3 − 1)·2 = 6 for the pool
     assert "2x2" in text and "6x6" in text
     assert "512.00 B" in text               # im2col: 2 images · 4·4 outputs · 2·2·1 taps · 4 bytes
+    assert "Workspace held now (im2col columns, reused outputs and gradients): 0.00 B" in text
+
+
+def test_summary_details_show_the_workspace_each_layer_holds():
+    model = mc.Sequential([layers.Input((7, 7, 1)), layers.Conv2D(2, 2, strides=2, padding="same"),
+                           layers.MaxPooling2D(3, strides=1, padding="same")])
+    model.predict(np.zeros((2, 7, 7, 1), "float32"))
+    conv, pool = model.layers
+    # conv: columns 2·4·4 × 2·2·1 and output 2·4·4 × 2, float32; pool: output + int32 switches 2·4·4·2 each
+    assert (conv.workspace.nbytes, pool.workspace.nbytes) == (512 + 256, 256 + 256)
+    text = model.summary(details=True, batch_size=2, print_fn=None)
+    assert "768.00 B" in text and "512.00 B" in text
+    assert "Workspace held now (im2col columns, reused outputs and gradients): 1.25 KB" in text
