@@ -49,6 +49,15 @@ def im2col_numpy(x, kernel, strides, pads, out_hw, out=None):
     return out
 
 
+def written_into(out, values):
+    """``values``, or ``out`` with ``values`` copied into it: the ``out=`` of the NumPy
+    paths, which compute into a new array first."""
+    if out is None:
+        return values
+    np.copyto(out, values)
+    return out
+
+
 def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out=None):
     """cols (n·oh·ow, kh·kw·c) -> dx (n, h, w, c): the adjoint of im2col (a sum), written
     into ``out`` when given."""
@@ -60,11 +69,7 @@ def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out=None):
     for i in range(kh):  # kh·kw strided slice-adds, each vectorized over n, oh, ow, c
         for j in range(kw):
             dx_pad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += cols6[:, :, :, i, j, :]
-    dx = dx_pad[:, top:top + h, left:left + w, :]
-    if out is None:
-        return dx
-    np.copyto(out, dx)
-    return out
+    return written_into(out, dx_pad[:, top:top + h, left:left + w, :])
 
 
 def im2col(x, kernel, strides, pads, out_hw, out=None):

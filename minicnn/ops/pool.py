@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend
 from .geometry import window_geometry
-from .im2col import pad_nhwc, padded_windows
+from .im2col import pad_nhwc, padded_windows, written_into
 
 
 class PoolCache(NamedTuple):
@@ -38,11 +38,7 @@ def maxpool_forward_numpy(x, pool, strides, pads, out_hw, out=None):
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, oh, ow, c, ph * pw)  # copies
     switches = flat.argmax(axis=-1).astype(np.int32)                            # first max
     y = np.take_along_axis(flat, switches[..., None], axis=-1)[..., 0]
-    if out is None:
-        return y, switches
-    np.copyto(out[0], y)
-    np.copyto(out[1], switches)
-    return out
+    return (y, switches) if out is None else (written_into(out[0], y), written_into(out[1], switches))
 
 
 def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads, out=None):
@@ -55,11 +51,7 @@ def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads, out=None)
         for j in range(pw):
             routed = np.where(switches == i * pw + j, dy, 0)
             dx_pad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += routed
-    dx = dx_pad[:, top:top + h, left:left + w, :]
-    if out is None:
-        return dx
-    np.copyto(out, dx)
-    return out
+    return written_into(out, dx_pad[:, top:top + h, left:left + w, :])
 
 
 def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=None):
