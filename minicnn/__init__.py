@@ -6,15 +6,9 @@
     model.compile("adam", "categorical_crossentropy", ["accuracy"])
     model.fit(x, y, epochs=3)
 """
-import os as _os
+from . import threads as _threads
 
-# Two thread pools share the cores: OpenBLAS's (the GEMMs) and Numba's OpenMP pool (the
-# kernels).  By default each spins for a while after its work and starves the other
-# (measured here: 397 -> 240 ms per MNIST training step on 2 cores).  Ask both to sleep
-# promptly, unless the user chose otherwise.  Only effective when minicnn is imported
-# before NumPy/Numba load their thread pools (``backend.thread_settings`` reports it).
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_threads.share_cores()      # OpenBLAS's and Numba's threads sleep promptly (threads.py)
 
 from . import activations, backend, callbacks, initializers, layers, losses, metrics, optimizers  # noqa: E402
 from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: E402

@@ -51,16 +51,6 @@ def use_kernels(name: str):
         set_kernels(previous)
 
 
-def thread_settings() -> dict:
-    """The thread-pool settings in force (see minicnn/__init__.py), for benchmark reports."""
-    import numba
-    return {"numba_threads": numba.get_num_threads(),
-            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS")}
-
-
 def cupy_or_none():
     """The cupy module if it imports, else None (never raises)."""
     try:

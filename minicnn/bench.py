@@ -97,7 +97,7 @@ def worker_minicnn(name, shape, batch, mode, steps):
     if mode == "train" and not np.isfinite(model.evaluate(x, y, batch_size=batch, verbose=0)):
         raise RuntimeError("non-finite loss")
     return time_steps(step, steps), {"first_step_s": compile_s, "setup_s": first - t0,
-                                     "threads": mc.backend.thread_settings(), "kernels": mc.get_kernels()}
+                                     "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()}
 
 
 def worker_torch(name, shape, batch, mode, steps):
