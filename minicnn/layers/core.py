@@ -62,8 +62,9 @@ class Dropout(Layer):
             if self.device_rng is None:
                 self.device_rng = xp.random.default_rng(int(self.rng.integers(2**63)))
             rng = self.device_rng
-        keep = rng.random(x.shape) >= self.rate
-        self.mask = (keep / (1.0 - self.rate)).astype(x.dtype)
+        keep = rng.random(x.shape, dtype=np.float32) >= self.rate     # P(keep) = 1 − rate
+        self.mask = keep.astype(x.dtype)
+        self.mask *= 1.0 / (1.0 - self.rate)                            # inverted dropout: E[mask] = 1
         return x * self.mask
 
     def call_backward(self, dz, input_grad=True):

@@ -105,10 +105,9 @@ def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
     _, oh, ow, _ = y.shape
     for task in prange(n * oh):
         b, p = task // oh, task % oh
-        best = np.empty(c, x.dtype)                     # one window's running max and argmax,
-        arg = np.empty(c, np.int32)                     # over all channels at once
         for q in range(ow):
-            best[:] = -np.inf
+            best, arg = y[b, p, q], switches[b, p, q]   # this window's running max and argmax,
+            best[:] = -np.inf                           # over all channels at once
             arg[:] = 0
             for i in range(ph):
                 yy = p * sh + i - top
@@ -123,24 +122,30 @@ def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
                         better = pixel[ch] > best[ch]   # strict '>' keeps the first maximum
                         best[ch] = pixel[ch] if better else best[ch]
                         arg[ch] = k if better else arg[ch]
-            y[b, p, q] = best
-            switches[b, p, q] = arg
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_backward(dy, switches, dx, pw, sh, sw, top, left):
+def _maxpool_backward(dy, switches, dx, ph, pw, sh, sw, top, left):
+    """Each window hands its gradient to the pixel its switch names; visiting the window's
+    pixels in order and comparing with the switch needs no division and vectorizes."""
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
-    gf, sf, df = dy.reshape(-1), switches.reshape(-1), dx.reshape(-1)
     for b in prange(n):                             # each image owns its slice of dx
-        df[b * h * w * c:(b + 1) * h * w * c] = 0
+        dx[b] = 0
         for p in range(oh):
             for q in range(ow):
-                o = ((b * oh + p) * ow + q) * c
-                for ch in range(c):
-                    k = sf[o + ch]
-                    yy, xx = p * sh + k // pw - top, q * sw + k % pw - left
-                    df[((b * h + yy) * w + xx) * c + ch] += gf[o + ch]
+                g, arg = dy[b, p, q], switches[b, p, q]
+                for i in range(ph):
+                    yy = p * sh + i - top
+                    if yy < 0 or yy >= h:
+                        continue
+                    for j in range(pw):
+                        xx = q * sw + j - left
+                        if xx < 0 or xx >= w:
+                            continue
+                        k, pixel = np.int32(i * pw + j), dx[b, yy, xx]
+                        for ch in range(c):         # += : overlapping windows add up
+                            pixel[ch] += g[ch] if arg[ch] == k else 0
 
 
 @njit(parallel=True, cache=True)
@@ -178,7 +183,7 @@ def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
 
 def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):
     dx = out if out is not None else np.empty(x_shape, dtype=dy.dtype)
-    _maxpool_backward(np.ascontiguousarray(dy), switches, dx, pool[1],
+    _maxpool_backward(np.ascontiguousarray(dy), switches, dx, pool[0], pool[1],
                       strides[0], strides[1], pads[0], pads[2])
     return dx
 
