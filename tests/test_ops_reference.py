@@ -73,6 +73,21 @@ def test_maxpool_same_padding_ignores_padded_cells(kernels):
     np.testing.assert_array_equal(host(y)[0, :, :, 0], [[-1.0, -3.0], [-7.0, -9.0]])
 
 
+def test_numba_maxpool_switch_of_an_all_minus_inf_window_lies_inside_the_image():
+    """The Numba backward writes at the switch with no bounds check, so a window whose
+    pixels are all −inf must still name one inside the image: its first, (max(0, p−1),
+    max(0, q−1)) for a 3×3 window with padding 1."""
+    from minicnn.ops import numba_kernels
+    x = np.full((2, 4, 4, 1), -np.inf)
+    y, switches = numba_kernels.maxpool_forward(x, (3, 3), (1, 1), (1, 1, 1, 1), (4, 4))
+    dx = numba_kernels.maxpool_backward(np.ones_like(y), switches, x.shape, (3, 3), (1, 1), (1, 1, 1, 1))
+    expected = np.zeros((4, 4))
+    for p in range(4):
+        for q in range(4):
+            expected[max(0, p - 1), max(0, q - 1)] += 1
+    np.testing.assert_array_equal(dx[:, :, :, 0], [expected, expected])
+
+
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), k=st.integers(1, 5),
        u=st.integers(1, 5), seed=st.integers(0, 2**16))
 def test_dense_layer_equals_loops(shape, k, u, seed):

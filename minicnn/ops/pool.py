@@ -7,6 +7,9 @@ Forward, for a ``ph × pw`` window with strides ``(sh, sw)`` over the padded inp
     switch[b, p, q, ch] = argmax_{i·pw + j} (...)          ties: the FIRST maximum in
                                                             row-major window order
 
+(A window whose pixels are all −inf: the Numba kernels name its first pixel inside the
+image, since their backward writes at the switch unchecked; the others its first cell.)
+
 Backward: the gradient flows only through the recorded switch::
 
     ∂L/∂x_pad[b, p·sh + i, q·sw + j, ch] += dy[b, p, q, ch]   where switch = i·pw + j
