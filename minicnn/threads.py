@@ -4,7 +4,7 @@ pool (the kernels).
 By default each pool's idle threads spin for a while after their work (OpenBLAS's for
 2²⁸ cycles, ~0.1 s) and so starve the other pool's next kernel: on 2 cores a max-pool
 that runs right after a GEMM took 11.3 ms instead of 5.8, and an MNIST training step
-(batch 256) 190 ms instead of 150.  :func:`share_cores` asks both to sleep promptly
+(batch 256) about a quarter longer.  :func:`share_cores` asks both to sleep promptly
 (``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise.
 
 The pools read these variables when they start: Numba's on its first parallel kernel
@@ -66,5 +66,4 @@ def thread_settings() -> dict:
     import numba
     return {"numba_threads": numba.get_num_threads(),
             "openblas_threads_restarted": [os.path.basename(p) for p in restarted_openblas],
-            **{name: os.environ.get(name) for name in
-               ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}}
+            **{name: os.environ.get(name) for name in (*PROMPT_SLEEP, "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}}

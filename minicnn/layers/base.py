@@ -12,8 +12,9 @@ A layer with an ``activation`` computes ``z = call(x)`` then ``a = activation(z 
 a weighted layer's ``call`` is its matrix product only, and the bias is added by the
 activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's backward
 (which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
-``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax / sigmoid.  Each forward overwrites the one cache slot that backward reads;
-each backward *overwrites* ``grads`` (never accumulates).
+``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax /
+sigmoid.  Each forward overwrites the one cache slot that backward reads; each backward
+*overwrites* ``grads`` (never accumulates).
 
 Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
 reused by the next call once nothing holds the previous ones (``ops/workspace.py``).  A
