@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minicnn as mc
 from minicnn import backend
 from minicnn.ops import naive
 from minicnn.ops.conv import conv2d_backward, conv2d_forward
@@ -18,6 +19,20 @@ def host(a):
 
 @given(cfg=window_configs(), seed=st.integers(0, 2**16))
 def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed):
+    check_conv_equals_loops(kernels, cfg, seed)
+
+
+@given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16))
+def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
+    """Conv2D's products on the register-blocked Numba kernel, forced for every size
+    (by default only products of ≥ NUMBA_MATMUL_FROM multiply-adds take it)."""
+    from minicnn.ops import matmul
+    monkeypatch.setattr(matmul, "NUMBA_MATMUL_FROM", 0)
+    with mc.use_kernels("numba"):
+        check_conv_equals_loops(np.asarray, cfg, seed)
+
+
+def check_conv_equals_loops(kernels, cfg, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
     W = rng.standard_normal((*cfg["kernel"], cfg["c"], cfg["f"]))
@@ -146,6 +161,24 @@ def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypat
     oh, ow, pads = window_geometry(cfg["h"], cfg["w"], cfg["kernel"], cfg["strides"], cfg["padding"], "test")
     args = (cfg["kernel"], cfg["strides"], pads, (oh, ow))
     np.testing.assert_array_equal(numba_kernels.im2col(x, *args), im2col_numpy(x, *args))
+
+
+@given(m=st.integers(1, 40), depth=st.integers(1, 40), n=st.integers(1, 50), dtype=st.sampled_from(["float32", "float64"]),
+       transposed_b=st.booleans(), seed=st.integers(0, 2**16))
+def test_numba_register_blocked_matmul_equals_numpy(m, depth, n, dtype, transposed_b, seed):
+    """Row counts around the 4-row tile, column counts around the 16-column panel, a
+    left operand that is a strided view, and a transposed right one (as in dY @ W2ᵀ)."""
+    from minicnn.ops import numba_kernels
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, depth + 3)).astype(dtype)[:, 1:depth + 1]      # rows not contiguous
+    b = rng.standard_normal((n, depth) if transposed_b else (depth, n)).astype(dtype)
+    b = b.T if transposed_b else b
+    out = np.full((m, n), np.nan, dtype=dtype)
+    result = numba_kernels.matmul(a, b, out)
+    assert result is out
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(numba_kernels.matmul(a, b), out, rtol=0, atol=0)
 
 
 def test_conv_layer_backward_twice_after_one_forward(kernels):

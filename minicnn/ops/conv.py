@@ -29,6 +29,7 @@ from typing import NamedTuple
 from ..backend import get_array_module
 from .geometry import window_geometry
 from .im2col import col2im, im2col
+from .matmul import matmul
 from .workspace import Workspace
 
 
@@ -57,7 +58,6 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     workspace = workspace if workspace is not None else Workspace()
     W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
-    matmul = get_array_module(x).matmul
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = None
     if chunk == n:
@@ -96,7 +96,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
         if not input_grad:
             return None, dW, db
         dcols = cols if overwrite_cols else workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
-        get_array_module(dy).matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
+        matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
         dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow),
                     out=workspace.reusable("dx", x.shape, dy.dtype, like=dy))
         return dx, dW, db
@@ -110,6 +110,6 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
         part = cols_s.T @ dy2[rows]
         dW2 = part if dW2 is None else dW2 + part
         if input_grad:
-            dx_parts.append(col2im(dy2[rows] @ W2.T, xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
+            dx_parts.append(col2im(matmul(dy2[rows], W2.T), xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
     dx = get_array_module(x).concatenate(dx_parts, axis=0) if input_grad else None
     return dx, dW2.reshape(W.shape), db

@@ -1,4 +1,5 @@
-"""Numba CPU kernels for the copy-heavy ops; the math is that of the NumPy versions.
+"""Numba CPU kernels for the copy-heavy ops and conv's skinny matrix products; the math
+is that of the NumPy versions (and of BLAS).
 
 Parallelism (``prange``) is only ever over an axis whose iterations write disjoint
 outputs, so there are no races and results are deterministic:
@@ -11,7 +12,9 @@ outputs, so there are no races and results are deterministic:
 * ReLU backward from the output (``dz = da · [a > 0]`` in one pass): over elements;
 * bias + activation forward (``ops/epilogue.py``): over rows; ReLU backward fused with
   the bias gradient: over a fixed number of row blocks, each summing its own rows;
-* softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z).
+* softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z);
+* the register-blocked matrix product (``ops/matmul.py``): over (row block, column
+  panel) tiles, each owning its tile of the output.
 
 The channel axis is innermost (NHWC), so every inner loop is a contiguous run of values.
 
@@ -183,6 +186,63 @@ def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):
     _maxpool_backward(np.ascontiguousarray(dy), switches, dx, pool[0], pool[1],
                       strides[0], strides[1], pads[0], pads[2])
     return dx
+
+
+MATMUL_ROWS = 4       # the register tile: MATMUL_ROWS × MATMUL_PANEL accumulators (8 AVX2 registers
+MATMUL_PANEL = 16     # of float32), as in a BLAS micro-kernel
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})     # contract: a·b + c may be one FMA
+def _matmul_panels(a, panels, out):
+    """out = a @ b, with b packed into panels (n_panels, depth, MATMUL_PANEL) of its columns
+    (zero beyond b's last column); over (row block, panel) tiles, each owning its tile of out.
+
+    A tile's accumulators stay in registers through the whole depth loop: per depth step,
+    MATMUL_ROWS values of a (one per row), one row of the panel, MATMUL_ROWS·MATMUL_PANEL
+    multiply-adds.  The panel (depth × 16 values) stays in the L1/L2 cache across row blocks."""
+    m, depth = a.shape
+    n_panels = panels.shape[0]
+    n = out.shape[1]
+    for task in prange(-(-m // MATMUL_ROWS) * n_panels):
+        r0, panel = task // n_panels * MATMUL_ROWS, task % n_panels
+        c0 = panel * MATMUL_PANEL
+        acc = np.zeros((MATMUL_ROWS, MATMUL_PANEL), out.dtype)
+        full_rows = r0 + MATMUL_ROWS <= m
+        if full_rows:                               # the unrolled tile (MATMUL_ROWS = 4)
+            for k in range(depth):
+                a0, a1, a2, a3 = a[r0, k], a[r0 + 1, k], a[r0 + 2, k], a[r0 + 3, k]
+                for j in range(MATMUL_PANEL):
+                    b = panels[panel, k, j]
+                    acc[0, j] += a0 * b
+                    acc[1, j] += a1 * b
+                    acc[2, j] += a2 * b
+                    acc[3, j] += a3 * b
+        else:                                       # the last, partial row block
+            for i in range(m - r0):
+                for k in range(depth):
+                    for j in range(MATMUL_PANEL):
+                        acc[i, j] += a[r0 + i, k] * panels[panel, k, j]
+        if full_rows and c0 + MATMUL_PANEL <= n:    # (fixed trip counts: vector stores)
+            for i in range(MATMUL_ROWS):
+                for j in range(MATMUL_PANEL):
+                    out[r0 + i, c0 + j] = acc[i, j]
+        else:
+            for i in range(min(MATMUL_ROWS, m - r0)):
+                for j in range(min(MATMUL_PANEL, n - c0)):
+                    out[r0 + i, c0 + j] = acc[i, j]
+
+
+def matmul(a, b, out=None):
+    """out = a @ b for 2-D a (m, depth) and b (depth, n): ``b`` is packed into zero-padded
+    panels of MATMUL_PANEL columns (small: a layer's kernel), then ``_matmul_panels``."""
+    (m, depth), n = a.shape, b.shape[1]
+    n_panels = -(-n // MATMUL_PANEL)
+    padded = np.zeros((depth, n_panels * MATMUL_PANEL), dtype=a.dtype)
+    padded[:, :n] = b
+    panels = np.ascontiguousarray(padded.reshape(depth, n_panels, MATMUL_PANEL).transpose(1, 0, 2))
+    out = out if out is not None else np.empty((m, n), dtype=a.dtype)
+    _matmul_panels(a, panels, out)
+    return out
 
 
 @njit(parallel=True, cache=True)

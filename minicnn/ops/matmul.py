@@ -1,0 +1,24 @@
+"""The matrix products of a convolution (``ops/conv.py``): ``cols @ W2`` and ``dY @ W2ᵀ``.
+
+Both have a tall left operand (one row per output pixel) and a small right one (a
+layer's kernel, tens to hundreds of columns).  OpenBLAS runs these skinny shapes well
+below its square-matrix speed (measured on the reference VM: 35–65 GFLOP/s, 2048³ at
+73), so on the Numba kernels a large enough product goes to a register-blocked kernel
+that packs only the small operand (``numba_kernels.matmul``; 10–25% faster on the seed
+models' conv shapes, measured); elsewhere to the array module's ``matmul`` (BLAS,
+cuBLAS).  ``dW2 = colsᵀ @ dY`` (a long reduction to a small matrix) stays in BLAS.
+"""
+from __future__ import annotations
+
+from .. import backend
+
+NUMBA_MATMUL_FROM = 10**7   # multiply-adds; measured: below this (≲ 0.3 ms) BLAS is as fast or faster
+
+
+def matmul(a, b, out=None):
+    """out = a @ b for 2-D ``a`` and ``b``; written into ``out`` when given."""
+    large = a.shape[0] * a.shape[1] * b.shape[1] >= NUMBA_MATMUL_FROM
+    if large and not backend.is_gpu_array(a) and backend.get_kernels() == "numba":
+        from . import numba_kernels
+        return numba_kernels.matmul(a, b, out)
+    return backend.get_array_module(a).matmul(a, b, out=out)
