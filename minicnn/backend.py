@@ -94,6 +94,11 @@ def is_gpu_array(x) -> bool:
     return get_array_module(x) is not np
 
 
+def on_numba_kernels(x) -> bool:
+    """True when ``x`` is a host array and the Numba kernels are selected."""
+    return not is_gpu_array(x) and get_kernels() == "numba"
+
+
 def to_numpy(x) -> np.ndarray:
     """A host copy (or the array itself when it already is on the host)."""
     return x.get() if is_gpu_array(x) else np.asarray(x)

@@ -96,7 +96,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
         if not input_grad:
             return None, dW, db
         dcols = cols if overwrite_cols else workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
-        matmul(dy2, W2.T, out=dcols)            # (n·oh·ow, f) @ (f, kh·kw·c)
+        matmul(dy2, W2.T, out=dcols)                                # (n·oh·ow, f) @ (f, kh·kw·c)
         dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow),
                     out=workspace.reusable("dx", x.shape, dy.dtype, like=dy))
         return dx, dW, db

@@ -23,17 +23,13 @@ from .. import backend
 BIAS_GRAD_BLOCKS = 64      # row blocks of the fused bias gradient (a fixed summation order)
 
 
-def _fusable(z):
-    return not backend.is_gpu_array(z) and backend.get_kernels() == "numba"
-
-
 def bias_activation(z, b, relu=False):
     """z ← act(z + b) in place (act: ReLU when ``relu``, else the identity; no bias when
     ``b`` is None); returns z.  One pass on the CUDA and the Numba kernels."""
     if backend.is_gpu_array(z):
         from . import cuda_kernels
         return cuda_kernels.activation_forward_inplace(z, "relu" if relu else "linear", bias=b)
-    if b is not None and _fusable(z) and z.flags.c_contiguous:    # (the flat view must be z itself)
+    if b is not None and backend.on_numba_kernels(z) and z.flags.c_contiguous:    # (the flat view must be z itself)
         from .numba_kernels import bias_act_forward
         bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
         return z
@@ -50,7 +46,7 @@ def bias_grad(dz):
 def relu_backward_bias_grad(da, a, dz=None):
     """(dz, ∂L/∂b) with dz = da · [a > 0], in one pass on the Numba kernels; dz is
     written into ``dz`` when given."""
-    if not _fusable(da):
+    if not backend.on_numba_kernels(da):
         dz = backend.get_array_module(da).multiply(da, a > 0, out=dz)
         return dz, bias_grad(dz)
     from .numba_kernels import relu_backward_bias_grad as kernel

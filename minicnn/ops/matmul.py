@@ -18,7 +18,7 @@ NUMBA_MATMUL_FROM = 10**7   # multiply-adds; measured: below this (≲ 0.3 ms) B
 def matmul(a, b, out=None):
     """out = a @ b for 2-D ``a`` and ``b``; written into ``out`` when given."""
     large = a.shape[0] * a.shape[1] * b.shape[1] >= NUMBA_MATMUL_FROM
-    if large and not backend.is_gpu_array(a) and backend.get_kernels() == "numba":
+    if large and backend.on_numba_kernels(a):
         from . import numba_kernels
         return numba_kernels.matmul(a, b, out)
     return backend.get_array_module(a).matmul(a, b, out=out)
