@@ -32,12 +32,28 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
         check_conv_equals_loops(np.asarray, cfg, seed)
 
 
-def check_conv_equals_loops(kernels, cfg, seed):
+@given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
+def test_conv_through_the_implicit_gemm_equals_loops(cfg, seed, budget, monkeypatch):
+    """Conv2D on the Numba implicit GEMM — the forward, and ∂L/∂x for stride 1 — forced
+    for every size and channel count (by default only large products over ≥ 8 channels
+    take it); with budget 1, ∂L/∂W rebuilds the columns image by image."""
+    from minicnn.ops import conv, numba_kernels
+    monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
+    monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM_CHANNELS", 1)
+    calls = []
+    implicit = numba_kernels.conv2d
+    monkeypatch.setattr(numba_kernels, "conv2d", lambda *args, **kw: calls.append(1) or implicit(*args, **kw))
+    with mc.use_kernels("numba"):
+        check_conv_equals_loops(np.asarray, cfg, seed, budget)
+    assert len(calls) == (2 if cfg["strides"] == (1, 1) else 1)
+
+
+def check_conv_equals_loops(kernels, cfg, seed, budget=None):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
     W = rng.standard_normal((*cfg["kernel"], cfg["c"], cfg["f"]))
     b = rng.standard_normal(cfg["f"])
-    y, cache = conv2d_forward(kernels(x), kernels(W), kernels(b), cfg["strides"], cfg["padding"])
+    y, cache = conv2d_forward(kernels(x), kernels(W), kernels(b), cfg["strides"], cfg["padding"], budget=budget)
     y_ref = naive.conv2d_forward(x, W, b, cfg["strides"], cfg["padding"])
     np.testing.assert_allclose(host(y), y_ref, rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(y_ref.shape)

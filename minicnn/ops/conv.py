@@ -18,6 +18,14 @@ Backward, given ``dy = ∂L/∂y``::
 
 ``docs/backprop.md`` derives these step by step.
 
+On the Numba kernels a large convolution over ≥ IMPLICIT_GEMM_FROM_CHANNELS channels
+does not write ``cols``: its forward is an *implicit GEMM* that reads every column entry
+from the padded input where it lies (``numba_kernels.conv2d``), and so, for stride 1, is
+∂L/∂x — the 'valid' convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom,
+kw − 1 − left, kw − 1 − right) with the kernel rotated by 180° and its channel axes
+swapped, ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]``.  Only ∂L/∂W builds the
+columns then, in backward.
+
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
 instead of kept (the cache then holds ``x`` only).
@@ -26,16 +34,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from .. import backend
 from .geometry import window_geometry
-from .im2col import col2im, im2col
+from .im2col import col2im, im2col, pad_nhwc
 from .matmul import matmul
 from .workspace import Workspace
+
+IMPLICIT_GEMM_FROM = 10**7          # multiply-adds; measured: smaller products run faster through BLAS,
+IMPLICIT_GEMM_FROM_CHANNELS = 8     # and so do convolutions over fewer channels (first layers)
 
 
 class ConvCache(NamedTuple):
     x: object            # the input (n, h, w, c)
-    cols: object         # its columns (n·oh·ow, kh·kw·c), or None when chunked (or spent)
+    cols: object         # its columns (n·oh·ow, kh·kw·c), or None when not built, chunked or spent
     W: object            # the kernel (kh, kw, c, f)
     strides: tuple
     pads: tuple          # (top, bottom, left, right)
@@ -49,6 +60,22 @@ def _chunk_size(n, row_bytes, budget):
     return max(1, int(budget // row_bytes))
 
 
+def _implicit_gemm(x, channels, multiply_adds):
+    """True when the Numba implicit GEMM (no column matrix) runs this convolution."""
+    return (backend.on_numba_kernels(x) and channels >= IMPLICIT_GEMM_FROM_CHANNELS
+            and multiply_adds >= IMPLICIT_GEMM_FROM)
+
+
+def _padded(x, pads, workspace, name):
+    """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``."""
+    if not any(pads):
+        return x
+    n, h, w, c = x.shape
+    top, bottom, left, right = pads
+    buf = workspace.get(name, (n, h + top + bottom, w + left + right, c), x.dtype, like=x)
+    return pad_nhwc(x, pads, out=buf)
+
+
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None):
     """y = conv(x, W) + b; returns ``(y, cache)`` (``b`` may be None).  ``y`` is the
     workspace's reusable ``'y'`` buffer (``ops/workspace.py``)."""
@@ -60,20 +87,29 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = None
-    if chunk == n:
+    if _implicit_gemm(x, c, y.size * kh * kw * c):
+        from . import numba_kernels
+        numba_kernels.conv2d(_padded(x, pads, workspace, "x_pad"), W, strides, out=y.reshape(n, oh, ow, f))
+    elif chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
         matmul(cols, W2, out=y)                                     # (n·oh·ow, kh·kw·c) @ (kh·kw·c, f)
     else:
         for start in range(0, n, chunk):
             xs = x[start:start + chunk]
-            buf = workspace.get("cols", (xs.shape[0] * oh * ow, kh * kw * c), x.dtype, like=x)
-            matmul(im2col(xs, (kh, kw), strides, pads, (oh, ow), out=buf), W2,
+            matmul(_columns(xs, (kh, kw), strides, pads, (oh, ow), workspace), W2,
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
     if b is not None:
         y += b
     cache = ConvCache(x, cols, W, tuple(strides), pads, (oh, ow), chunk)
     return y.reshape(n, oh, ow, f), cache
+
+
+def _columns(xs, kernel, strides, pads, out_hw, workspace):
+    """im2col of the images ``xs`` into the workspace's ``'cols'`` buffer."""
+    buf = workspace.get("cols", (xs.shape[0] * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * xs.shape[3]),
+                        xs.dtype, like=xs)
+    return im2col(xs, kernel, strides, pads, out_hw, out=buf)
 
 
 def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
@@ -83,33 +119,51 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
     over them instead of into a second buffer of the same size (the cache's ``cols`` must
     then not be used again)."""
-    x, cols, W = cache.x, cache.cols, cache.W
-    n, h, w, c = x.shape
-    kh, kw, _, f = W.shape
-    oh, ow = cache.out_hw
-    W2 = W.reshape(kh * kw * c, f)
+    n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
     db = dy2.sum(axis=0) if bias_grad else None
     workspace = workspace if workspace is not None else Workspace()
-    if cols is not None:
-        dW = (cols.T @ dy2).reshape(W.shape)                        # (kh·kw·c, n·oh·ow) @ (n·oh·ow, f)
-        if not input_grad:
-            return None, dW, db
-        dcols = cols if overwrite_cols else workspace.get("dcols", (n * oh * ow, kh * kw * c), dy.dtype, like=dy)
-        matmul(dy2, W2.T, out=dcols)                                # (n·oh·ow, f) @ (f, kh·kw·c)
-        dx = col2im(dcols, x.shape, (kh, kw), cache.strides, cache.pads, (oh, ow),
-                    out=workspace.reusable("dx", x.shape, dy.dtype, like=dy))
-        return dx, dW, db
+    dW = _kernel_grad(dy2, cache, workspace).reshape(cache.W.shape)
+    dx = _input_grad(dy, cache, workspace, overwrite_cols) if input_grad else None
+    return dx, dW, db
+
+
+def _kernel_grad(dy2, cache, workspace):
+    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), the columns rebuilt chunk by
+    chunk when the cache has none."""
+    if cache.cols is not None:
+        return cache.cols.T @ dy2
+    x, (kh, kw) = cache.x, cache.W.shape[:2]
+    pixels = cache.out_hw[0] * cache.out_hw[1]
     dW2 = None
-    dx_parts = []
-    for start in range(0, n, cache.chunk):                          # recompute the columns per chunk
+    for start in range(0, x.shape[0], cache.chunk):
         xs = x[start:start + cache.chunk]
-        rows = slice(start * oh * ow, (start + xs.shape[0]) * oh * ow)
-        buf = workspace.get("cols", (xs.shape[0] * oh * ow, kh * kw * c), x.dtype, like=x)
-        cols_s = im2col(xs, (kh, kw), cache.strides, cache.pads, (oh, ow), out=buf)
-        part = cols_s.T @ dy2[rows]
+        part = _columns(xs, (kh, kw), cache.strides, cache.pads, cache.out_hw, workspace).T \
+            @ dy2[start * pixels:(start + xs.shape[0]) * pixels]
         dW2 = part if dW2 is None else dW2 + part
-        if input_grad:
-            dx_parts.append(col2im(matmul(dy2[rows], W2.T), xs.shape, (kh, kw), cache.strides, cache.pads, (oh, ow)))
-    dx = get_array_module(x).concatenate(dx_parts, axis=0) if input_grad else None
-    return dx, dW2.reshape(W.shape), db
+    return dW2
+
+
+def _input_grad(dy, cache, workspace, overwrite_cols):
+    """∂L/∂x: for stride 1 on the implicit GEMM (see the module docstring), else
+    col2im(dY @ W2ᵀ), chunk by chunk when the cache has no columns."""
+    x, W = cache.x, cache.W
+    kh, kw, c, f = W.shape
+    (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
+    dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
+    if cache.strides == (1, 1) and _implicit_gemm(dy, f, x.size * kh * kw * f):
+        from . import numba_kernels
+        dy_pad = _padded(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), workspace, "dy_pad")
+        W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
+        return numba_kernels.conv2d(dy_pad, W_rot, (1, 1), out=dx)
+    dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
+    geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
+    if cache.cols is not None:
+        dcols = cache.cols if overwrite_cols else workspace.get("dcols", cache.cols.shape, dy.dtype, like=dy)
+        return col2im(matmul(dy2, W2T, out=dcols), x.shape, *geometry, out=dx)
+    for start in range(0, x.shape[0], cache.chunk):
+        images = slice(start, start + cache.chunk)
+        rows = dy2[start * oh * ow:(start + cache.chunk) * oh * ow]
+        dcols = workspace.get("dcols", (rows.shape[0], kh * kw * c), dy.dtype, like=dy)
+        col2im(matmul(rows, W2T, out=dcols), x[images].shape, *geometry, out=dx[images])
+    return dx
