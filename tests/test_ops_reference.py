@@ -34,18 +34,24 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 
 @given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
 def test_conv_through_the_implicit_gemm_equals_loops(cfg, seed, budget, monkeypatch):
-    """Conv2D on the Numba implicit GEMM — the forward, and ∂L/∂x for stride 1 — forced
-    for every size and channel count (by default only large products over ≥ 8 channels
-    take it); with budget 1, ∂L/∂W rebuilds the columns image by image."""
+    """Conv2D on the Numba implicit GEMM — the forward, ∂L/∂W, and ∂L/∂x for stride 1 —
+    forced for every size and channel count (by default only large products over ≥ 8
+    channels take it), ∂L/∂W summed over blocks of 7 pixels (rows and images split
+    across blocks); budget 1 would otherwise have chunked the batch."""
     from minicnn.ops import conv, numba_kernels
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM_CHANNELS", 1)
+    monkeypatch.setattr(numba_kernels, "KERNEL_GRAD_PIXELS", 7)
     calls = []
-    implicit = numba_kernels.conv2d
-    monkeypatch.setattr(numba_kernels, "conv2d", lambda *args, **kw: calls.append(1) or implicit(*args, **kw))
+    for name in ("conv2d", "conv2d_kernel_grad"):
+        def spy(*args, _kernel=getattr(numba_kernels, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _kernel(*args, **kwargs)
+        monkeypatch.setattr(numba_kernels, name, spy)
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget)
-    assert len(calls) == (2 if cfg["strides"] == (1, 1) else 1)
+    stride_1 = cfg["strides"] == (1, 1)
+    assert sorted(calls) == ["conv2d"] * (2 if stride_1 else 1) + ["conv2d_kernel_grad"]
 
 
 def check_conv_equals_loops(kernels, cfg, seed, budget=None):

@@ -23,8 +23,8 @@ does not write ``cols``: its forward is an *implicit GEMM* that reads every colu
 from the padded input where it lies (``numba_kernels.conv2d``), and so, for stride 1, is
 ∂L/∂x — the 'valid' convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom,
 kw − 1 − left, kw − 1 − right) with the kernel rotated by 180° and its channel axes
-swapped, ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]``.  Only ∂L/∂W builds the
-columns then, in backward.
+swapped, ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]``; ∂L/∂W reads the input the
+same way, summing colsᵀ @ dY block by block of output pixels.
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
@@ -129,11 +129,15 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
 
 
 def _kernel_grad(dy2, cache, workspace):
-    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), the columns rebuilt chunk by
-    chunk when the cache has none."""
+    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM when the
+    forward ran on it, else with the columns rebuilt chunk by chunk when the cache has none."""
     if cache.cols is not None:
         return cache.cols.T @ dy2
-    x, (kh, kw) = cache.x, cache.W.shape[:2]
+    x, (kh, kw, c, f) = cache.x, cache.W.shape
+    if _implicit_gemm(x, c, dy2.size * kh * kw * c):
+        from . import numba_kernels
+        return numba_kernels.conv2d_kernel_grad(_padded(x, cache.pads, workspace, "x_pad"),
+                                                dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw), cache.strides)
     pixels = cache.out_hw[0] * cache.out_hw[1]
     dW2 = None
     for start in range(0, x.shape[0], cache.chunk):

@@ -15,7 +15,8 @@ outputs, so there are no races and results are deterministic:
 * softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z);
 * the register-blocked matrix product (``ops/matmul.py``): over (row block, column
   panel) tiles, each owning its tile of the output; the implicit-GEMM convolution
-  (``ops/conv.py``): the same, over (run of output pixels, column panel) tiles.
+  (``ops/conv.py``): the same, over (run of output pixels, column panel) tiles; its
+  ∂L/∂W: over (block of pixels, tile of ∂L/∂W) pairs, each writing its own partial sum.
 
 The channel axis is innermost (NHWC), so every inner loop is a contiguous run of values.
 
@@ -321,6 +322,69 @@ def conv2d(x_pad, W, strides, out):
     _conv_implicit_gemm(np.ascontiguousarray(x_pad), _panels(W.reshape(kh * kw * c, f), x_pad.dtype), out,
                         kh, kw, strides[0], strides[1])
     return out
+
+
+KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W (measured: their ∂L/∂O and input rows stay in L2)
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def _conv_kernel_grad(x_pad, dy, partial, kh, kw, sh, sw, block_pixels):
+    """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (``block_pixels``
+    consecutive output pixels), without writing cols (read as in ``_conv_implicit_gemm``);
+    ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, 4 rows of ∂L/∂W2, panel of 16
+    columns) tiles, each owning its tile of ``partial``; the block count depends on the
+    shape only, so the sum's order, and its result, do not depend on the thread count.
+    ``dy``'s channel count is a multiple of MATMUL_PANEL."""
+    n, hp, wp, c = x_pad.shape
+    _, oh, ow, f = dy.shape
+    blocks, depth, _ = partial.shape
+    n_panels, row_blocks = f // MATMUL_PANEL, -(-depth // MATMUL_ROWS)
+    x_flat, dy2 = x_pad.reshape(-1), dy.reshape(-1, f)
+    m = n * oh * ow
+    tap = np.empty(depth, np.uint64)
+    for i in range(kh):
+        for j in range(kw):
+            for ch in range(c):
+                tap[(i * kw + j) * c + ch] = (i * wp + j) * c + ch
+    for task in prange(blocks * row_blocks * n_panels):
+        blk, tile = task // (row_blocks * n_panels), task % (row_blocks * n_panels)
+        k0, c0 = tile // n_panels * MATMUL_ROWS, np.uint64(tile % n_panels * MATMUL_PANEL)
+        last = depth - 1                                # rows past the end repeat the last (not stored)
+        t0, t1, t2, t3 = tap[k0], tap[min(k0 + 1, last)], tap[min(k0 + 2, last)], tap[min(k0 + 3, last)]
+        start, stop = blk * block_pixels, min((blk + 1) * block_pixels, m)
+        b, p, q = start // (oh * ow), start % (oh * ow) // ow, start % ow
+        acc = np.zeros((MATMUL_ROWS, MATMUL_PANEL), partial.dtype)
+        for pixel in range(start, stop):
+            o = np.uint64(((b * hp + p * sh) * wp + q * sw) * c)
+            a0, a1, a2, a3 = x_flat[o + t0], x_flat[o + t1], x_flat[o + t2], x_flat[o + t3]
+            for j in range(MATMUL_PANEL):
+                g = dy2[np.uint64(pixel), c0 + np.uint64(j)]
+                acc[0, j] += a0 * g
+                acc[1, j] += a1 * g
+                acc[2, j] += a2 * g
+                acc[3, j] += a3 * g
+            q += 1                                      # next pixel: q, then p, then b
+            if q == ow:
+                q, p = 0, p + 1
+                if p == oh:
+                    p, b = 0, b + 1
+        for i in range(min(MATMUL_ROWS, depth - k0)):
+            for j in range(MATMUL_PANEL):
+                partial[blk, k0 + i, c0 + np.uint64(j)] = acc[i, j]
+
+
+def conv2d_kernel_grad(x_pad, dy, kernel, strides):
+    """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
+    blocked implicit GEMM above (∂L/∂O's channels zero-padded to whole panels if need be)."""
+    n, oh, ow, f = dy.shape
+    panels_f = -(-f // MATMUL_PANEL) * MATMUL_PANEL
+    if panels_f != f:
+        dy = np.concatenate([dy, np.zeros((n, oh, ow, panels_f - f), dy.dtype)], axis=3)
+    depth = kernel[0] * kernel[1] * x_pad.shape[3]
+    partial = np.empty((-(-n * oh * ow // KERNEL_GRAD_PIXELS), depth, panels_f), dtype=dy.dtype)
+    _conv_kernel_grad(np.ascontiguousarray(x_pad), np.ascontiguousarray(dy), partial, kernel[0], kernel[1],
+                      strides[0], strides[1], KERNEL_GRAD_PIXELS)
+    return partial.sum(axis=0)[:, :f]
 
 
 @njit(parallel=True, cache=True)
