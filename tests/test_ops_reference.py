@@ -32,11 +32,12 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
         check_conv_equals_loops(np.asarray, cfg, seed)
 
 
-@given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
-def test_conv_through_the_implicit_gemm_equals_loops(cfg, seed, budget, monkeypatch):
-    """Conv2D on the Numba implicit GEMM — the forward, ∂L/∂W, and ∂L/∂x for stride 1 —
-    forced for every size and channel count (by default only large products over ≥ 8
-    channels take it), ∂L/∂W summed over blocks of 7 pixels (rows and images split
+@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 16, 32]),
+       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
+def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget, monkeypatch):
+    """Conv2D on the Numba implicit GEMM — the forward, ∂L/∂x for stride 1, and ∂L/∂W for
+    a multiple of 16 filters — forced for every size and channel count (by default only
+    large products take it), ∂L/∂W summed over blocks of 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch."""
     from minicnn.ops import conv, numba_kernels
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
@@ -48,10 +49,11 @@ def test_conv_through_the_implicit_gemm_equals_loops(cfg, seed, budget, monkeypa
             calls.append(_name)
             return _kernel(*args, **kwargs)
         monkeypatch.setattr(numba_kernels, name, spy)
+    cfg = {**cfg, "f": filters or cfg["f"]}
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget)
-    stride_1 = cfg["strides"] == (1, 1)
-    assert sorted(calls) == ["conv2d"] * (2 if stride_1 else 1) + ["conv2d_kernel_grad"]
+    expected = ["conv2d"] * (2 if cfg["strides"] == (1, 1) else 1) + ["conv2d_kernel_grad"] * (cfg["f"] % 16 == 0)
+    assert sorted(calls) == expected
 
 
 def check_conv_equals_loops(kernels, cfg, seed, budget=None):

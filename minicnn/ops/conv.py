@@ -18,13 +18,15 @@ Backward, given ``dy = ∂L/∂y``::
 
 ``docs/backprop.md`` derives these step by step.
 
-On the Numba kernels a large convolution over ≥ IMPLICIT_GEMM_FROM_CHANNELS channels
-does not write ``cols``: its forward is an *implicit GEMM* that reads every column entry
-from the padded input where it lies (``numba_kernels.conv2d``), and so, for stride 1, is
-∂L/∂x — the 'valid' convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom,
-kw − 1 − left, kw − 1 − right) with the kernel rotated by 180° and its channel axes
-swapped, ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]``; ∂L/∂W reads the input the
-same way, summing colsᵀ @ dY block by block of output pixels.
+On the Numba kernels a large convolution skips ``cols`` with an *implicit GEMM* that
+reads every column entry from the padded input where it lies (``numba_kernels``):
+
+* the forward, over ≥ IMPLICIT_GEMM_FROM_CHANNELS input channels (``conv2d``);
+* ∂L/∂x for stride 1, the same kernel: the 'valid' convolution of ∂L/∂O padded by
+  (kh − 1 − top, kh − 1 − bottom, kw − 1 − left, kw − 1 − right) with the kernel
+  rotated by 180° and its channel axes swapped, ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]``;
+* ∂L/∂W, for a multiple of 16 filters and any input channels: colsᵀ @ dY summed block
+  by block of output pixels (``conv2d_kernel_grad``).
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
@@ -36,7 +38,7 @@ from typing import NamedTuple
 
 from .. import backend
 from .geometry import window_geometry
-from .im2col import col2im, im2col, pad_nhwc
+from .im2col import col2im, im2col
 from .matmul import matmul
 from .workspace import Workspace
 
@@ -47,6 +49,7 @@ IMPLICIT_GEMM_FROM_CHANNELS = 8     # and so do convolutions over fewer channels
 class ConvCache(NamedTuple):
     x: object            # the input (n, h, w, c)
     cols: object         # its columns (n·oh·ow, kh·kw·c), or None when not built, chunked or spent
+    x_pad: object        # the zero-padded input when the forward ran on the implicit GEMM, else None
     W: object            # the kernel (kh, kw, c, f)
     strides: tuple
     pads: tuple          # (top, bottom, left, right)
@@ -66,14 +69,24 @@ def _implicit_gemm(x, channels, multiply_adds):
             and multiply_adds >= IMPLICIT_GEMM_FROM)
 
 
+def _implicit_kernel_grad(x, filters, multiply_adds):
+    """True when ∂L/∂W runs on the Numba implicit GEMM: over any input channels (it sums
+    over pixels, so a short depth costs nothing), for whole panels of filters."""
+    if not backend.on_numba_kernels(x) or multiply_adds < IMPLICIT_GEMM_FROM:
+        return False
+    from . import numba_kernels
+    return filters % numba_kernels.MATMUL_PANEL == 0
+
+
 def _padded(x, pads, workspace, name):
-    """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``."""
+    """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
+    (on the Numba kernels: the implicit GEMM's input)."""
     if not any(pads):
         return x
+    from . import numba_kernels
     n, h, w, c = x.shape
     top, bottom, left, right = pads
-    buf = workspace.get(name, (n, h + top + bottom, w + left + right, c), x.dtype, like=x)
-    return pad_nhwc(x, pads, out=buf)
+    return numba_kernels.pad(x, pads, workspace.get(name, (n, h + top + bottom, w + left + right, c), x.dtype))
 
 
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None):
@@ -86,10 +99,11 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
-    cols = None
+    cols = x_pad = None
     if _implicit_gemm(x, c, y.size * kh * kw * c):
         from . import numba_kernels
-        numba_kernels.conv2d(_padded(x, pads, workspace, "x_pad"), W, strides, out=y.reshape(n, oh, ow, f))
+        x_pad = _padded(x, pads, workspace, "x_pad")
+        numba_kernels.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
     elif chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
@@ -101,7 +115,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
     if b is not None:
         y += b
-    cache = ConvCache(x, cols, W, tuple(strides), pads, (oh, ow), chunk)
+    cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk)
     return y.reshape(n, oh, ow, f), cache
 
 
@@ -129,15 +143,16 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
 
 
 def _kernel_grad(dy2, cache, workspace):
-    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM when the
-    forward ran on it, else with the columns rebuilt chunk by chunk when the cache has none."""
+    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
+    the cached columns, else with the columns rebuilt chunk by chunk."""
+    x, (kh, kw, c, f) = cache.x, cache.W.shape
+    if _implicit_kernel_grad(x, f, dy2.size * kh * kw * c):
+        from . import numba_kernels
+        x_pad = cache.x_pad if cache.x_pad is not None else _padded(x, cache.pads, workspace, "x_pad")
+        return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
+                                                cache.strides)
     if cache.cols is not None:
         return cache.cols.T @ dy2
-    x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if _implicit_gemm(x, c, dy2.size * kh * kw * c):
-        from . import numba_kernels
-        return numba_kernels.conv2d_kernel_grad(_padded(x, cache.pads, workspace, "x_pad"),
-                                                dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw), cache.strides)
     pixels = cache.out_hw[0] * cache.out_hw[1]
     dW2 = None
     for start in range(0, x.shape[0], cache.chunk):

@@ -33,19 +33,11 @@ def padded_windows(x_pad, kernel, strides, out_hw):
     return np.lib.stride_tricks.as_strided(x_pad, shape, strides_, writeable=False)
 
 
-def pad_nhwc(x, pads, value=0.0, out=None):
-    """x with (top, bottom, left, right) = ``pads`` rows and columns of ``value`` around
-    each image; written into ``out`` (of the padded shape) when given."""
+def pad_nhwc(x, pads, value=0.0):
     top, bottom, left, right = pads
     if not any(pads):
         return x
-    if out is None:
-        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
-    h, w = x.shape[1:3]
-    out[:, :top] = out[:, top + h:] = value
-    out[:, top:top + h, :left] = out[:, top:top + h, left + w:] = value
-    out[:, top:top + h, left:left + w] = x
-    return out
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
 def im2col_numpy(x, kernel, strides, pads, out_hw, out=None):

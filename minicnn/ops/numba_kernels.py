@@ -157,6 +157,29 @@ def relu_backward(da, a, dz):
         dz[i] = da[i] if a[i] > 0 else 0
 
 
+@njit(parallel=True, cache=True)
+def _pad(x, out, top, left):
+    """out = x framed by zeros (top rows, left columns, and the rest after); over
+    (image, row of out)."""
+    n, h, w, _ = x.shape
+    hp = out.shape[1]
+    for task in prange(n * hp):
+        b, y = task // hp, task % hp
+        row = out[b, y]
+        if y < top or y >= top + h:
+            row[:] = 0
+        else:
+            row[:left] = 0
+            row[left:left + w] = x[b, y - top]
+            row[left + w:] = 0
+
+
+def pad(x, pads, out):
+    """x (n, h, w, c) zero-padded by (top, bottom, left, right) into ``out``."""
+    _pad(np.ascontiguousarray(x), out, pads[0], pads[2])
+    return out
+
+
 def im2col(x, kernel, strides, pads, out_hw, out=None):
     n, _, _, c = x.shape
     if out is None:
@@ -333,8 +356,7 @@ def _conv_kernel_grad(x_pad, dy, partial, kh, kw, sh, sw, block_pixels):
     consecutive output pixels), without writing cols (read as in ``_conv_implicit_gemm``);
     ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, 4 rows of ∂L/∂W2, panel of 16
     columns) tiles, each owning its tile of ``partial``; the block count depends on the
-    shape only, so the sum's order, and its result, do not depend on the thread count.
-    ``dy``'s channel count is a multiple of MATMUL_PANEL."""
+    shape only, so the sum's order, and its result, do not depend on the thread count."""
     n, hp, wp, c = x_pad.shape
     _, oh, ow, f = dy.shape
     blocks, depth, _ = partial.shape
@@ -375,16 +397,14 @@ def _conv_kernel_grad(x_pad, dy, partial, kh, kw, sh, sw, block_pixels):
 
 def conv2d_kernel_grad(x_pad, dy, kernel, strides):
     """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
-    blocked implicit GEMM above (∂L/∂O's channels zero-padded to whole panels if need be)."""
+    blocked implicit GEMM above; f (∂L/∂O's channels) must be a multiple of MATMUL_PANEL."""
     n, oh, ow, f = dy.shape
-    panels_f = -(-f // MATMUL_PANEL) * MATMUL_PANEL
-    if panels_f != f:
-        dy = np.concatenate([dy, np.zeros((n, oh, ow, panels_f - f), dy.dtype)], axis=3)
-    depth = kernel[0] * kernel[1] * x_pad.shape[3]
-    partial = np.empty((-(-n * oh * ow // KERNEL_GRAD_PIXELS), depth, panels_f), dtype=dy.dtype)
+    if f % MATMUL_PANEL:
+        raise ValueError(f"conv2d_kernel_grad: expected a multiple of {MATMUL_PANEL} output channels, received {f}")
+    partial = np.empty((-(-n * oh * ow // KERNEL_GRAD_PIXELS), kernel[0] * kernel[1] * x_pad.shape[3], f), dy.dtype)
     _conv_kernel_grad(np.ascontiguousarray(x_pad), np.ascontiguousarray(dy), partial, kernel[0], kernel[1],
                       strides[0], strides[1], KERNEL_GRAD_PIXELS)
-    return partial.sum(axis=0)[:, :f]
+    return partial.sum(axis=0)
 
 
 @njit(parallel=True, cache=True)
