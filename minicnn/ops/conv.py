@@ -149,11 +149,11 @@ def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if _whole_panels(f) and _implicit_gemm(x, dy2.size * kh * kw * c):
+    if _implicit_gemm(x, dy2.size * kh * kw * c) and _whole_panels(f):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else _padded(x, cache.pads, workspace, "x_pad")
         return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
-                                                cache.strides)
+                                                cache.strides, workspace)
     if cache.cols is not None:
         return cache.cols.T @ dy2
     pixels = cache.out_hw[0] * cache.out_hw[1]

@@ -24,6 +24,8 @@ Compiled on first use for each dtype and cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -274,6 +276,7 @@ def matmul(a, b, out=None):
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def window_offsets(x_pad_shape, kernel, strides, out_hw):
     """(origin, tap) with ``cols[pixel, k] = x_pad.flat[origin[pixel] + tap[k]]``: where
     each output pixel's window starts in the padded input, and where each tap lies in it::
@@ -282,12 +285,14 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
         tap[(i, j, ch)]   = (i·wp + j)·c + ch
 
     Unsigned, so the kernels' indexing needs no negative-index check (measured: 10–25%
-    faster)."""
+    faster).  Made once per shape (read-only)."""
     n, hp, wp, c = x_pad_shape
     (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
     origin = ((np.arange(n)[:, None, None] * hp + np.arange(oh)[:, None] * sh) * wp + np.arange(ow) * sw) * c
     tap = (np.arange(kh)[:, None, None] * wp + np.arange(kw)[:, None]) * c + np.arange(c)
-    return origin.ravel().astype(np.uint64), tap.ravel().astype(np.uint64)
+    origin, tap = origin.ravel().astype(np.uint64), tap.ravel().astype(np.uint64)
+    origin.flags.writeable = tap.flags.writeable = False
+    return origin, tap
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -328,7 +333,7 @@ def conv2d(x_pad, W, strides, out):
     W (kh, kw, c, f), by the implicit GEMM above."""
     kh, kw, c, f = W.shape
     x_pad = np.ascontiguousarray(x_pad)
-    origin, tap = window_offsets(x_pad.shape, (kh, kw), strides, out.shape[1:3])
+    origin, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), out.shape[1:3])
     _conv_implicit_gemm(x_pad.reshape(-1), origin, tap, _panels(W.reshape(kh * kw * c, f), x_pad.dtype),
                         out.reshape(-1, f))
     return out
@@ -368,15 +373,17 @@ def _conv_kernel_grad(x_flat, origin, tap, dy, partial):
                 partial[blk, k0 + i, c0 + np.uint64(j)] = acc[i, j]
 
 
-def conv2d_kernel_grad(x_pad, dy, kernel, strides):
+def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
-    blocked implicit GEMM above; f (∂L/∂O's channels) must be a multiple of MATMUL_PANEL."""
+    blocked implicit GEMM above; f (∂L/∂O's channels) must be a multiple of MATMUL_PANEL.
+    The partial sums live in ``workspace``'s buffer ``'dW_blocks'`` when given."""
     n, oh, ow, f = dy.shape
     if f % MATMUL_PANEL:
         raise ValueError(f"conv2d_kernel_grad: expected a multiple of {MATMUL_PANEL} output channels, received {f}")
     x_pad = np.ascontiguousarray(x_pad)
-    origin, tap = window_offsets(x_pad.shape, kernel, strides, (oh, ow))
-    partial = np.empty((-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, f), dy.dtype)
+    origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
+    shape = (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, f)
+    partial = workspace.get("dW_blocks", shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
     _conv_kernel_grad(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, f), partial)
     return partial.sum(axis=0)
 
