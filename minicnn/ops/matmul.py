@@ -1,4 +1,6 @@
-"""The matrix products of a convolution (``ops/conv.py``): ``cols @ W2`` and ``dY @ W2ᵀ``.
+"""The matrix products of an im2col convolution (``ops/conv.py``): ``cols @ W2`` and
+``dY @ W2ᵀ``, where the convolution does not run as an implicit GEMM (first layers'
+forward over few channels, strided layers' ∂L/∂x, small layers, the NumPy and CUDA paths).
 
 Both have a tall left operand (one row per output pixel) and a small right one (a
 layer's kernel, tens to hundreds of columns).  OpenBLAS runs these skinny shapes well
@@ -6,7 +8,7 @@ below its square-matrix speed (measured on the reference VM: 35–65 GFLOP/s, 20
 73), so on the Numba kernels a large enough product goes to a register-blocked kernel
 that packs only the small operand (``numba_kernels.matmul``; 10–25% faster on the seed
 models' conv shapes, measured); elsewhere to the array module's ``matmul`` (BLAS,
-cuBLAS).  ``dW2 = colsᵀ @ dY`` (a long reduction to a small matrix) stays in BLAS.
+cuBLAS).
 """
 from __future__ import annotations
 

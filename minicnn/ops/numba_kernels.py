@@ -1,5 +1,5 @@
-"""Numba CPU kernels for the copy-heavy ops and conv's skinny matrix products; the math
-is that of the NumPy versions (and of BLAS).
+"""Numba CPU kernels for the copy-heavy ops and conv's matrix products (explicit, and
+implicit: read from the padded input); the math is that of the NumPy versions (and of BLAS).
 
 Parallelism (``prange``) is only ever over an axis whose iterations write disjoint
 outputs, so there are no races and results are deterministic:
@@ -13,10 +13,11 @@ outputs, so there are no races and results are deterministic:
 * bias + activation forward (``ops/epilogue.py``): over rows; ReLU backward fused with
   the bias gradient: over a fixed number of row blocks, each summing its own rows;
 * softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z);
-* the register-blocked matrix product (``ops/matmul.py``): over (row block, column
-  panel) tiles, each owning its tile of the output; the implicit-GEMM convolution
-  (``ops/conv.py``): the same, over (run of output pixels, column panel) tiles; its
-  ∂L/∂W: over (block of pixels, tile of ∂L/∂W) pairs, each writing its own partial sum.
+* the implicit-GEMM convolution (``ops/conv.py``; a matrix product, ``ops/matmul.py``,
+  is its 1×1 case): over (row block, column panel) tiles, each owning its tile of the
+  output; its ∂L/∂W: over (block of pixels, tile of ∂L/∂W) pairs, each writing its own
+  partial sum;
+* zero padding: over (image, padded row).
 
 The channel axis is innermost (NHWC), so every inner loop is a contiguous run of values.
 
@@ -219,46 +220,6 @@ MATMUL_ROWS = 4       # the register tile: MATMUL_ROWS × MATMUL_PANEL accumulat
 MATMUL_PANEL = 16     # of float32), as in a BLAS micro-kernel
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})     # contract: a·b + c may be one FMA
-def _matmul_panels(a, panels, out):
-    """out = a @ b, with b packed into panels (n_panels, depth, MATMUL_PANEL) of its columns
-    (zero beyond b's last column); over (row block, panel) tiles, each owning its tile of out.
-
-    A tile's accumulators stay in registers through the whole depth loop: per depth step,
-    MATMUL_ROWS values of a (one per row), one row of the panel, MATMUL_ROWS·MATMUL_PANEL
-    multiply-adds.  The panel (depth × 16 values) stays in the L1/L2 cache across row blocks."""
-    m, depth = a.shape
-    n_panels = panels.shape[0]
-    n = out.shape[1]
-    for task in prange(-(-m // MATMUL_ROWS) * n_panels):
-        r0, panel = task // n_panels * MATMUL_ROWS, task % n_panels
-        c0 = panel * MATMUL_PANEL
-        acc = np.zeros((MATMUL_ROWS, MATMUL_PANEL), out.dtype)
-        full_rows = r0 + MATMUL_ROWS <= m
-        if full_rows:                               # the unrolled tile (MATMUL_ROWS = 4)
-            for k in range(depth):
-                a0, a1, a2, a3 = a[r0, k], a[r0 + 1, k], a[r0 + 2, k], a[r0 + 3, k]
-                for j in range(MATMUL_PANEL):
-                    b = panels[panel, k, j]
-                    acc[0, j] += a0 * b
-                    acc[1, j] += a1 * b
-                    acc[2, j] += a2 * b
-                    acc[3, j] += a3 * b
-        else:                                       # the last, partial row block
-            for i in range(m - r0):
-                for k in range(depth):
-                    for j in range(MATMUL_PANEL):
-                        acc[i, j] += a[r0 + i, k] * panels[panel, k, j]
-        if full_rows and c0 + MATMUL_PANEL <= n:    # (fixed trip counts: vector stores)
-            for i in range(MATMUL_ROWS):
-                for j in range(MATMUL_PANEL):
-                    out[r0 + i, c0 + j] = acc[i, j]
-        else:
-            for i in range(min(MATMUL_ROWS, m - r0)):
-                for j in range(min(MATMUL_PANEL, n - c0)):
-                    out[r0 + i, c0 + j] = acc[i, j]
-
-
 def _panels(b, dtype):
     """b (depth, n) packed into zero-padded panels (n_panels, depth, MATMUL_PANEL) of its columns."""
     depth, n = b.shape
@@ -266,14 +227,6 @@ def _panels(b, dtype):
     padded = np.zeros((depth, n_panels * MATMUL_PANEL), dtype=dtype)
     padded[:, :n] = b
     return np.ascontiguousarray(padded.reshape(depth, n_panels, MATMUL_PANEL).transpose(1, 0, 2))
-
-
-def matmul(a, b, out=None):
-    """out = a @ b for 2-D a (m, depth) and b (depth, n): ``b`` (small: a layer's kernel)
-    is packed into panels, then ``_matmul_panels``."""
-    out = out if out is not None else np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    _matmul_panels(a, _panels(b, a.dtype), out)
-    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -295,10 +248,16 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
     return origin, tap
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@njit(parallel=True, cache=True, fastmath={"contract"})     # contract: a·b + c may be one FMA
 def _conv_implicit_gemm(x_flat, origin, tap, panels, out):
     """out = cols @ W2 without writing cols: ``cols[pixel, k] = x_flat[origin[pixel] + tap[k]]``
-    (``window_offsets``).  The loops of ``_matmul_panels``, reading cols through the offsets."""
+    (``window_offsets``), W2 packed into panels (n_panels, depth, MATMUL_PANEL) of its
+    columns (``_panels``).  Over (row block, panel) tiles, each owning its tile of out.
+
+    A tile's MATMUL_ROWS × MATMUL_PANEL accumulators stay in registers through the whole
+    depth loop: per depth step, MATMUL_ROWS values of cols (one per row), one row of the
+    panel, MATMUL_ROWS·MATMUL_PANEL multiply-adds.  The panel (depth × 16 values) stays in
+    the L1/L2 cache across row blocks."""
     m, f = out.shape
     n_panels, depth, _ = panels.shape
     last = m - 1                                    # rows past the end repeat the last (not stored)
@@ -308,7 +267,7 @@ def _conv_implicit_gemm(x_flat, origin, tap, panels, out):
         o0, o1 = origin[r0], origin[min(r0 + 1, last)]
         o2, o3 = origin[min(r0 + 2, last)], origin[min(r0 + 3, last)]
         acc = np.zeros((MATMUL_ROWS, MATMUL_PANEL), out.dtype)
-        for k in range(depth):
+        for k in range(depth):                      # the unrolled tile (MATMUL_ROWS = 4)
             t = tap[k]
             a0, a1, a2, a3 = x_flat[o0 + t], x_flat[o1 + t], x_flat[o2 + t], x_flat[o3 + t]
             for j in range(MATMUL_PANEL):
@@ -329,13 +288,24 @@ def _conv_implicit_gemm(x_flat, origin, tap, panels, out):
 
 
 def conv2d(x_pad, W, strides, out):
-    """out (n, oh, ow, f) = the 'valid' convolution of the (already padded) x_pad with
-    W (kh, kw, c, f), by the implicit GEMM above."""
+    """out (n, oh, ow, f), C-contiguous, = the 'valid' convolution of the (already padded)
+    x_pad with W (kh, kw, c, f), by the implicit GEMM above."""
     kh, kw, c, f = W.shape
+    if not out.flags.c_contiguous:
+        raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), out.shape[1:3])
     _conv_implicit_gemm(x_pad.reshape(-1), origin, tap, _panels(W.reshape(kh * kw * c, f), x_pad.dtype),
                         out.reshape(-1, f))
+    return out
+
+
+def matmul(a, b, out=None):
+    """out = a @ b for 2-D a (m, depth) and b (depth, n): the 1×1 convolution of m one-pixel
+    images of ``depth`` channels with b as its kernel (then cols is ``a`` itself)."""
+    (m, depth), n = a.shape, b.shape[1]
+    out = out if out is not None else np.empty((m, n), dtype=a.dtype)
+    conv2d(a.reshape(m, 1, 1, depth), b.reshape(1, 1, depth, n), (1, 1), out.reshape(m, 1, 1, n))
     return out
 
 
