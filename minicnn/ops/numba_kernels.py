@@ -69,10 +69,10 @@ def _im2col_window_rows(x, cols, kh, kw, sh, sw, top, left, oh, ow):
             for i in range(kh):
                 y = p * sh + i - top
                 d = dst + i * kw * c
-                if 0 <= y < h and 0 <= x0 and x0 + kw <= w:     # the kernel row lies inside:
-                    src = ((b * h + y) * w + x0) * c            # kw·c contiguous values (NHWC)
-                    for k in range(kw * c):
-                        cf[d + k] = xf[src + k]
+                if 0 <= y < h and 0 <= x0 and x0 + kw <= w:     # the kernel row lies inside: kw·c
+                    src, dst_row = np.uint64(((b * h + y) * w + x0) * c), np.uint64(d)   # contiguous values
+                    for k in range(np.uint64(kw * c)):          # (unsigned: no negative-index check)
+                        cf[dst_row + k] = xf[src + k]
                     continue
                 for j in range(kw):
                     xx = x0 + j
