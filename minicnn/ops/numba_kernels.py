@@ -305,21 +305,24 @@ def matmul(a, b, out=None):
     images of ``depth`` channels with b as its kernel (then cols is ``a`` itself)."""
     (m, depth), n = a.shape, b.shape[1]
     out = out if out is not None else np.empty((m, n), dtype=a.dtype)
+    if not out.flags.c_contiguous:
+        raise ValueError("matmul: expected a C-contiguous out (the kernel writes through a flat view)")
     conv2d(a.reshape(m, 1, 1, depth), b.reshape(1, 1, depth, n), (1, 1), out.reshape(m, 1, 1, n))
     return out
 
 
-KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most (measured: their ∂L/∂O and input rows stay in L2)
+KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most (measured: their
+                             # ∂L/∂O and input rows stay in the L2 cache)
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv_kernel_grad(x_flat, origin, tap, dy, partial):
-    """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (of ``len(partial)``
+    """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
     equal runs of consecutive output pixels), cols read through the offsets as in
-    ``_conv_implicit_gemm``;
-    ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, 4 rows of ∂L/∂W2, panel of 16
-    columns) tiles, each owning its tile of ``partial``; the block count depends on the
-    shape only, so the sum's order, and its result, do not depend on the thread count."""
+    ``_conv_implicit_gemm``; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, 4 rows of
+    ∂L/∂W2, panel of 16 columns) tiles, each owning its tile of ``partial``; the block
+    count depends on the shape only, so the sum's order, and its result, do not depend on
+    the thread count."""
     m, f = dy.shape
     blocks, depth, _ = partial.shape
     n_panels, row_blocks = f // MATMUL_PANEL, -(-depth // MATMUL_ROWS)
