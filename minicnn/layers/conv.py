@@ -8,7 +8,8 @@ activation are one fused pass, ``ops/epilogue.py``); backward (see ``ops/conv.py
     ∂L/∂X = pad(∂L/∂Z) ⊛ rot180(W)    (full convolution; col2im of ∂L/∂Z · W2ᵀ)
 
 Keeps for backward: the im2col matrix of the input (kh·kw times the input's size),
-or only the input when that matrix would exceed ``workspace_budget`` bytes.
+or only the input when that matrix would exceed ``workspace_budget`` bytes; on the
+Numba kernels' implicit GEMM (no im2col matrix), the input and its zero-padded copy.
 """
 from __future__ import annotations
 
