@@ -21,13 +21,13 @@ Backward, given ``dy = ∂L/∂y``::
 On the Numba kernels a large convolution skips ``cols`` with an *implicit GEMM* that
 reads every column entry from the padded input where it lies (``numba_kernels``):
 
-* the forward, over ≥ IMPLICIT_GEMM_FROM_CHANNELS input channels (``conv2d``);
+* the forward (``conv2d``);
 * ∂L/∂x for stride 1 and ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS input channels, the same kernel: the 'valid'
   convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left,
   kw − 1 − right) with the kernel rotated by 180° and its channel axes swapped,
   ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` (unless the padding makes it compute
   over FULL_CONV_MAX_OVERWORK times the pixels that col2im's product does);
-* ∂L/∂W, for a multiple of 16 filters and any input channels: colsᵀ @ dY summed block
+* ∂L/∂W, for ≥ 16 filters (one panel of the kernel's columns): colsᵀ @ dY summed block
   by block of output pixels (``conv2d_kernel_grad``).
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
@@ -44,8 +44,7 @@ from .im2col import col2im, im2col
 from .matmul import matmul
 from .workspace import Workspace
 
-IMPLICIT_GEMM_FROM = 10**7          # multiply-adds; measured: smaller products run faster through BLAS,
-IMPLICIT_GEMM_FROM_CHANNELS = 8     # and so do convolutions over fewer channels (first layers)
+IMPLICIT_GEMM_FROM = 10**7          # multiply-adds; measured: smaller products run faster through BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 (two 16-column panels,
                                          # the second half empty) still gains; 1–3 lose
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
@@ -75,10 +74,10 @@ def _implicit_gemm(x, multiply_adds):
     return backend.on_numba_kernels(x) and multiply_adds >= IMPLICIT_GEMM_FROM
 
 
-def _whole_panels(channels):
-    """True when ``channels`` fills the implicit GEMM's 16-column panels (no padding)."""
+def _fills_a_panel(channels):
+    """True when ``channels`` fills at least one of the implicit GEMM's 16-column panels."""
     from . import numba_kernels
-    return channels % numba_kernels.MATMUL_PANEL == 0
+    return channels >= numba_kernels.MATMUL_PANEL
 
 
 def _padded(x, pads, workspace, name):
@@ -103,7 +102,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = x_pad = None
-    if c >= IMPLICIT_GEMM_FROM_CHANNELS and _implicit_gemm(x, y.size * kh * kw * c):
+    if _implicit_gemm(x, y.size * kh * kw * c):
         from . import numba_kernels
         x_pad = _padded(x, pads, workspace, "x_pad")
         numba_kernels.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
@@ -149,7 +148,7 @@ def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if _implicit_gemm(x, dy2.size * kh * kw * c) and _whole_panels(f):
+    if _implicit_gemm(x, dy2.size * kh * kw * c) and _fills_a_panel(f):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else _padded(x, cache.pads, workspace, "x_pad")
         return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
@@ -174,7 +173,7 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
     if (cache.strides == (1, 1) and x.shape[1] * x.shape[2] <= FULL_CONV_MAX_OVERWORK * oh * ow
-            and f >= IMPLICIT_GEMM_FROM_CHANNELS and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS
+            and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS
             and _implicit_gemm(dy, x.size * kh * kw * f)):
         from . import numba_kernels
         dy_pad = _padded(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), workspace, "dy_pad")

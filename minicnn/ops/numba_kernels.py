@@ -322,14 +322,17 @@ def _conv_kernel_grad(x_flat, origin, tap, dy, partial):
     ``_conv_implicit_gemm``; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, 4 rows of
     ∂L/∂W2, panel of 16 columns) tiles, each owning its tile of ``partial``; the block
     count depends on the shape only, so the sum's order, and its result, do not depend on
-    the thread count."""
+    the thread count.  When f is not a multiple of MATMUL_PANEL the last panel ends at column f,
+    overlapping the one before, and stores only the columns that one did not."""
     m, f = dy.shape
     blocks, depth, _ = partial.shape
-    n_panels, row_blocks = f // MATMUL_PANEL, -(-depth // MATMUL_ROWS)
+    n_panels, row_blocks = -(-f // MATMUL_PANEL), -(-depth // MATMUL_ROWS)
     last = depth - 1                                    # rows past the end repeat the last (not stored)
     for task in prange(blocks * row_blocks * n_panels):
         blk, tile = task // (row_blocks * n_panels), task % (row_blocks * n_panels)
-        k0, c0 = tile // n_panels * MATMUL_ROWS, np.uint64(tile % n_panels * MATMUL_PANEL)
+        k0, first = tile // n_panels * MATMUL_ROWS, tile % n_panels * MATMUL_PANEL
+        done = first - min(first, f - MATMUL_PANEL)     # columns the panel before already computed
+        c0 = np.uint64(first - done)
         t0, t1, t2, t3 = tap[k0], tap[min(k0 + 1, last)], tap[min(k0 + 2, last)], tap[min(k0 + 3, last)]
         acc = np.zeros((MATMUL_ROWS, MATMUL_PANEL), partial.dtype)
         for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
@@ -342,17 +345,18 @@ def _conv_kernel_grad(x_flat, origin, tap, dy, partial):
                 acc[2, j] += a2 * g
                 acc[3, j] += a3 * g
         for i in range(min(MATMUL_ROWS, depth - k0)):
-            for j in range(MATMUL_PANEL):
+            for j in range(done, MATMUL_PANEL):
                 partial[blk, k0 + i, c0 + np.uint64(j)] = acc[i, j]
 
 
 def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
-    blocked implicit GEMM above; f (∂L/∂O's channels) must be a multiple of MATMUL_PANEL.
-    The partial sums live in ``workspace``'s buffer ``'dW_blocks'`` when given."""
+    blocked implicit GEMM above; f (∂L/∂O's channels) must fill at least one panel of
+    MATMUL_PANEL columns.  The partial sums live in ``workspace``'s buffer ``'dW_blocks'``
+    when given."""
     n, oh, ow, f = dy.shape
-    if f % MATMUL_PANEL:
-        raise ValueError(f"conv2d_kernel_grad: expected a multiple of {MATMUL_PANEL} output channels, received {f}")
+    if f < MATMUL_PANEL:
+        raise ValueError(f"conv2d_kernel_grad: expected at least {MATMUL_PANEL} output channels, received {f}")
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
     shape = (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, f)
