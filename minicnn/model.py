@@ -6,7 +6,8 @@
     backward:  g_L = ∂L/∂a_L,   g_{l−1} = layer_l.backward(g_l)    l = L … 1
 
 No tape and no graph: each layer keeps what its own backward needs from the last
-forward.  The same two loops serve training (``training.py``) and the visualizations,
+forward.  One pair of steps is fused: a max-pool over a layer with a ReLU runs that
+ReLU's backward too, on its own (smaller) output gradient (``ops/pool.py``).  The same two loops serve training (``training.py``) and the visualizations,
 which seed the backward pass with the gradient of any scalar of any layer's output
 (``gradient``).
 """
@@ -139,10 +140,17 @@ class Sequential(TrainingMixin):
         """
         end = self.layer_index(top) if top is not None else len(self.layers) - 1
         begin = self.layer_index(stop) + 1 if stop is not None else 0
-        for i in range(end, begin - 1, -1):
+        i = end
+        while i >= begin:
             layer = self.layers[i]
-            need = input_grad or i > 0
-            grad = layer.backward_logits(grad, need) if (from_logits and i == end) else layer.backward(grad, need)
+            if from_logits and i == end:
+                grad = layer.backward_logits(grad, input_grad or i > 0)
+            elif i > begin and layer.runs_relu_backward_of(self.layers[i - 1]):    # a max-pool over a ReLU
+                i -= 1
+                grad = layer.backward_through_relu_of(self.layers[i], grad, input_grad or i > 0)
+            else:
+                grad = layer.backward(grad, input_grad or i > 0)
+            i -= 1
         return grad
 
     def backward_from(self, grads_by_layer: dict):

@@ -4,9 +4,12 @@ import csv
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import window_configs
 
 import minicnn as mc
-from minicnn import architectures, layers
+from minicnn import architectures, backend, layers
 
 
 def tiny_data(n=40, seed=0):
@@ -222,3 +225,33 @@ def test_live_bar_on_a_terminal_redraws_in_place():
     bar.finish({"loss": 0.25})
     text = stream.getvalue()
     assert text.startswith("\r1/3 ") and "ETA" in text and text.rstrip().endswith("loss: 0.2500\x1b[K")
+
+
+@given(cfg=window_configs(max_channels=6), seed=st.integers(0, 2**16), use_bias=st.booleans())
+def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, cfg, seed, use_bias, monkeypatch):
+    """Model.backward lets a max-pool run the ReLU backward of the Conv2D below it (the
+    gate applied on the pooled gradient, ∂L/∂b summed there): the same ∂L/∂x and
+    ∂L/∂W as the two layers' own backwards, for every pool window, stride and padding."""
+    conv = layers.Conv2D(cfg["c"], 3, padding="same", activation="relu", use_bias=use_bias)
+    pool = layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"])
+    model = mc.Sequential([layers.Input((cfg["h"], cfg["w"], 2)), conv, pool])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], 2)).astype("float32")
+    y = model.forward(kernels(x), training=True)
+    dy = kernels(rng.standard_normal(y.shape).astype("float32"))
+    relu_backwards = []
+    for name in ("backward", "backward_with_bias_grad"):
+        own = getattr(conv.activation, name)
+        monkeypatch.setattr(conv.activation, name, lambda da, _own=own: relu_backwards.append(1) or _own(da))
+    fused_dx = backend.to_numpy(model.backward(dy)).copy()
+    fused = {k: backend.to_numpy(v).copy() for k, v in conv.grads.items()}
+    assert relu_backwards == [] and pool.runs_relu_backward_of(conv)
+    two_layers_dx = backend.to_numpy(conv.backward(pool.backward(dy)))
+    assert relu_backwards == [1]
+    np.testing.assert_array_equal(fused_dx, two_layers_dx)
+    np.testing.assert_array_equal(fused["kernel"], backend.to_numpy(conv.grads["kernel"]))
+    assert fused.keys() == conv.grads.keys()
+    if use_bias:
+        np.testing.assert_allclose(fused["bias"], backend.to_numpy(conv.grads["bias"]), rtol=1e-5, atol=1e-6)
+    conv.activation.rule = "guided"
+    assert not pool.runs_relu_backward_of(conv)

@@ -13,7 +13,8 @@ a weighted layer's ``call`` is its matrix product only, and the bias is added by
 activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's backward
 (which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
 ``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax /
-sigmoid.  Each forward overwrites the one cache slot that backward reads; each backward
+sigmoid, and below a max-pool that ran this layer's ReLU backward itself
+(``backward_through_relu_of``).  Each forward overwrites the one cache slot that backward reads; each backward
 *overwrites* ``grads`` (never accumulates).
 
 Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
@@ -177,10 +178,18 @@ class Layer(ABC):
             dz, db = self.activation.backward(dy), None
         return self._backward_through_call(dz, db, input_grad)
 
-    def backward_logits(self, dz, input_grad=True):
-        """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output."""
+    def backward_logits(self, dz, input_grad=True, db=None):
+        """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output (``db``: ∂L/∂bias
+        when the caller summed it already)."""
         dz = self._check_grad(dz)
-        return self._backward_through_call(dz, bias_grad(dz) if "bias" in self.params else None, input_grad)
+        if "bias" in self.params and db is None:
+            db = bias_grad(dz)
+        return self._backward_through_call(dz, db if "bias" in self.params else None, input_grad)
+
+    def runs_relu_backward_of(self, below) -> bool:
+        """True when this layer's backward can also run the ReLU backward of ``below``, the
+        layer whose output it takes (``backward_through_relu_of``): only a max-pool can."""
+        return False
 
     def _backward_through_call(self, dz, db, input_grad):
         dx = self.call_backward(dz, input_grad)

@@ -6,7 +6,8 @@ MaxPooling2D (see ``ops/pool.py``)::
     ∂L/∂x routes each dy[b,p,q,c] to its window's arg-max (the first, on ties);
     overlapping windows add.
 
-Keeps for backward: the int32 arg-max "switches" (n, oh, ow, c).
+Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Below
+a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_of``).
 
 GlobalAveragePooling2D::
 
@@ -15,8 +16,9 @@ GlobalAveragePooling2D::
 from __future__ import annotations
 
 from .. import backend
+from ..activations import ReLU
 from ..ops.geometry import check_padding, normalize_tuple, window_geometry
-from ..ops.pool import maxpool_backward, maxpool_forward
+from ..ops.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
 from .base import Layer
 
 
@@ -45,6 +47,18 @@ class MaxPooling2D(Layer):
 
     def call_backward(self, dz, input_grad=True):
         return maxpool_backward(dz, self.cache, self.workspace)
+
+    def runs_relu_backward_of(self, below):
+        return (isinstance(below.activation, ReLU) and below.activation.rule == "gradient"
+                and self.activation.name == "linear")
+
+    def backward_through_relu_of(self, below, dy, input_grad=True):
+        """∂L/∂x of ``below`` (a layer ending in a ReLU, whose output this pool took) from
+        this pool's dy: the pool's backward with the ReLU's gate applied on the pooled
+        gradient, and ∂L/∂bias summed there (``ops/pool.py``); then ``below``'s backward
+        from its pre-activation."""
+        dz, db = maxpool_relu_backward(self._check_grad(dy), self.cache, self.workspace)
+        return below.backward_logits(dz, input_grad, db)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,

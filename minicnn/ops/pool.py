@@ -15,6 +15,17 @@ Backward: the gradient flows only through the recorded switch::
     ∂L/∂x_pad[b, p·sh + i, q·sw + j, ch] += dy[b, p, q, ch]   where switch = i·pw + j
 
 Overlapping windows (stride < pool size) add their contributions.
+
+A ReLU below the pool (``a = max(z, 0)``, pooled: ``x = a``) gates its gradient with
+``[a > 0]``.  Every nonzero ``∂L/∂a`` lies at a switch, where ``a`` is the window's
+maximum ``y``, so the gate can be applied before routing, on the pool's output (a
+quarter of the values, for 2×2 windows)::
+
+    g = dy · [y > 0]
+    ∂L/∂z = route(g)            ∂L/∂b[ch] = Σ_{b,p,q} g[b, p, q, ch]
+
+(``b``: the bias of the layer whose ReLU it is) — ``maxpool_relu_backward``, one pass on
+the Numba kernels.
 """
 from __future__ import annotations
 
@@ -23,12 +34,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
+from .epilogue import bias_grad
 from .geometry import window_geometry
 from .im2col import pad_nhwc, padded_windows, written_into
 
 
 class PoolCache(NamedTuple):
     x_shape: tuple
+    y: object            # the output (n, oh, ow, c)
     switches: object     # int32 (n, oh, ow, c): flat window index of each maximum
     pool: tuple
     strides: tuple
@@ -73,7 +86,7 @@ def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=Non
         y, switches = numba_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow), out)
     else:
         y, switches = maxpool_forward_numpy(x, pool, strides, pads, (oh, ow), out)
-    return y, PoolCache(x.shape, switches, tuple(pool), strides, pads)
+    return y, PoolCache(x.shape, y, switches, tuple(pool), strides, pads)
 
 
 def maxpool_backward(dy, cache: PoolCache, workspace=None):
@@ -88,3 +101,15 @@ def maxpool_backward(dy, cache: PoolCache, workspace=None):
         from . import numba_kernels
         return numba_kernels.maxpool_backward(*args)
     return maxpool_backward_numpy(*args)
+
+
+def maxpool_relu_backward(dy, cache: PoolCache, workspace=None):
+    """(∂L/∂z, ∂L/∂b) of the ReLU layer below the pool, from the pool's dy (see the module
+    docstring): ∂L/∂z into the workspace's reusable ``'dx'`` buffer when one is given."""
+    if backend.on_numba_kernels(dy):
+        from . import numba_kernels
+        out = None if workspace is None else workspace.reusable("dx", cache.x_shape, dy.dtype, like=dy)
+        return numba_kernels.maxpool_backward(dy, cache.switches, cache.x_shape, cache.pool, cache.strides,
+                                              cache.pads, out, relu_output=cache.y)
+    routed = dy * (cache.y > 0)
+    return maxpool_backward(routed, cache, workspace), bias_grad(routed)
