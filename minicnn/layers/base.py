@@ -14,8 +14,8 @@ activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's
 (which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
 ``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax /
 sigmoid, and below a max-pool that ran this layer's ReLU backward itself
-(``backward_through_relu_of``).  Each forward overwrites the one cache slot that backward reads; each backward
-*overwrites* ``grads`` (never accumulates).
+(``backward_through_relu_of``).  Each forward overwrites the one cache slot that
+backward reads; each backward *overwrites* ``grads`` (never accumulates).
 
 Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
 reused by the next call once nothing holds the previous ones (``ops/workspace.py``).  A
@@ -182,9 +182,11 @@ class Layer(ABC):
         """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output (``db``: ∂L/∂bias
         when the caller summed it already)."""
         dz = self._check_grad(dz)
-        if "bias" in self.params and db is None:
+        if "bias" not in self.params:
+            db = None
+        elif db is None:
             db = bias_grad(dz)
-        return self._backward_through_call(dz, db if "bias" in self.params else None, input_grad)
+        return self._backward_through_call(dz, db, input_grad)
 
     def runs_relu_backward_of(self, below) -> bool:
         """True when this layer's backward can also run the ReLU backward of ``below``, the

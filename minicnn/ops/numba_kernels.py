@@ -13,6 +13,7 @@ outputs, so there are no races and results are deterministic:
 * bias + activation forward (``ops/epilogue.py``): over rows; ReLU backward fused with
   the bias gradient: over a fixed number of row blocks, each summing its own rows;
 * softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z);
+* the RMSprop and Adam updates (``optimizers.py``): over elements;
 * the implicit-GEMM convolution (``ops/conv.py``; a matrix product, ``ops/matmul.py``,
   is its 1×1 case): over (row block, column panel) tiles, each owning its tile of the
   output; its ∂L/∂W: over (block of pixels, tile of ∂L/∂W) pairs, each writing its own
@@ -226,7 +227,8 @@ def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None, relu_
     dx = out if out is not None else np.empty(x_shape, dtype=dy.dtype)
     routed = np.empty((x_shape[0], x_shape[3]), np.float64)
     gated = relu_output is not None
-    _maxpool_backward(np.ascontiguousarray(dy), switches, relu_output if gated else dy, gated, dx, routed,   # (ungated: y unread)
+    y = relu_output if gated else dy                # (ungated: y is not read)
+    _maxpool_backward(np.ascontiguousarray(dy), switches, y, gated, dx, routed,
                       pool[0], pool[1], strides[0], strides[1], pads[0], pads[2])
     return (dx, routed.sum(axis=0).astype(dy.dtype)) if gated else dx
 
@@ -436,3 +438,35 @@ def softmax_cross_entropy(z, y):
     loss, dz = np.empty(z.shape[0], dtype=z.dtype), np.empty_like(z)
     _softmax_cross_entropy(z, np.ascontiguousarray(y, dtype=z.dtype), loss, dz)
     return loss.sum() / z.shape[0], dz
+
+
+@njit(parallel=True, cache=True)
+def _rmsprop(w, g, v, lr, rho, one_minus_rho, eps):
+    for i in prange(w.size):
+        v[i] = rho * v[i] + one_minus_rho * g[i] * g[i]
+        w[i] -= lr * g[i] / np.sqrt(v[i] + eps)
+
+
+def rmsprop_update(w, g, v, learning_rate, rho, epsilon):
+    """In one pass, in place (flat, C-contiguous w and v): ``v ← ρ·v + (1 − ρ)·g²``,
+    ``w ← w − η·g / sqrt(v + ε)`` (RMSprop without momentum).  The scalars are cast to
+    w's dtype first, as NumPy does, so the result is the NumPy expressions', bit for bit."""
+    t = w.dtype.type
+    _rmsprop(w.reshape(-1), np.ascontiguousarray(g, w.dtype).reshape(-1), v.reshape(-1),
+             t(learning_rate), t(rho), t(1 - rho), t(epsilon))
+
+
+@njit(parallel=True, cache=True)
+def _adam(w, g, m, v, step, one_minus_beta_1, one_minus_beta_2, eps):
+    for i in prange(w.size):
+        m[i] += one_minus_beta_1 * (g[i] - m[i])
+        v[i] += one_minus_beta_2 * (g[i] * g[i] - v[i])
+        w[i] -= step * m[i] / (np.sqrt(v[i]) + eps)
+
+
+def adam_update(w, g, m, v, step_size, beta_1, beta_2, epsilon):
+    """In one pass, in place (flat, C-contiguous w, m, v): ``m ← m + (1 − β₁)(g − m)``,
+    ``v ← v + (1 − β₂)(g² − v)``, ``w ← w − α·m / (sqrt(v) + ε)``; scalars cast as above."""
+    t = w.dtype.type
+    _adam(w.reshape(-1), np.ascontiguousarray(g, w.dtype).reshape(-1), m.reshape(-1), v.reshape(-1),
+          t(step_size), t(1 - beta_1), t(1 - beta_2), t(epsilon))
