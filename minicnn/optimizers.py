@@ -13,8 +13,8 @@ For a parameter ``w`` with gradient ``g``, learning rate ``η`` and step ``t = 1
 State (``slots``) is a dict per parameter, keyed ``(layer name, param key)``, so it can
 be saved, loaded and moved between devices with the model.
 
-On the Numba kernels RMSprop (without momentum) and Adam update each parameter in one
-pass (``numba_kernels.rmsprop_update`` / ``adam_update``: the same operations in the
+On the Numba kernels RMSprop (without momentum) and Adam update each large parameter in
+one pass (``numba_kernels.rmsprop_update`` / ``adam_update``: the same operations in the
 same order, so the same bits; measured on the 3.2 M-weight Dense kernel of the cats vs
 dogs model, 17.3 → 4.3 ms per step, the NumPy expressions making five temporaries).
 """
@@ -146,10 +146,15 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
+ONE_PASS_FROM = 10**5     # parameter values; measured: below, waking the kernel's threads costs more
+
+
 def _in_one_pass(*arrays):
-    """True when the update can run as one Numba kernel: the Numba kernels are selected
-    and the parameter and its slots are C-contiguous host arrays (updated through flat views)."""
-    return on_numba_kernels(arrays[0]) and all(a.flags.c_contiguous for a in arrays)
+    """True when the update runs as one Numba kernel: the Numba kernels are selected, the
+    parameter is large, and it and its slots are C-contiguous host arrays (updated through
+    flat views)."""
+    return (on_numba_kernels(arrays[0]) and arrays[0].size >= ONE_PASS_FROM
+            and all(a.flags.c_contiguous for a in arrays))
 
 
 _BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}

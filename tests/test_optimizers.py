@@ -30,6 +30,7 @@ def train(kernels, make, shape, dtype, seed, order="C", steps=3):
        lr=st.floats(1e-4, 0.1), beta=st.floats(0.5, 0.99), seed=st.integers(0, 2**16))
 def test_one_pass_update_equals_the_numpy_expressions(name, shape, dtype, lr, beta, seed, monkeypatch):
     make_optimizer, kernel_name = OPTIMIZERS[name]
+    monkeypatch.setattr(mc.optimizers, "ONE_PASS_FROM", 1)      # every size (by default: large parameters)
     calls = []
     kernel = getattr(numba_kernels, kernel_name)
     monkeypatch.setattr(numba_kernels, kernel_name, lambda *args: calls.append(1) or kernel(*args))
@@ -40,7 +41,8 @@ def test_one_pass_update_equals_the_numpy_expressions(name, shape, dtype, lr, be
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_a_non_contiguous_parameter_is_updated_by_the_numpy_expressions(name):
+def test_a_non_contiguous_parameter_is_updated_by_the_numpy_expressions(name, monkeypatch):
+    monkeypatch.setattr(mc.optimizers, "ONE_PASS_FROM", 1)
     make_optimizer = OPTIMIZERS[name][0]
     fortran = train("numba", lambda: make_optimizer(0.01, 0.9), (4, 5), "float32", 0, order="F")
     np.testing.assert_array_equal(fortran, train("numpy", lambda: make_optimizer(0.01, 0.9), (4, 5), "float32", 0))
