@@ -27,8 +27,7 @@ reads every column entry from the padded input where it lies (``numba_kernels``)
   kw − 1 − right) with the kernel rotated by 180° and its channel axes swapped,
   ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` (unless the padding makes it compute
   over FULL_CONV_MAX_OVERWORK times the pixels that col2im's product does);
-* ∂L/∂W, for ≥ 16 filters (one panel of the kernel's columns): colsᵀ @ dY summed block
-  by block of output pixels (``conv2d_kernel_grad``).
+* ∂L/∂W: colsᵀ @ dY summed block by block of output pixels (``conv2d_kernel_grad``).
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
@@ -44,7 +43,8 @@ from .im2col import col2im, im2col
 from .matmul import matmul
 from .workspace import Workspace
 
-IMPLICIT_GEMM_FROM = 10**7          # multiply-adds; measured: smaller products run faster through BLAS
+IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; measured as fast or faster than im2col + BLAS down to
+                                    # 1.6 M (a 28×28×1 → 32 conv at batch 8); smaller ones keep im2col + BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 (two 16-column panels,
                                          # the second half empty) still gains; 1–3 lose
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
@@ -72,12 +72,6 @@ def _implicit_gemm(x, multiply_adds):
     """True when the Numba implicit GEMM (no column matrix) is there for x and the product
     is large enough to gain from it."""
     return backend.on_numba_kernels(x) and multiply_adds >= IMPLICIT_GEMM_FROM
-
-
-def _fills_a_panel(channels):
-    """True when ``channels`` fills at least one of the implicit GEMM's 16-column panels."""
-    from . import numba_kernels
-    return channels >= numba_kernels.MATMUL_PANEL
 
 
 def _padded(x, pads, workspace, name):
@@ -148,7 +142,7 @@ def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if _implicit_gemm(x, dy2.size * kh * kw * c) and _fills_a_panel(f):
+    if _implicit_gemm(x, dy2.size * kh * kw * c):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else _padded(x, cache.pads, workspace, "x_pad")
         return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),

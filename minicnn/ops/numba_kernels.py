@@ -368,18 +368,23 @@ def _conv_kernel_grad(x_flat, origin, tap, dy, partial):
 
 def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
-    blocked implicit GEMM above; f (∂L/∂O's channels) must fill at least one panel of
-    MATMUL_PANEL columns.  The partial sums live in ``workspace``'s buffer ``'dW_blocks'``
+    blocked implicit GEMM above (fewer than MATMUL_PANEL channels f of ∂L/∂O: zero-padded
+    to one panel first).  The partial sums live in ``workspace``'s buffer ``'dW_blocks'``
     when given."""
     n, oh, ow, f = dy.shape
-    if f < MATMUL_PANEL:
-        raise ValueError(f"conv2d_kernel_grad: expected at least {MATMUL_PANEL} output channels, received {f}")
+
+    def buffer(name, shape):
+        return workspace.get(name, shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
+    if f < MATMUL_PANEL:                            # one panel, its extra columns dropped from the result
+        padded = buffer("dy_panel", (n, oh, ow, MATMUL_PANEL))
+        padded[..., :f] = dy
+        padded[..., f:] = 0                         # (not garbage: denormals would slow the products)
+        dy = padded
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
-    shape = (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, f)
-    partial = workspace.get("dW_blocks", shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
-    _conv_kernel_grad(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, f), partial)
-    return partial.sum(axis=0)
+    partial = buffer("dW_blocks", (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, dy.shape[-1]))
+    _conv_kernel_grad(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]), partial)
+    return partial.sum(axis=0)[:, :f]
 
 
 @njit(parallel=True, cache=True)
