@@ -375,6 +375,7 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
 
     def buffer(name, shape):
         return workspace.get(name, shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
+
     if f < MATMUL_PANEL:                            # one panel, its extra columns dropped from the result
         padded = buffer("dy_panel", (n, oh, ow, MATMUL_PANEL))
         padded[..., :f] = dy
