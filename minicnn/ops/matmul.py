@@ -1,6 +1,6 @@
 """The matrix products of an im2col convolution (``ops/conv.py``): ``cols @ W2`` and
-``dY @ W2ᵀ``, where the convolution does not run as an implicit GEMM (first layers'
-forward over few channels, strided layers' ∂L/∂x, small layers, the NumPy and CUDA paths).
+``dY @ W2ᵀ``, where the convolution does not run as an implicit GEMM (layers under its
+threshold, strided layers' ∂L/∂x and ∂L/∂x into few channels, the NumPy and CUDA paths).
 
 Both have a tall left operand (one row per output pixel) and a small right one (a
 layer's kernel, tens to hundreds of columns).  OpenBLAS runs these skinny shapes well

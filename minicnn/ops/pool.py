@@ -89,11 +89,17 @@ def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=Non
     return y, PoolCache(x.shape, y, switches, tuple(pool), strides, pads)
 
 
+def _backward_args(dy, cache, workspace):
+    """The kernels' arguments: dy, the forward's geometry, and the output buffer (the
+    workspace's reusable ``'dx'`` when one is given)."""
+    out = None if workspace is None else workspace.reusable("dx", cache.x_shape, dy.dtype, like=dy)
+    return dy, cache.switches, cache.x_shape, cache.pool, cache.strides, cache.pads, out
+
+
 def maxpool_backward(dy, cache: PoolCache, workspace=None):
     """dx (n, h, w, c) from dy (n, oh, ow, c): routed to the switches, summed on overlap
     (into the workspace's reusable ``'dx'`` buffer when one is given)."""
-    out = None if workspace is None else workspace.reusable("dx", cache.x_shape, dy.dtype, like=dy)
-    args = (dy, cache.switches, cache.x_shape, cache.pool, cache.strides, cache.pads, out)
+    args = _backward_args(dy, cache, workspace)
     if backend.is_gpu_array(dy):
         from . import cuda_kernels
         return cuda_kernels.maxpool_backward(*args)
@@ -108,8 +114,6 @@ def maxpool_relu_backward(dy, cache: PoolCache, workspace=None):
     docstring): ∂L/∂z into the workspace's reusable ``'dx'`` buffer when one is given."""
     if backend.on_numba_kernels(dy):
         from . import numba_kernels
-        out = None if workspace is None else workspace.reusable("dx", cache.x_shape, dy.dtype, like=dy)
-        return numba_kernels.maxpool_backward(dy, cache.switches, cache.x_shape, cache.pool, cache.strides,
-                                              cache.pads, out, relu_output=cache.y)
+        return numba_kernels.maxpool_backward(*_backward_args(dy, cache, workspace), relu_output=cache.y)
     routed = dy * (cache.y > 0)
     return maxpool_backward(routed, cache, workspace), bias_grad(routed)
