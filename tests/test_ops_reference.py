@@ -33,10 +33,11 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 
 
 @given(cfg=window_configs(max_channels=20),
-       filters=st.sampled_from([None, 5, 16, 24, 32]), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
+       filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70]), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
 def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget, monkeypatch):
     """Conv2D on the Numba implicit GEMM — the forward; ∂L/∂x for stride 1; ∂L/∂W (fewer
-    than 16 filters: zero-padded to one panel; 24: the last panel overlaps the first) —
+    filters than a panel: zero-padded to one, 5 on the 4 × 16 tile, 20 on the 3 × 24; more,
+    not a multiple: the last panel overlaps the one before, 40 on 4 × 16, 70 on 3 × 24) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch."""
