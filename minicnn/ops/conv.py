@@ -45,8 +45,8 @@ from .workspace import Workspace
 
 IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; measured as fast or faster than im2col + BLAS down to
                                     # 1.6 M (a 28×28×1 → 32 conv at batch 8); smaller ones keep im2col + BLAS
-IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 (two 16-column panels,
-                                         # the second half empty) still gains; 1–3 lose
+IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 gained even on two 16-column
+                                         # panels, the second half empty (now one 24-column one); 1–3 lose
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
                                     # product computes oh·ow; measured: beyond 1.5× that, col2im is faster
 
