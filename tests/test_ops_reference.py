@@ -32,8 +32,8 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
         check_conv_equals_loops(np.asarray, cfg, seed)
 
 
-@given(cfg=window_configs(max_channels=20),
-       filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70]), seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
+@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70]),
+       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
 def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget, monkeypatch):
     """Conv2D on the Numba implicit GEMM — the forward; ∂L/∂x for stride 1; ∂L/∂W (fewer
     filters than a panel: zero-padded to one, 5 on the 4 × 16 tile, 20 on the 3 × 24; more,

@@ -26,8 +26,9 @@ def train(kernels, make, shape, dtype, seed, order="C", steps=3):
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3).map(tuple), dtype=st.sampled_from(["float32", "float64"]),
-       lr=st.floats(1e-4, 0.1), beta=st.floats(0.5, 0.99), seed=st.integers(0, 2**16))
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3).map(tuple),
+       dtype=st.sampled_from(["float32", "float64"]), lr=st.floats(1e-4, 0.1), beta=st.floats(0.5, 0.99),
+       seed=st.integers(0, 2**16))
 def test_one_pass_update_equals_the_numpy_expressions(name, shape, dtype, lr, beta, seed, monkeypatch):
     make_optimizer, kernel_name = OPTIMIZERS[name]
     monkeypatch.setattr(mc.optimizers, "ONE_PASS_FROM", 1)      # every size (by default: large parameters)

@@ -115,5 +115,5 @@ def maxpool_relu_backward(dy, cache: PoolCache, workspace=None):
     if backend.on_numba_kernels(dy):
         from . import numba_kernels
         return numba_kernels.maxpool_backward(*_backward_args(dy, cache, workspace), relu_output=cache.y)
-    routed = dy * (cache.y > 0)
-    return maxpool_backward(routed, cache, workspace), bias_grad(routed)
+    gated = dy * (cache.y > 0)
+    return maxpool_backward(gated, cache, workspace), bias_grad(gated)
