@@ -1,7 +1,7 @@
 """The benchmark suite (``minicnn bench``; ``benchmarks/run_benchmarks.py``).
 
 In ONE run on one machine, each seed architecture is trained (and the MNIST CNN run
-for inference) by every configuration, each in its own subprocess so that environment
+for inference) by every configuration, each in its own worker process so that environment
 settings take effect and peak memory is its own:
 
 * minicnn with the NumPy kernels and with the Numba kernels;
@@ -9,18 +9,24 @@ settings take effect and peak memory is its own:
 * TF-Keras, default and with oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``).
 
 Each worker warms up, checks its result is finite (minicnn also checks its kernels
-against the NumPy path on the same batch), then times steps and reports ms/step,
-images/s and peak RSS.  A missing peer is reported as missing, never as a number.
+against the NumPy path on the same batch), then waits.  The workers of a case are set up
+one at a time and then timed in interleaved rounds — round r of every configuration
+before round r + 1 of any, each round starting one configuration later — so that a change
+in the machine's speed during the run lands on all of them alike; a configuration's
+ms/step is its best round, and the ratio to the best peer is also given round by round.
+A missing peer is reported as missing, never as a number.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import queue
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CASES = [  # (model, input shape, batch, mode)
@@ -56,17 +62,6 @@ def classes_of(model_name):
     return 1 if model_name.startswith(("face", "cats")) else 10
 
 
-def time_steps(step, steps, repeats=3):
-    """Best over ``repeats`` of the mean time of ``steps`` calls (after the warm-up)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = min(best, (time.perf_counter() - t) / steps)
-    return best
-
-
 def data(shape, batch, classes, seed=0):
     import numpy as np
     rng = np.random.default_rng(seed)
@@ -76,7 +71,7 @@ def data(shape, batch, classes, seed=0):
     return x, y
 
 
-def worker_minicnn(name, shape, batch, mode, steps):
+def worker_minicnn(name, shape, batch, mode):
     import numpy as np
     import minicnn as mc
     from minicnn import architectures
@@ -96,11 +91,11 @@ def worker_minicnn(name, shape, batch, mode, steps):
     step()
     if mode == "train" and not np.isfinite(model.evaluate(x, y, batch_size=batch, verbose=0)):
         raise RuntimeError("non-finite loss")
-    return time_steps(step, steps), {"first_step_s": compile_s, "setup_s": first - t0,
-                                     "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()}
+    return step, {"first_step_s": compile_s, "setup_s": first - t0,
+                  "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()}
 
 
-def worker_torch(name, shape, batch, mode, steps):
+def worker_torch(name, shape, batch, mode):
     import numpy as np
     import torch
     from torch import nn
@@ -159,12 +154,11 @@ def worker_torch(name, shape, batch, mode, steps):
     if not torch.isfinite(out).all():
         raise RuntimeError("non-finite result")
     step()
-    return time_steps(step, steps), {"first_step_s": compile_s, "torch": torch.__version__,
-                                     "threads": torch.get_num_threads(), "channels_last": channels_last,
-                                     "np": np.__version__}
+    return step, {"first_step_s": compile_s, "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "channels_last": channels_last, "np": np.__version__}
 
 
-def worker_keras(name, shape, batch, mode, steps):
+def worker_keras(name, shape, batch, mode):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tensorflow as tf
@@ -182,32 +176,143 @@ def worker_keras(name, shape, batch, mode, steps):
     if not np.isfinite(np.asarray(out)).all():
         raise RuntimeError("non-finite result")
     step()
-    return time_steps(step, steps), {"first_step_s": compile_s, "tf": tf.__version__,
-                                     "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+    return step, {"first_step_s": compile_s, "tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 
 
 WORKERS = {"minicnn": worker_minicnn, "torch": worker_torch, "keras": worker_keras}
 
 
-def run_worker(framework, name, shape, batch, mode, steps):
-    seconds, info = WORKERS[framework](name, tuple(shape), batch, mode, steps)
-    print(json.dumps({"ms_per_step": seconds * 1000, "images_per_s": batch / seconds,
-                      "peak_rss_mb": peak_rss_mb(), **info}))
+REPLY = "@bench "     # marks the worker's protocol lines on its stdout (a library may print there too)
+MIN_ROUND_S = 0.5     # a timed round runs at least this long (the face CNN's steps take ~2 ms)
 
 
-def run_case(config, case, steps, timeout=900):
-    framework, env = CONFIGS[config]
-    name, shape, batch, mode = case
-    cmd = [sys.executable, "-m", "minicnn.bench", "worker", framework, name, json.dumps(list(shape)),
-           str(batch), mode, str(steps)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": ("not installed: " if "No module named" in last else "") + last[-200:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def serve(framework, name, shape, batch, mode, steps):
+    """The worker process: sets up the step (warm-up and checks included) and replies with
+    its facts; then, per ``time`` line on stdin, runs one untimed step (to wake its threads
+    and caches after waiting) and replies with the mean seconds of the next ``steps`` steps,
+    or of as many more as make ``MIN_ROUND_S``; at the end (any other line), with its peak RSS."""
+    step, info = WORKERS[framework](name, tuple(shape), batch, mode)
+    _reply(info)
+    for line in sys.stdin:
+        if line.strip() != "time":
+            break
+        step()
+        done, t = 0, time.perf_counter()
+        while done < steps or time.perf_counter() - t < MIN_ROUND_S:
+            step()
+            done += 1
+        _reply({"seconds": (time.perf_counter() - t) / done, "steps": done})
+    _reply({"peak_rss_mb": peak_rss_mb()})
+
+
+def _reply(message):
+    print(REPLY + json.dumps(message), flush=True)
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class Worker:
+    """One configuration's worker process for one case, driven over its stdin and stdout."""
+
+    def __init__(self, config, case, steps):
+        framework, env = CONFIGS[config]
+        name, shape, batch, mode = case
+        cmd = [sys.executable, "-m", "minicnn.bench", "worker", framework, name, json.dumps(list(shape)),
+               str(batch), mode, str(steps)]
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        text=True, env={**os.environ, **env})
+        self.replies = queue.Queue()
+        self.reader = threading.Thread(target=self._read_replies, daemon=True)
+        self.reader.start()
+
+    def _read_replies(self):
+        for line in self.process.stdout:
+            if line.startswith(REPLY):
+                self.replies.put(json.loads(line[len(REPLY):]))
+        self.replies.put(None)                      # the process has ended
+
+    def ask(self, command, timeout):
+        """Send ``command`` (None: nothing, wait for the set-up's reply) and return the reply;
+        a worker that ends or times out instead is closed and raises ``WorkerFailed``."""
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        try:
+            reply = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            reply, failure = None, f"timed out after {timeout} s"
+        else:
+            failure = None if reply is not None else self._last_error()
+        if reply is None:
+            self.close()
+            raise WorkerFailed(failure)
+        return reply
+
+    def _last_error(self):
+        self.process.wait()
+        self.stderr.seek(0)
+        last = (self.stderr.read().strip().splitlines() or [f"exit status {self.process.returncode}"])[-1]
+        return ("not installed: " if "No module named" in last else "") + last[-200:]
+
+    def cpu_seconds(self):
+        """User + system CPU time the process has used so far (Linux; 0 elsewhere)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def close(self):
+        self.process.stdin.close()                  # a waiting worker ends at the end of its stdin
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join()                          # (it reads to the end of the ended process's stdout)
+        self.process.stdout.close()
+        self.stderr.close()
+
+
+def run_case(case, configs, steps, rounds=3, timeout=900):
+    """Every configuration on one case: the workers are set up one at a time, then timed in
+    ``rounds`` interleaved rounds of at least ``steps`` steps (see the module docstring).  Returns
+    ``{config: result}`` and the CPU seconds the waiting workers used meanwhile (their
+    thread pools should sleep: a large figure means the timings interfered)."""
+    batch = case[2]
+    results, workers = {}, {}
+    for config in configs:
+        worker = Worker(config, case, steps)
+        try:
+            results[config] = worker.ask(None, timeout)
+            workers[config] = worker
+        except WorkerFailed as exc:
+            results[config] = {"error": str(exc)}
+    timings, waiting_cpu, names = {config: [] for config in workers}, 0.0, list(workers)
+    for r in range(rounds if names else 0):
+        for config in names[r % len(names):] + names[:r % len(names)]:
+            if config not in workers:               # (failed in an earlier round)
+                continue
+            others = [w for c, w in workers.items() if c != config]
+            before = sum(w.cpu_seconds() for w in others)
+            try:
+                timings[config].append(workers[config].ask("time", timeout))
+            except WorkerFailed as exc:
+                results[config] = {"error": str(exc)}
+                del workers[config]
+            waiting_cpu += sum(w.cpu_seconds() for w in others) - before
+    for config, worker in workers.items():
+        results[config].update(worker.ask("stop", timeout))
+        worker.close()
+        best = min(timed["seconds"] for timed in timings[config])
+        results[config].update(ms_per_step=best * 1000, images_per_s=batch / best,
+                               rounds_ms=[timed["seconds"] * 1000 for timed in timings[config]],
+                               rounds_steps=[timed["steps"] for timed in timings[config]])
+    return results, waiting_cpu
 
 
 def gemm_ceiling(size=2048, repeats=5):
@@ -302,8 +407,10 @@ def machine():
 
 
 def markdown(results):
+    """The results table; the last column is minicnn-numba's best round against the best
+    peer's, then the range of that ratio round by round (the rounds were interleaved)."""
     configs = list(CONFIGS)
-    lines = ["| model | batch | mode | " + " | ".join(configs) + " | minicnn-numba / best peer |",
+    lines = ["| model | batch | mode | " + " | ".join(configs) + " | minicnn-numba / best peer (per round) |",
              "|---|---|---|" + "---|" * (len(configs) + 1)]
     for r in results["cases"]:
         cells, peers = [], []
@@ -312,11 +419,15 @@ def markdown(results):
             if "images_per_s" in m:
                 cells.append(f"{m['images_per_s']:,.0f} img/s ({m['ms_per_step']:.1f} ms, {m['peak_rss_mb']:.0f} MB)")
                 if not c.startswith("minicnn"):
-                    peers.append(m["images_per_s"])
+                    peers.append(m)
             else:
                 cells.append(m.get("error", "—")[:60])
-        ours = r["configs"].get("minicnn-numba", {}).get("images_per_s")
-        ratio = f"{ours / max(peers):.2f}×" if ours and peers else "—"
+        ours = r["configs"].get("minicnn-numba", {})
+        ratio = "—"
+        if "images_per_s" in ours and peers:
+            per_round = [min(rounds) / t for t, *rounds in zip(ours["rounds_ms"], *(p["rounds_ms"] for p in peers))]
+            ratio = (f"{ours['images_per_s'] / max(p['images_per_s'] for p in peers):.2f}× "
+                     f"({min(per_round):.2f}–{max(per_round):.2f}×)")
         lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | " + " | ".join(cells) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -358,13 +469,15 @@ def main(quick=False, out="benchmarks/results", configs=None):
           f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
     cases = CASES[:2] + CASES[-1:] if quick else CASES
     for case in cases:
-        entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": {}}
-        for config in configs or CONFIGS:
-            entry["configs"][config] = run_case(config, case, steps)
-            m = entry["configs"][config]
+        configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds=2 if quick else 3)
+        entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
+                 "waiting_workers_cpu_s": waiting_cpu}
+        for config, m in configs_run.items():
             print(f"{case[0]:20s} b{case[2]:<5d} {case[3]:5s} {config:14s} " +
                   (f"{m['images_per_s']:9.0f} img/s {m['ms_per_step']:8.1f} ms/step {m['peak_rss_mb']:6.0f} MB"
+                   f"  rounds {' '.join(f'{t:.1f}' for t in m['rounds_ms'])} ms"
                    if "images_per_s" in m else m["error"]), flush=True)
+        print(f"  (waiting workers used {waiting_cpu:.2f} CPU s during the timed rounds)", flush=True)
         results["cases"].append(entry)
     results["gemm_ceiling_end_gflops"] = gemm_ceiling()    # the machine's speed did not drift?
     os.makedirs(out, exist_ok=True)
@@ -372,7 +485,12 @@ def main(quick=False, out="benchmarks/results", configs=None):
     table = markdown(results)
     start, end = results["gemm_ceiling_gflops"], results["gemm_ceiling_end_gflops"]
     drift = abs(end - start) / max(start, end)
-    notes = (f"\nGEMM ceiling {start:.0f} GFLOP/s at the start of the run, {end:.0f} at the end" +
+    rounds = len(next((m["rounds_ms"] for c in results["cases"] for m in c["configs"].values()
+                       if "rounds_ms" in m), []))
+    waiting = max(c["waiting_workers_cpu_s"] for c in results["cases"])
+    notes = (f"\nEach configuration timed in {rounds} interleaved rounds of ≥ {steps} steps and ≥ {MIN_ROUND_S} s "
+             f"(ms/step: its best round); the workers waiting meanwhile used at most {waiting:.2f} CPU s per case."
+             f"\nGEMM ceiling {start:.0f} GFLOP/s at the start of the run, {end:.0f} at the end" +
              (f" — **{drift:.0%} apart: the machine was not quiet, compare with care**" if drift > 0.15 else "") +
              f".\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
              f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
@@ -388,4 +506,4 @@ if __name__ == "__main__":
         sys.exit("usage: python -m minicnn.bench worker FRAMEWORK MODEL SHAPE BATCH MODE STEPS "
                  "(run by minicnn bench; use that, or benchmarks/run_benchmarks.py)")
     framework, name, shape, batch, mode, steps = sys.argv[2:8]
-    run_worker(framework, name, json.loads(shape), int(batch), mode, int(steps))
+    serve(framework, name, json.loads(shape), int(batch), mode, int(steps))
