@@ -19,7 +19,7 @@ def test_interleaved_rounds_time_every_configuration_and_report_a_failure(monkey
         assert m["ms_per_step"] == min(m["rounds_ms"])
         assert m["images_per_s"] == pytest.approx(5 / (m["ms_per_step"] / 1000))
         assert m["peak_rss_mb"] > 50 and m["kernels"] == config.split("-")[1]
-    assert waiting_cpu >= 0
+    assert 0 <= waiting_cpu < 0.5      # a waiting worker sleeps on its stdin (spinning threads would add ~1 s)
 
 
 def test_table_gives_best_round_ratio_and_per_round_range():
