@@ -455,7 +455,7 @@ def chart(results, path):
 
 def main(quick=False, out="benchmarks/results", configs=None):
     from minicnn.saving import atomic_write_bytes
-    steps = 3 if quick else 10
+    steps, rounds = (3, 2) if quick else (10, 3)
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
@@ -469,7 +469,7 @@ def main(quick=False, out="benchmarks/results", configs=None):
           f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
     cases = CASES[:2] + CASES[-1:] if quick else CASES
     for case in cases:
-        configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds=2 if quick else 3)
+        configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds)
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
                  "waiting_workers_cpu_s": waiting_cpu}
         for config, m in configs_run.items():
@@ -485,8 +485,6 @@ def main(quick=False, out="benchmarks/results", configs=None):
     table = markdown(results)
     start, end = results["gemm_ceiling_gflops"], results["gemm_ceiling_end_gflops"]
     drift = abs(end - start) / max(start, end)
-    rounds = len(next((m["rounds_ms"] for c in results["cases"] for m in c["configs"].values()
-                       if "rounds_ms" in m), []))
     waiting = max(c["waiting_workers_cpu_s"] for c in results["cases"])
     notes = (f"\nEach configuration timed in {rounds} interleaved rounds of ≥ {steps} steps and ≥ {MIN_ROUND_S} s "
              f"(ms/step: its best round); the workers waiting meanwhile used at most {waiting:.2f} CPU s per case."
