@@ -6,8 +6,10 @@
     backward:  g_L = ∂L/∂a_L,   g_{l−1} = layer_l.backward(g_l)    l = L … 1
 
 No tape and no graph: each layer keeps what its own backward needs from the last
-forward.  One pair of steps is fused: a max-pool over a layer with a ReLU runs that
-ReLU's backward too, on its own (smaller) output gradient (``ops/pool.py``).  The same
+forward.  One pair of layers is fused: a max-pool over a layer with a ReLU runs that
+ReLU's backward too, on its own (smaller) output gradient (``ops/pool.py``), and over a
+Conv2D with a ReLU, on the Numba kernels, the forward of both in one kernel
+(``ops/conv_relu_pool.py``).  The same
 two loops serve training (``training.py``) and the visualizations, which seed the
 backward pass with the gradient of any scalar of any layer's output (``gradient``).
 """
@@ -111,23 +113,38 @@ class Sequential(TrainingMixin):
         return x
 
     def forward(self, x, training=False, upto=None):
-        """Run the layers in order (through layer ``upto``, a name, when given)."""
-        for _, x in self.layer_outputs(x, training, upto):
-            pass
+        """Run the layers in order (through layer ``upto``, a name, when given) and return
+        the last output.  A max-pool over a Conv2D with a ReLU runs the forward of both in
+        one kernel where it can (``MaxPooling2D.forward_through_relu_of``): only the pool's
+        output is formed, not the conv's (``layer_outputs`` forms every one)."""
+        x, layers = self._start_pass(x, upto)
+        i = 0
+        while i < len(layers):
+            if i + 1 < len(layers) and layers[i + 1].fuses_forward_of(layers[i], x):
+                x = layers[i + 1].forward_through_relu_of(layers[i], x, training=training)
+                i += 2
+            else:
+                x = layers[i].forward(x, training=training)
+                i += 1
         return x
 
     def layer_outputs(self, x, training=False, upto=None):
-        """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last).
-        The pass starts by releasing every layer's arrays from the previous one
-        (``Layer.release``), so that their buffers can be reused in this one."""
+        """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last)."""
+        x, layers = self._start_pass(x, upto)
+        for layer in layers:
+            x = layer.forward(x, training=training)
+            yield layer, x
+
+    def _start_pass(self, x, upto):
+        """(x checked, the layers through ``upto``).  A pass starts by releasing every
+        layer's arrays from the previous one (``Layer.release``), so that their buffers
+        can be reused in this one."""
         x = self.check_input(x)
         if not self.built:
             self.build((None, *x.shape[1:]))
         for layer in self.layers:
             layer.release()
-        for layer in self.layers[:self.layer_index(upto) + 1 if upto is not None else None]:
-            x = layer.forward(x, training=training)
-            yield layer, x
+        return x, self.layers[:self.layer_index(upto) + 1 if upto is not None else None]
 
     def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
         """Run the layers' backward in reverse, from layer ``top`` (default: the last)

@@ -156,17 +156,21 @@ class Layer(ABC):
         self.activation.release()
 
     def forward(self, x, training=False):
-        x = self.check_input(x)
-        self.release()
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        if self.params:
-            x = x.astype(self.dtype, copy=False)
+        x = self.begin_forward(x)
         # a weighted layer's call is an array only the layer holds (its GEMM output): the
         # activation adds the bias to it and may overwrite it (ReLU rectifies in place)
         y = self.activation.forward(self.call(x, training), owned=bool(self.params), bias=self.params.get("bias"))
         self._last_out_shape = y.shape
         return y
+
+    def begin_forward(self, x):
+        """x checked (and cast to the layer's dtype when it has weights), the last forward's
+        arrays released, the layer built: what every forward starts with."""
+        x = self.check_input(x)
+        self.release()
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return x.astype(self.dtype, copy=False) if self.params else x
 
     def backward(self, dy, input_grad=True):
         """∂L/∂x from ∂L/∂y (the layer's output, after its activation).  With
@@ -191,6 +195,12 @@ class Layer(ABC):
     def runs_relu_backward_of(self, below) -> bool:
         """True when this layer's backward can also run the ReLU backward of ``below``, the
         layer whose output it takes (``backward_through_relu_of``): only a max-pool can."""
+        return False
+
+    def fuses_forward_of(self, below, x) -> bool:
+        """True when this layer can run its forward and that of ``below`` (the layer whose
+        output it takes, about to take ``x``) as one (``forward_through_relu_of``): only a
+        max-pool can."""
         return False
 
     def _backward_through_call(self, dz, db, input_grad):

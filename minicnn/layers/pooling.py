@@ -7,7 +7,9 @@ MaxPooling2D (see ``ops/pool.py``)::
     overlapping windows add.
 
 Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Below
-a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_of``).
+a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_of``);
+over a Conv2D with a ReLU, on the Numba kernels, the forward of both can be one kernel
+(``forward_through_relu_of``, ``ops/conv_relu_pool.py``).
 
 GlobalAveragePooling2D::
 
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 from .. import backend
 from ..activations import ReLU
+from ..ops import conv_relu_pool
 from ..ops.geometry import check_padding, normalize_tuple, window_geometry
 from ..ops.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
 from .base import Layer
+from .conv import Conv2D
 
 
 class MaxPooling2D(Layer):
@@ -51,6 +55,29 @@ class MaxPooling2D(Layer):
     def runs_relu_backward_of(self, below):
         return (isinstance(below.activation, ReLU) and below.activation.rule == "gradient"
                 and self.activation.name == "linear")
+
+    def fuses_forward_of(self, below, x) -> bool:
+        """True when this pool and ``below`` (the layer under it, about to take ``x``) can run
+        their forwards as one kernel (``forward_through_relu_of``): ``below`` a Conv2D with a
+        bias and a ReLU whose backward this pool runs, on the Numba kernels."""
+        return (isinstance(below, Conv2D) and "bias" in below.params and self.runs_relu_backward_of(below)
+                and below.built and x.ndim == 4 and x.shape[-1] == below.input_shape[-1]
+                and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
+                                           self.pool_size, self.strides, self.padding))
+
+    def forward_through_relu_of(self, below, x, training=False):
+        """This pool's output over ``below``'s, from ``below``'s input, by one kernel
+        (``ops/conv_relu_pool.py``); ``below``'s own output is not formed.  Both layers keep
+        what their backward needs: run them back with ``backward_through_relu_of``."""
+        x = below.begin_forward(x)
+        self.release()
+        y, below.cache, self.cache = conv_relu_pool.conv2d_relu_maxpool_forward(
+            x, below.params["kernel"], below.params["bias"], below.strides, below.padding,
+            below.workspace, self.workspace)
+        below._last_out_shape = self.cache.x_shape
+        y = self.activation.forward(y)
+        self._last_out_shape = y.shape
+        return y
 
     def backward_through_relu_of(self, below, dy, input_grad=True):
         """∂L/∂x of ``below`` (a layer ending in a ReLU, whose output this pool took) from

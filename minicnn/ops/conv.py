@@ -68,13 +68,13 @@ def _chunk_size(n, row_bytes, budget):
     return max(1, int(budget // row_bytes))
 
 
-def _implicit_gemm(x, multiply_adds):
+def implicit_gemm_applies(x, multiply_adds):
     """True when the Numba implicit GEMM (no column matrix) is there for x and the product
     is large enough to gain from it."""
     return backend.on_numba_kernels(x) and multiply_adds >= IMPLICIT_GEMM_FROM
 
 
-def _padded(x, pads, workspace, name):
+def padded(x, pads, workspace, name):
     """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
     (on the Numba kernels: the implicit GEMM's input)."""
     if not any(pads):
@@ -96,9 +96,9 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = x_pad = None
-    if _implicit_gemm(x, y.size * kh * kw * c):
+    if implicit_gemm_applies(x, y.size * kh * kw * c):
         from . import numba_kernels
-        x_pad = _padded(x, pads, workspace, "x_pad")
+        x_pad = padded(x, pads, workspace, "x_pad")
         numba_kernels.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
     elif chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
@@ -142,9 +142,9 @@ def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if _implicit_gemm(x, dy2.size * kh * kw * c):
+    if implicit_gemm_applies(x, dy2.size * kh * kw * c):
         from . import numba_kernels
-        x_pad = cache.x_pad if cache.x_pad is not None else _padded(x, cache.pads, workspace, "x_pad")
+        x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
         return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
                                                 cache.strides, workspace)
     if cache.cols is not None:
@@ -168,9 +168,9 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
     if (cache.strides == (1, 1) and x.shape[1] * x.shape[2] <= FULL_CONV_MAX_OVERWORK * oh * ow
             and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS
-            and _implicit_gemm(dy, x.size * kh * kw * f)):
+            and implicit_gemm_applies(dy, x.size * kh * kw * f)):
         from . import numba_kernels
-        dy_pad = _padded(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), workspace, "dy_pad")
+        dy_pad = padded(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), workspace, "dy_pad")
         W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
         return numba_kernels.conv2d(dy_pad, W_rot, (1, 1), out=dx)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)

@@ -271,37 +271,45 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
     return origin, tap
 
 
+@njit(inline="always", fastmath={"contract"})     # contract: a·b + c may be one FMA
+def _tile_products(acc, x_flat, o0, o1, o2, o3, tap, panels, panel):
+    """The implicit GEMM's inner loops, inlined into the kernels that use them, for a
+    register tile ``acc`` of ROWS (3 or 4) × PANEL accumulators (sizes known when it is
+    inlined): ``acc += cols[rows] @ panel``, the rows of cols read from x at ``o0 … o3``
+    (a fourth row when ROWS = 4) plus each tap.
+
+    The accumulators stay in registers through the whole depth loop: per depth step,
+    ROWS values of cols (one per row), one row of the panel, ROWS·PANEL multiply-adds.
+    The panel (depth × PANEL values) stays in the L1/L2 cache across row blocks."""
+    rows, width = acc.shape
+    for k in range(panels.shape[1]):
+        t = tap[k]
+        a0, a1, a2, a3 = x_flat[o0 + t], x_flat[o1 + t], x_flat[o2 + t], x_flat[o3 + t]
+        for j in range(width):
+            w = panels[panel, k, j]
+            acc[0, j] += a0 * w
+            acc[1, j] += a1 * w
+            acc[2, j] += a2 * w
+            if rows == 4:
+                acc[3, j] += a3 * w
+
+
 def _implicit_gemm_kernel(ROWS, PANEL):
     """The implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
-    @njit(parallel=True, cache=True, fastmath={"contract"})     # contract: a·b + c may be one FMA
+    @njit(parallel=True, cache=True, fastmath={"contract"})
     def implicit_gemm(x_flat, origin, tap, panels, out):
         """out = cols @ W2 without writing cols: ``cols[pixel, k] = x_flat[origin[pixel] + tap[k]]``
         (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its columns
-        (``_panels``).  Over (row block, panel) tiles, each owning its tile of out.
-
-        A tile's ROWS × PANEL accumulators stay in registers through the whole depth loop:
-        per depth step, ROWS values of cols (one per row), one row of the panel, ROWS·PANEL
-        multiply-adds.  The panel (depth × PANEL values) stays in the L1/L2 cache across
-        row blocks."""
+        (``_panels``).  Over (row block, panel) tiles, each owning its tile of out."""
         m, f = out.shape
-        n_panels, depth, _ = panels.shape
+        n_panels = panels.shape[0]
         last = m - 1                                # rows past the end repeat the last (not stored)
         for task in prange(-(-m // ROWS) * n_panels):
             r0, panel = task // n_panels * ROWS, task % n_panels
             c0 = panel * PANEL
-            o0, o1 = origin[r0], origin[min(r0 + 1, last)]
-            o2, o3 = origin[min(r0 + 2, last)], origin[min(r0 + ROWS - 1, last)]
             acc = np.zeros((ROWS, PANEL), out.dtype)
-            for k in range(depth):                  # the unrolled tile (a fourth row when ROWS = 4)
-                t = tap[k]
-                a0, a1, a2, a3 = x_flat[o0 + t], x_flat[o1 + t], x_flat[o2 + t], x_flat[o3 + t]
-                for j in range(PANEL):
-                    w = panels[panel, k, j]
-                    acc[0, j] += a0 * w
-                    acc[1, j] += a1 * w
-                    acc[2, j] += a2 * w
-                    if ROWS == 4:
-                        acc[ROWS - 1, j] += a3 * w
+            _tile_products(acc, x_flat, origin[r0], origin[min(r0 + 1, last)], origin[min(r0 + 2, last)],
+                          origin[min(r0 + ROWS - 1, last)], tap, panels, panel)
             rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
             if rows == ROWS and cols == PANEL:      # (fixed trip counts: vector stores)
                 for i in range(ROWS):
@@ -329,6 +337,76 @@ def conv2d(x_pad, W, strides, out):
     panels = _panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype)
     _IMPLICIT_GEMM[tile](x_pad.reshape(-1), origin, tap, panels, out.reshape(-1, f))
     return out
+
+
+POOLED_TILE = (4, 16)     # one 2×2 pooling window per tile: its 4 pixels are the tile's rows
+
+
+@njit(inline="always")
+def _relu_max_of_4(acc, j, b):
+    """(max, first arg-max) over the tile's 4 rows of relu(acc[r, j] + b), branch-free."""
+    best, arg = max(acc[0, j] + b, 0), np.int32(0)
+    for r in range(1, 4):
+        v = max(acc[r, j] + b, 0)
+        arg = np.int32(r) if v > best else arg      # strict '>' keeps the first maximum
+        best = v if v > best else best
+    return best, arg
+
+
+def _implicit_gemm_relu_maxpool_kernel():
+    PANEL = POOLED_TILE[1]
+
+    @njit(parallel=True, cache=True, fastmath={"contract"})
+    def implicit_gemm_relu_maxpool(x_flat, windows, tap, panels, bias, y, switches):
+        """y[w] = max over the 4 pixels of 2×2 window w of relu(cols[pixel] @ W2 + b), and
+        the window index (0 … 3) of that maximum in ``switches[w]``: the implicit GEMM with
+        the window's pixels ``windows[w]`` (their origins) as the tile's rows, and the
+        bias, ReLU and max-pool applied to the accumulators instead of storing them.
+        Over (window, panel) tiles, each owning its (window, panel) part of y."""
+        m, f = y.shape
+        n_panels = panels.shape[0]
+        for task in prange(m * n_panels):
+            w, panel = task // n_panels, task % n_panels
+            c0 = panel * PANEL
+            acc = np.zeros(POOLED_TILE, y.dtype)
+            _tile_products(acc, x_flat, windows[w, 0], windows[w, 1], windows[w, 2], windows[w, 3],
+                          tap, panels, panel)
+            if c0 + PANEL <= f:                     # (a fixed trip count: vector code)
+                for j in range(PANEL):
+                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+            else:
+                for j in range(f - c0):
+                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+    return implicit_gemm_relu_maxpool
+
+
+_IMPLICIT_GEMM_RELU_MAXPOOL = _implicit_gemm_relu_maxpool_kernel()
+
+
+@functools.lru_cache(maxsize=64)
+def window_pixels(x_pad_shape, kernel, strides, out_hw):
+    """The origins (``window_offsets``) of the 4 conv output pixels of each 2×2 pooling
+    window, (n·ph·pw, 4) in the window's row-major order (its switch numbering); a last
+    odd row or column of pixels, in no window, is left out.  Read-only."""
+    origin, _ = window_offsets(x_pad_shape, kernel, strides, out_hw)
+    (oh, ow), n = out_hw, x_pad_shape[0]
+    ph, pw = oh // 2, ow // 2
+    pixels = origin.reshape(n, oh, ow)[:, :2 * ph, :2 * pw].reshape(n, ph, 2, pw, 2)
+    windows = np.ascontiguousarray(pixels.transpose(0, 1, 3, 2, 4)).reshape(n * ph * pw, 4)
+    windows.flags.writeable = False
+    return windows
+
+
+def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches):
+    """y (n, ph, pw, f) = maxpool2×2(relu(conv(x_pad, W) + b)) of the conv's (oh, ow) =
+    ``conv_hw`` output pixels, with the pool's switches, without forming that output."""
+    kh, kw, c, f = W.shape
+    x_pad = np.ascontiguousarray(x_pad)
+    windows = window_pixels(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
+    _, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
+    panels = _panels(W.reshape(kh * kw * c, f), POOLED_TILE[1], x_pad.dtype)
+    _IMPLICIT_GEMM_RELU_MAXPOOL(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f), switches.reshape(-1, f))
+    return y, switches
 
 
 def matmul(a, b, out=None):
