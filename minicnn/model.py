@@ -121,7 +121,7 @@ class Sequential(TrainingMixin):
         i = 0
         while i < len(layers):
             if i + 1 < len(layers) and layers[i + 1].fuses_forward_of(layers[i], x):
-                x = layers[i + 1].forward_through_relu_of(layers[i], x, training=training)
+                x = layers[i + 1].forward_through_relu_of(layers[i], x)    # (neither layer differs in training)
                 i += 2
             else:
                 x = layers[i].forward(x, training=training)

@@ -65,7 +65,7 @@ class MaxPooling2D(Layer):
                 and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
                                            self.pool_size, self.strides, self.padding))
 
-    def forward_through_relu_of(self, below, x, training=False):
+    def forward_through_relu_of(self, below, x):
         """This pool's output over ``below``'s, from ``below``'s input, by one kernel
         (``ops/conv_relu_pool.py``); ``below``'s own output is not formed.  Both layers keep
         what their backward needs: run them back with ``backward_through_relu_of``."""
