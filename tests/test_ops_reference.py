@@ -43,6 +43,7 @@ def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget,
     across blocks); budget 1 would otherwise have chunked the batch."""
     from minicnn.ops import conv, numba_kernels
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
+    monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", np.inf)     # (its own tests: test_winograd.py)
     monkeypatch.setattr(conv, "IMPLICIT_INPUT_GRAD_FROM_CHANNELS", 1)
     monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
     monkeypatch.setattr(numba_kernels, "KERNEL_GRAD_PIXELS", 7)

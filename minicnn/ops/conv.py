@@ -29,6 +29,10 @@ reads every column entry from the padded input where it lies (``numba_kernels``)
   over FULL_CONV_MAX_OVERWORK times the pixels that col2im's product does);
 * ∂L/∂W: colsᵀ @ dY summed block by block of output pixels (``conv2d_kernel_grad``).
 
+A 3×3, stride-1 convolution with enough channels and an even output runs all three on Winograd's
+F(2×2, 3×3) instead (``ops/winograd.py``: 2.25× fewer multiplications), ∂L/∂x as the
+same full convolution.
+
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
 instead of kept (the cache then holds ``x`` only).
@@ -47,6 +51,8 @@ IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; measured as fast or faster 
                                     # 1.6 M (a 28×28×1 → 32 conv at batch 8); smaller ones keep im2col + BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 gained even on two 16-column
                                          # panels, the second half empty (now one 24-column one); 1–3 lose
+WINOGRAD_FROM_CHANNELS = 24        # input and output channels, at least (measured: 24 → 48 and up gained;
+                                   # CIFAR's 16 → 16 convs were 1.1× slower than the implicit GEMM)
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
                                     # product computes oh·ow; measured: beyond 1.5× that, col2im is faster
 
@@ -74,6 +80,18 @@ def implicit_gemm_applies(x, multiply_adds):
     return backend.on_numba_kernels(x) and multiply_adds >= IMPLICIT_GEMM_FROM
 
 
+def winograd_applies(x, W, strides, out_hw):
+    """True when the Numba Winograd kernels (``ops/winograd.py``) run this convolution:
+    3×3, stride 1, at least WINOGRAD_FROM_CHANNELS input and output channels, an output
+    of even height and width, and large enough for the implicit GEMM.  (Measured on the
+    seed models' convs: with an odd output's half tiles it was up to 1.3× slower than the
+    implicit GEMM; with an even one, 1.1–1.4× faster.)"""
+    kh, kw, c, f = W.shape
+    return ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and min(c, f) >= WINOGRAD_FROM_CHANNELS
+            and out_hw[0] % 2 == 0 and out_hw[1] % 2 == 0
+            and implicit_gemm_applies(x, x.shape[0] * out_hw[0] * out_hw[1] * 9 * c * f))
+
+
 def padded(x, pads, workspace, name):
     """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
     (on the Numba kernels: the implicit GEMM's input)."""
@@ -96,7 +114,11 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = x_pad = None
-    if implicit_gemm_applies(x, y.size * kh * kw * c):
+    if winograd_applies(x, W, strides, (oh, ow)):
+        from . import winograd
+        x_pad = padded(x, pads, workspace, "x_pad")
+        winograd.conv2d(x_pad, W, y.reshape(n, oh, ow, f), workspace)
+    elif implicit_gemm_applies(x, y.size * kh * kw * c):
         from . import numba_kernels
         x_pad = padded(x, pads, workspace, "x_pad")
         numba_kernels.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
@@ -142,6 +164,10 @@ def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
+    if winograd_applies(x, cache.W, cache.strides, cache.out_hw):
+        from . import winograd
+        x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
+        return winograd.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), workspace)
     if implicit_gemm_applies(x, dy2.size * kh * kw * c):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
@@ -166,12 +192,18 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     kh, kw, c, f = W.shape
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
-    if (cache.strides == (1, 1) and x.shape[1] * x.shape[2] <= FULL_CONV_MAX_OVERWORK * oh * ow
+    full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+    W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                     # (kh, kw, f, c)
+    full_conv_overwork = x.shape[1] * x.shape[2] / (oh * ow)
+    if winograd_applies(dy, W_rot, cache.strides, x.shape[1:3]) and full_conv_overwork <= FULL_CONV_MAX_OVERWORK:
+        from . import winograd
+        dy_pad = padded(dy, full_pads, workspace, "dy_pad")
+        return winograd.conv2d(dy_pad, W_rot, dx, workspace)
+    if (cache.strides == (1, 1) and full_conv_overwork <= FULL_CONV_MAX_OVERWORK
             and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS
             and implicit_gemm_applies(dy, x.size * kh * kw * f)):
         from . import numba_kernels
-        dy_pad = padded(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), workspace, "dy_pad")
-        W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
+        dy_pad = padded(dy, full_pads, workspace, "dy_pad")
         return numba_kernels.conv2d(dy_pad, W_rot, (1, 1), out=dx)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))

@@ -1,0 +1,272 @@
+"""Winograd's minimal filtering F(2×2, 3×3): a 3×3, stride-1 convolution with 2.25× fewer
+multiplications (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+
+Cut the output into 2×2 tiles.  Each tile's four outputs, for one input and one output
+channel, come from the 4×4 input patch ``d`` under it and the 3×3 kernel ``g``::
+
+    Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A          (⊙: elementwise, on 4×4 matrices)
+
+        Bᵀ = [1  0 -1  0]     G = [1    0    0 ]     Aᵀ = [1  1  1  0]
+             [0  1  1  0]         [1/2  1/2  1/2]          [0  1 -1 -1]
+             [0 -1  1  0]         [1/2 -1/2  1/2]
+             [0  1  0 -1]         [0    0    1 ]
+
+16 multiplications for 4 outputs where the direct sum takes 36; the transforms only add
+(their entries are 0, ±1 and ±1/2, exact in floating point).  Summed over the input
+channels, with ``U = G g Gᵀ`` (the kernel, once per step) and ``V = Bᵀ d B`` (each
+patch), the 16 positions ξ of the 4×4 products are 16 independent matrix products::
+
+    M[ξ] (tiles, f) = V[ξ] (tiles, c) @ U[ξ] (c, f)          then   Y = Aᵀ M A per tile
+
+The backward is the adjoint of the same three steps::
+
+    ∂L/∂x = the forward of pad(∂L/∂y) with rot180(W), channel axes swapped  (``ops/conv.py``)
+    ∂L/∂U[ξ] = Σ_tiles V[ξ]ᵀ @ ∂L/∂M[ξ],   ∂L/∂M = A (∂L/∂Y) Aᵀ per tile,   ∂L/∂g = Gᵀ (∂L/∂U) G
+
+On the Numba kernels each block of SUB tiles is transformed into a scratch ``V`` small
+enough to stay in the cache, multiplied on the implicit GEMM's register tiles
+(``numba_kernels._tile_products``, with V's rows as the "pixels" and the channels as the
+"taps"), and transformed back: V and M never leave the cache.  The output must have an
+even height and width (whole tiles; ``ops/conv.py`` sends odd ones to the implicit GEMM).
+``parts`` (a fixed count) own disjoint blocks, each its own scratch and, for ∂L/∂U, its
+own partial sum: results do not depend on the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .numba_kernels import TILES, _panels, _tile_products, tile_for
+
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], dtype=np.float64)
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+SUB = 48        # tiles per block: V and M of one block stay in the L2 cache (a multiple of 3 and 4 rows)
+PARTS = 16      # blocks are dealt to this many parts, each with its own scratch
+
+
+def kernel_transform(W, panel):
+    """U = G g Gᵀ for every (input, output) channel pair of W (3, 3, c, f), computed in
+    float64, as the 16 matrices U[ξ] (c, f) packed into panels of ``panel`` columns
+    (``numba_kernels._panels``): (16·n_panels, c, panel)."""
+    c, f = W.shape[2:]
+    U = np.einsum("ai,ijcf,bj->abcf", G, W.astype(np.float64), G).reshape(16, c, f).astype(W.dtype)
+    return np.concatenate([_panels(U[xi], panel, W.dtype) for xi in range(16)])
+
+
+@njit(inline="always")
+def _tile_origin(t, tiles_h, tiles_w):
+    """(image, row, column) of tile t's top-left output pixel (= its input patch's in x_pad)."""
+    b, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
+    return b, 2 * (r // tiles_w), 2 * (r % tiles_w)
+
+
+@njit(inline="always")
+def _bt(d0, d1, d2, d3):
+    """Bᵀ (d0, d1, d2, d3)."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(inline="always")
+def _at(m0, m1, m2, m3):
+    """Aᵀ (m0, m1, m2, m3)."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(inline="always")
+def _a(g0, g1):
+    """A (g0, g1): the adjoint of Aᵀ."""
+    return g0, g0 + g1, g0 - g1, -g1
+
+
+@njit(inline="always")
+def _transform_patch(x_pad, b, y0, x0, V, part, t):
+    """V[part, 4i + j, t, :] = (Bᵀ d B)[i, j] of the 4×4 patch d at (y0, x0), every channel:
+    Bᵀ down each column of d, then Bᵀ along each row of the result (= times B)."""
+    for ch in range(x_pad.shape[3]):
+        c0 = _bt(x_pad[b, y0, x0, ch], x_pad[b, y0 + 1, x0, ch], x_pad[b, y0 + 2, x0, ch], x_pad[b, y0 + 3, x0, ch])
+        c1 = _bt(x_pad[b, y0, x0 + 1, ch], x_pad[b, y0 + 1, x0 + 1, ch],
+                 x_pad[b, y0 + 2, x0 + 1, ch], x_pad[b, y0 + 3, x0 + 1, ch])
+        c2 = _bt(x_pad[b, y0, x0 + 2, ch], x_pad[b, y0 + 1, x0 + 2, ch],
+                 x_pad[b, y0 + 2, x0 + 2, ch], x_pad[b, y0 + 3, x0 + 2, ch])
+        c3 = _bt(x_pad[b, y0, x0 + 3, ch], x_pad[b, y0 + 1, x0 + 3, ch],
+                 x_pad[b, y0 + 2, x0 + 3, ch], x_pad[b, y0 + 3, x0 + 3, ch])
+        for i in range(4):
+            V[part, 4 * i, t, ch], V[part, 4 * i + 1, t, ch], V[part, 4 * i + 2, t, ch], V[part, 4 * i + 3, t, ch] = \
+                _bt(c0[i], c1[i], c2[i], c3[i])
+
+
+@njit(inline="always")
+def _untransform(M, part, t, k):
+    """The tile's outputs (y00, y01, y10, y11) = Aᵀ M A for output channel k, M[i, j] =
+    M[part, 4i + j, t, k]: Aᵀ down each column, then along each row."""
+    c0 = _at(M[part, 0, t, k], M[part, 4, t, k], M[part, 8, t, k], M[part, 12, t, k])
+    c1 = _at(M[part, 1, t, k], M[part, 5, t, k], M[part, 9, t, k], M[part, 13, t, k])
+    c2 = _at(M[part, 2, t, k], M[part, 6, t, k], M[part, 10, t, k], M[part, 14, t, k])
+    c3 = _at(M[part, 3, t, k], M[part, 7, t, k], M[part, 11, t, k], M[part, 15, t, k])
+    return _at(c0[0], c1[0], c2[0], c3[0]) + _at(c0[1], c1[1], c2[1], c3[1])
+
+
+@njit(inline="always")
+def _store(M, part, t, y, b, y0, x0):
+    """The tile's four outputs into y at (y0, x0)."""
+    for k in range(y.shape[3]):
+        y[b, y0, x0, k], y[b, y0, x0 + 1, k], y[b, y0 + 1, x0, k], y[b, y0 + 1, x0 + 1, k] = _untransform(M, part, t, k)
+
+
+def _forward_kernel(ROWS, PANEL):
+    """The Winograd forward compiled for one register tile, ROWS × PANEL."""
+    @njit(parallel=True, cache=True, fastmath={"contract"})
+    def winograd_forward(x_pad, panels, y, V, M):
+        """y = the 'valid' 3×3 convolution of x_pad with the kernel (``kernel_transform``'s
+        panels).  Per block of SUB tiles: V = Bᵀ d B of each patch, M[ξ] = V[ξ] @ U[ξ] on the
+        register tiles, Y = Aᵀ M A."""
+        tiles_h, tiles_w = (x_pad.shape[1] - 2) // 2, (x_pad.shape[2] - 2) // 2
+        tiles, c = x_pad.shape[0] * tiles_h * tiles_w, x_pad.shape[3]
+        parts, n_panels = V.shape[0], panels.shape[0] // 16
+        tap, step = np.arange(c).astype(np.uint64), np.uint64(c)
+        V_flat = V.reshape(-1)
+        blocks = -(-tiles // SUB)
+        for part in prange(parts):
+            for blk in range(part, blocks, parts):
+                first, count = blk * SUB, min(SUB, tiles - blk * SUB)
+                for t in range(count):
+                    b, y0, x0 = _tile_origin(first + t, tiles_h, tiles_w)
+                    _transform_patch(x_pad, b, y0, x0, V, part, t)
+                for t in range(count, -(-count // ROWS) * ROWS):    # read by the last register tile, not stored
+                    for xi in range(16):
+                        for ch in range(c):
+                            V[part, xi, t, ch] = 0
+                for xi in range(16):
+                    for r0 in range(0, count, ROWS):
+                        o = np.uint64(((part * 16 + xi) * SUB + r0) * c)
+                        for p in range(n_panels):
+                            acc = np.zeros((ROWS, PANEL), y.dtype)
+                            _tile_products(acc, V_flat, o, o + step, o + 2 * step, o + (ROWS - 1) * step,
+                                           tap, panels, xi * n_panels + p)
+                            for i in range(ROWS):
+                                for j in range(PANEL):
+                                    M[part, xi, r0 + i, p * PANEL + j] = acc[i, j]
+                for t in range(count):
+                    b, y0, x0 = _tile_origin(first + t, tiles_h, tiles_w)
+                    _store(M, part, t, y, b, y0, x0)
+    return winograd_forward
+
+
+_FORWARD = {tile: _forward_kernel(*tile) for tile in TILES}
+
+
+def _kernel_grad_kernel(ROWS, PANEL):
+    """∂L/∂U's kernel compiled for one register tile, ROWS (channels) × PANEL (filters)."""
+    @njit(parallel=True, cache=True, fastmath={"contract"})
+    def winograd_kernel_grad(x_pad, dy, V, dM, partial):
+        """partial[part, ξ] = Σ over the part's tiles of V[ξ]ᵀ @ ∂L/∂M[ξ], with V = Bᵀ d B of
+        each patch and ∂L/∂M = A (∂L/∂Y) Aᵀ of each tile's 2×2 of dy;
+        ∂L/∂M is laid out as panels (dM[part, ξ, panel] is SUB × PANEL) so that the register
+        tiles read it as they read the kernel's panels in the forward."""
+        f = dy.shape[3]
+        tiles_h, tiles_w = (x_pad.shape[1] - 2) // 2, (x_pad.shape[2] - 2) // 2
+        tiles, c = x_pad.shape[0] * tiles_h * tiles_w, x_pad.shape[3]
+        parts, n_panels = V.shape[0], dM.shape[2]
+        tap = (np.arange(SUB) * c).astype(np.uint64)        # from one tile's row of V to the next
+        V_flat, dM_panels = V.reshape(-1), dM.reshape(-1, SUB, PANEL)
+        blocks, last = -(-tiles // SUB), c - 1
+        for part in prange(parts):
+            for xi in range(16):
+                for ch in range(c):
+                    for k in range(n_panels * PANEL):
+                        partial[part, xi, ch, k] = 0
+                for t in range(SUB):                        # the last panel's columns past f
+                    for k in range(f, n_panels * PANEL):
+                        dM[part, xi, n_panels - 1, t, k % PANEL] = 0
+            for blk in range(part, blocks, parts):
+                first, count = blk * SUB, min(SUB, tiles - blk * SUB)
+                for t in range(SUB):
+                    if t < count:
+                        b, y0, x0 = _tile_origin(first + t, tiles_h, tiles_w)
+                        _transform_patch(x_pad, b, y0, x0, V, part, t)
+                        _transform_output_grad(dy, b, y0, x0, dM, part, t)
+                    else:                                   # past the last tile: adds nothing
+                        for xi in range(16):
+                            for ch in range(c):
+                                V[part, xi, t, ch] = 0
+                            for p in range(n_panels):
+                                for j in range(PANEL):
+                                    dM[part, xi, p, t, j] = 0
+                for xi in range(16):
+                    for c0 in range(0, c, ROWS):
+                        o = np.uint64((part * 16 + xi) * SUB * c)
+                        for p in range(n_panels):
+                            acc = np.zeros((ROWS, PANEL), partial.dtype)
+                            _tile_products(acc, V_flat, o + c0, o + min(c0 + 1, last), o + min(c0 + 2, last),
+                                           o + min(c0 + ROWS - 1, last), tap, dM_panels,
+                                           (part * 16 + xi) * n_panels + p)
+                            for i in range(min(ROWS, c - c0)):
+                                for j in range(PANEL):
+                                    partial[part, xi, c0 + i, p * PANEL + j] += acc[i, j]
+    return winograd_kernel_grad
+
+
+_KERNEL_GRAD = {tile: _kernel_grad_kernel(*tile) for tile in TILES}
+
+
+@njit(inline="always")
+def _transform_output_grad(dy, b, y0, x0, dM, part, t):
+    """dM[part, 4i + j, panel, t, column] = (A g Aᵀ)[i, j] of the tile's 2×2 of dy, g, for
+    output channel panel·PANEL + column."""
+    f, width = dy.shape[3], dM.shape[4]
+    for p in range(dM.shape[2]):
+        for j in range(min(width, f - p * width)):
+            k = p * width + j
+            c0 = _a(dy[b, y0, x0, k], dy[b, y0 + 1, x0, k])
+            c1 = _a(dy[b, y0, x0 + 1, k], dy[b, y0 + 1, x0 + 1, k])
+            dM[part, 0, p, t, j], dM[part, 1, p, t, j], dM[part, 2, p, t, j], dM[part, 3, p, t, j] = \
+                _a(c0[0], c1[0])
+            dM[part, 4, p, t, j], dM[part, 5, p, t, j], dM[part, 6, p, t, j], dM[part, 7, p, t, j] = \
+                _a(c0[1], c1[1])
+            dM[part, 8, p, t, j], dM[part, 9, p, t, j], dM[part, 10, p, t, j], dM[part, 11, p, t, j] = \
+                _a(c0[2], c1[2])
+            dM[part, 12, p, t, j], dM[part, 13, p, t, j], dM[part, 14, p, t, j], dM[part, 15, p, t, j] = \
+                _a(c0[3], c1[3])
+
+
+def _scratch(workspace, name, shape, dtype):
+    """A scratch buffer named after its shape too: the forward's and ∂L/∂x's (of other
+    channel counts) then each keep their own across steps."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    return workspace.get(f"winograd_{name}_{'x'.join(map(str, shape))}", shape, dtype)
+
+
+def _check_whole_tiles(x_pad, out_hw, caller):
+    if out_hw[0] % 2 or out_hw[1] % 2 or x_pad.shape[1:3] != (out_hw[0] + 2, out_hw[1] + 2):
+        raise ValueError(f"winograd.{caller}: expected an output of even height and width (whole 2×2 tiles) "
+                         f"from an input 2 larger, got input {x_pad.shape[1:3]}, output {tuple(out_hw)}")
+
+
+def conv2d(x_pad, W, y, workspace=None):
+    """y (n, oh, ow, f) = the 'valid' convolution of x_pad (n, oh + 2, ow + 2, c) with W (3, 3, c, f),
+    oh and ow even.  Scratch (V, M) in ``workspace``."""
+    _check_whole_tiles(x_pad, y.shape[1:3], "conv2d")
+    c, f = W.shape[2:]
+    tile = tile_for(f)
+    V = _scratch(workspace, "V", (PARTS, 16, SUB, c), y.dtype)
+    M = _scratch(workspace, "M", (PARTS, 16, SUB, -(-f // tile[1]) * tile[1]), y.dtype)
+    _FORWARD[tile](np.ascontiguousarray(x_pad), kernel_transform(W, tile[1]), y, V, M)
+    return y
+
+
+def conv2d_kernel_grad(x_pad, dy, workspace=None):
+    """∂L/∂W (3, 3, c, f) of the 'valid' convolution of x_pad given dy (n, oh, ow, f), oh and
+    ow even: Gᵀ (Σ_parts partial) G, in float64 and cast back."""
+    _check_whole_tiles(x_pad, dy.shape[1:3], "conv2d_kernel_grad")
+    c, f = x_pad.shape[3], dy.shape[3]
+    tile = tile_for(f)
+    n_panels = -(-f // tile[1])
+    V = _scratch(workspace, "V", (PARTS, 16, SUB, c), dy.dtype)
+    dM = _scratch(workspace, "dM", (PARTS, 16, n_panels, SUB, tile[1]), dy.dtype)
+    partial = _scratch(workspace, "dU", (PARTS, 16, c, n_panels * tile[1]), dy.dtype)
+    _KERNEL_GRAD[tile](np.ascontiguousarray(x_pad), np.ascontiguousarray(dy), V, dM, partial)
+    dU = partial.sum(axis=0)[:, :, :f].reshape(4, 4, c, f).astype(np.float64)
+    return np.einsum("ai,abcf,bj->ijcf", G, dU, G).astype(dy.dtype)

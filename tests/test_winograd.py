@@ -1,0 +1,124 @@
+"""Winograd F(2×2, 3×3) (``ops/winograd.py``): its three matrices against the direct sum;
+Conv2D's forward, ∂L/∂x and ∂L/∂W on the Numba Winograd kernels against the loop-based
+references and central differences; odd outputs left to the implicit GEMM; and the
+thread count changing no bit."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minicnn as mc
+from minicnn import layers
+from minicnn.ops import conv, winograd
+from minicnn.ops.conv import conv2d_backward, conv2d_forward
+from minicnn.study.finite_differences import check_layer
+from conftest import distinct_values
+from test_ops_reference import check_conv_equals_loops
+
+
+@given(seed=st.integers(0, 2**16))
+def test_the_three_matrices_give_the_2x2_correlation(seed):
+    """Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A = the 'valid' correlation of the 4×4 d with the 3×3 g."""
+    rng = np.random.default_rng(seed)
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    direct = np.array([[(d[p:p + 3, q:q + 3] * g).sum() for q in range(2)] for p in range(2)])
+    U, V = winograd.G @ g @ winograd.G.T, winograd.B_T @ d @ winograd.B_T.T
+    np.testing.assert_allclose(winograd.A_T @ (U * V) @ winograd.A_T.T, direct, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def winograd_configs(draw, even=True):
+    """3×3 stride-1 convs with an output of even (or, ``even=False``, odd) height and
+    width, both paddings, channel counts below, at and past one panel of the 4 × 16 and
+    3 × 24 register tiles."""
+    padding = draw(st.sampled_from(["valid", "same"]))
+    sizes = st.integers(1 if padding == "same" else 2, 5).map(lambda k: 2 * k - (not even))
+    extra = 2 if padding == "valid" else 0
+    return dict(n=draw(st.integers(1, 3)), h=draw(sizes) + extra, w=draw(sizes) + extra,
+                c=draw(st.sampled_from([1, 2, 16, 17])), f=draw(st.sampled_from([1, 5, 16, 20, 24, 40])),
+                kernel=(3, 3), strides=(1, 1), padding=padding)
+
+
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Every 3×3 stride-1 conv with an even output on the Winograd kernels (by default only
+    those with ≥ 16 channels and ≥ 10⁶ multiply-adds), ∂L/∂x of a 'valid' one too; records
+    their calls."""
+    monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
+    monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", 1)
+    monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
+    calls = []
+    for name in ("conv2d", "conv2d_kernel_grad"):
+        def spy(*args, _kernel=getattr(winograd, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _kernel(*args, **kwargs)
+        monkeypatch.setattr(winograd, name, spy)
+    with mc.use_kernels("numba"):
+        yield calls
+
+
+@given(cfg=winograd_configs(), seed=st.integers(0, 2**16))
+def test_conv_on_winograd_equals_loops(winograd_everywhere, cfg, seed):
+    """Forward, ∂L/∂x and ∂L/∂W in float64 within 1e-10 of the loops."""
+    winograd_everywhere.clear()
+    check_conv_equals_loops(np.asarray, cfg, seed)
+    assert sorted(winograd_everywhere) == ["conv2d", "conv2d", "conv2d_kernel_grad"]
+
+
+@given(cfg=winograd_configs(), seed=st.integers(0, 2**16))
+def test_float32_winograd_stays_close_to_the_float64_sums(winograd_everywhere, cfg, seed):
+    """In float32 the transforms' extra additions cost a few units in the last place of
+    the sums' size: within 1e-5 of the largest value."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
+    W = rng.standard_normal((3, 3, cfg["c"], cfg["f"]))
+    y64, cache64 = conv2d_forward(x, W, None, (1, 1), cfg["padding"])
+    y32, cache32 = conv2d_forward(x.astype(np.float32), W.astype(np.float32), None, (1, 1), cfg["padding"])
+    dy = rng.standard_normal(y64.shape)
+    results64 = (y64, *conv2d_backward(dy, cache64, bias_grad=False)[:2])
+    results32 = (y32, *conv2d_backward(dy.astype(np.float32), cache32, bias_grad=False)[:2])
+    for r32, r64 in zip(results32, results64):
+        assert r32.dtype == np.float32
+        np.testing.assert_allclose(r32, r64, rtol=0, atol=1e-5 * np.abs(r64).max())
+
+
+@given(cfg=winograd_configs(even=False), seed=st.integers(0, 2**16))
+def test_an_odd_output_runs_on_the_implicit_gemm(winograd_everywhere, cfg, seed):
+    """Half tiles would waste work (measured slower): no Winograd call, same results."""
+    winograd_everywhere.clear()
+    check_conv_equals_loops(np.asarray, cfg, seed)
+    assert winograd_everywhere == []
+
+
+@given(cfg=winograd_configs(), seed=st.integers(0, 2**16), use_bias=st.booleans())
+def test_conv_layer_on_winograd_against_central_differences(winograd_everywhere, float64, cfg, seed, use_bias):
+    rng = np.random.default_rng(seed)
+    layer = layers.Conv2D(cfg["f"], 3, padding=cfg["padding"], activation="relu", use_bias=use_bias, name="conv")
+    x = distinct_values(rng, (cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
+    for result in check_layer(layer, x, seed=seed):
+        assert result.rel_error < 1e-6, result
+    assert "conv2d_kernel_grad" in winograd_everywhere
+
+
+def test_results_do_not_depend_on_the_thread_count(winograd_everywhere):
+    """Blocks are dealt to a fixed number of parts, each with its own partial sum of
+    ∂L/∂U: one thread and two give the same bits."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 14, 13, 17)).astype(np.float32)
+    W = rng.standard_normal((3, 3, 17, 20)).astype(np.float32)
+    dy = rng.standard_normal((5, 14, 13, 20)).astype(np.float32)
+
+    def run():
+        y, cache = conv2d_forward(x, W, None, (1, 1), "same")
+        return (y.copy(), *conv2d_backward(dy, cache, bias_grad=False)[:2])
+    threads = numba.get_num_threads()
+    if threads < 2:
+        pytest.skip("one thread only here: nothing to compare")
+    try:
+        numba.set_num_threads(1)
+        one = run()
+    finally:
+        numba.set_num_threads(threads)
+    for a, b in zip(one, run()):
+        np.testing.assert_array_equal(a, b)
