@@ -59,3 +59,15 @@ def distinct_values(rng, shape, dtype=np.float64):
     size = int(np.prod(shape))
     values = np.linspace(-1, 1, size) + 0.5 / max(size, 1)
     return rng.permutation(values).reshape(shape).astype(dtype)
+
+
+def record_calls(monkeypatch, module, names):
+    """Replace ``module``'s functions ``names`` by wrappers that append their name to the
+    returned list, then call them."""
+    calls = []
+    for name in names:
+        def spy(*args, _function=getattr(module, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _function(*args, **kwargs)
+        monkeypatch.setattr(module, name, spy)
+    return calls

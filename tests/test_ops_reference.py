@@ -10,7 +10,7 @@ from minicnn.ops import naive
 from minicnn.ops.conv import conv2d_backward, conv2d_forward
 from minicnn.ops.pool import maxpool_backward, maxpool_forward
 from strategies import window_configs
-from conftest import distinct_values
+from conftest import distinct_values, record_calls
 
 
 def host(a):
@@ -47,12 +47,7 @@ def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget,
     monkeypatch.setattr(conv, "IMPLICIT_INPUT_GRAD_FROM_CHANNELS", 1)
     monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
     monkeypatch.setattr(numba_kernels, "KERNEL_GRAD_PIXELS", 7)
-    calls = []
-    for name in ("conv2d", "conv2d_kernel_grad"):
-        def spy(*args, _kernel=getattr(numba_kernels, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _kernel(*args, **kwargs)
-        monkeypatch.setattr(numba_kernels, name, spy)
+    calls = record_calls(monkeypatch, numba_kernels, ("conv2d", "conv2d_kernel_grad"))
     cfg = {**cfg, "f": filters or cfg["f"]}
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget)

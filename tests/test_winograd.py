@@ -13,7 +13,7 @@ from minicnn import layers
 from minicnn.ops import conv, winograd
 from minicnn.ops.conv import conv2d_backward, conv2d_forward
 from minicnn.study.finite_differences import check_layer
-from conftest import distinct_values
+from conftest import distinct_values, record_calls
 from test_ops_reference import check_conv_equals_loops
 
 
@@ -48,12 +48,7 @@ def winograd_everywhere(monkeypatch):
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
     monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", 1)
     monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
-    calls = []
-    for name in ("conv2d", "conv2d_kernel_grad"):
-        def spy(*args, _kernel=getattr(winograd, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _kernel(*args, **kwargs)
-        monkeypatch.setattr(winograd, name, spy)
+    calls = record_calls(monkeypatch, winograd, ("conv2d", "conv2d_kernel_grad"))
     with mc.use_kernels("numba"):
         yield calls
 
