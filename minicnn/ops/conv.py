@@ -186,25 +186,22 @@ def _kernel_grad(dy2, cache, workspace):
 
 
 def _input_grad(dy, cache, workspace, overwrite_cols):
-    """∂L/∂x: for stride 1 on the implicit GEMM (see the module docstring), else
-    col2im(dY @ W2ᵀ), chunk by chunk when the cache has no columns."""
+    """∂L/∂x: for stride 1 the full convolution (see the module docstring) on the Winograd
+    kernels or the implicit GEMM, else col2im(dY @ W2ᵀ), chunk by chunk when the cache has
+    no columns."""
     x, W = cache.x, cache.W
     kh, kw, c, f = W.shape
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
-    full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
-    W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                     # (kh, kw, f, c)
-    full_conv_overwork = x.shape[1] * x.shape[2] / (oh * ow)
-    if winograd_applies(dy, W_rot, cache.strides, x.shape[1:3]) and full_conv_overwork <= FULL_CONV_MAX_OVERWORK:
-        from . import winograd
-        dy_pad = padded(dy, full_pads, workspace, "dy_pad")
-        return winograd.conv2d(dy_pad, W_rot, dx, workspace)
-    if (cache.strides == (1, 1) and full_conv_overwork <= FULL_CONV_MAX_OVERWORK
-            and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS
-            and implicit_gemm_applies(dy, x.size * kh * kw * f)):
-        from . import numba_kernels
-        dy_pad = padded(dy, full_pads, workspace, "dy_pad")
-        return numba_kernels.conv2d(dy_pad, W_rot, (1, 1), out=dx)
+    if cache.strides == (1, 1) and x.shape[1] * x.shape[2] <= FULL_CONV_MAX_OVERWORK * oh * ow:
+        full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+        W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
+        if winograd_applies(dy, W_rot, (1, 1), x.shape[1:3]):
+            from . import winograd
+            return winograd.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, dx, workspace)
+        if c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS and implicit_gemm_applies(dy, x.size * kh * kw * f):
+            from . import numba_kernels
+            return numba_kernels.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
     if cache.cols is not None:

@@ -157,6 +157,26 @@ def _forward_kernel(ROWS, PANEL):
 _FORWARD = {tile: _forward_kernel(*tile) for tile in TILES}
 
 
+@njit(inline="always")
+def _transform_output_grad(dy, b, y0, x0, dM, part, t):
+    """dM[part, 4i + j, panel, t, column] = (A g Aᵀ)[i, j] of the tile's 2×2 of dy, g, for
+    output channel panel·PANEL + column."""
+    f, width = dy.shape[3], dM.shape[4]
+    for p in range(dM.shape[2]):
+        for j in range(min(width, f - p * width)):
+            k = p * width + j
+            c0 = _a(dy[b, y0, x0, k], dy[b, y0 + 1, x0, k])
+            c1 = _a(dy[b, y0, x0 + 1, k], dy[b, y0 + 1, x0 + 1, k])
+            dM[part, 0, p, t, j], dM[part, 1, p, t, j], dM[part, 2, p, t, j], dM[part, 3, p, t, j] = \
+                _a(c0[0], c1[0])
+            dM[part, 4, p, t, j], dM[part, 5, p, t, j], dM[part, 6, p, t, j], dM[part, 7, p, t, j] = \
+                _a(c0[1], c1[1])
+            dM[part, 8, p, t, j], dM[part, 9, p, t, j], dM[part, 10, p, t, j], dM[part, 11, p, t, j] = \
+                _a(c0[2], c1[2])
+            dM[part, 12, p, t, j], dM[part, 13, p, t, j], dM[part, 14, p, t, j], dM[part, 15, p, t, j] = \
+                _a(c0[3], c1[3])
+
+
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂U's kernel compiled for one register tile, ROWS (channels) × PANEL (filters)."""
     @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -209,26 +229,6 @@ def _kernel_grad_kernel(ROWS, PANEL):
 
 
 _KERNEL_GRAD = {tile: _kernel_grad_kernel(*tile) for tile in TILES}
-
-
-@njit(inline="always")
-def _transform_output_grad(dy, b, y0, x0, dM, part, t):
-    """dM[part, 4i + j, panel, t, column] = (A g Aᵀ)[i, j] of the tile's 2×2 of dy, g, for
-    output channel panel·PANEL + column."""
-    f, width = dy.shape[3], dM.shape[4]
-    for p in range(dM.shape[2]):
-        for j in range(min(width, f - p * width)):
-            k = p * width + j
-            c0 = _a(dy[b, y0, x0, k], dy[b, y0 + 1, x0, k])
-            c1 = _a(dy[b, y0, x0 + 1, k], dy[b, y0 + 1, x0 + 1, k])
-            dM[part, 0, p, t, j], dM[part, 1, p, t, j], dM[part, 2, p, t, j], dM[part, 3, p, t, j] = \
-                _a(c0[0], c1[0])
-            dM[part, 4, p, t, j], dM[part, 5, p, t, j], dM[part, 6, p, t, j], dM[part, 7, p, t, j] = \
-                _a(c0[1], c1[1])
-            dM[part, 8, p, t, j], dM[part, 9, p, t, j], dM[part, 10, p, t, j], dM[part, 11, p, t, j] = \
-                _a(c0[2], c1[2])
-            dM[part, 12, p, t, j], dM[part, 13, p, t, j], dM[part, 14, p, t, j], dM[part, 15, p, t, j] = \
-                _a(c0[3], c1[3])
 
 
 def _scratch(workspace, name, shape, dtype):
