@@ -158,9 +158,9 @@ def test_kernels_keep_the_dtype(kernels, dtype):
 
 @given(m=st.integers(1, 200), f=st.integers(1, 40), relu=st.booleans(), seed=st.integers(0, 2**16))
 def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, relu, seed):
-    """The fused bias + activation pass and the fused ReLU-backward + bias-gradient pass
-    (m rows below, at and above the fixed number of summation blocks)."""
-    from minicnn.ops.epilogue import bias_activation, relu_backward_bias_grad
+    """The fused bias + activation pass, the fused ReLU-backward + bias-gradient pass and the
+    linear bias gradient (m rows below, at and above the fixed number of summation blocks)."""
+    from minicnn.ops.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
     rng = np.random.default_rng(seed)
     z, b, da = rng.standard_normal((m, f)), rng.standard_normal(f), rng.standard_normal((m, f))
     expected = np.maximum(z + b, 0) if relu else z + b
@@ -170,6 +170,7 @@ def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, re
     dz_ref = da * (expected > 0)
     np.testing.assert_allclose(host(dz), dz_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(host(db), dz_ref.sum(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(host(bias_grad(kernels(da.reshape(m, 1, 1, f)))), da.sum(axis=0), rtol=1e-10, atol=1e-12)
 
 
 @given(cfg=window_configs(), seed=st.integers(0, 2**16), pixels_from=st.sampled_from([1, 10**9]))

@@ -1,7 +1,7 @@
 """Winograd F(2×2, 3×3) (``ops/winograd.py``): its three matrices against the direct sum;
 Conv2D's forward, ∂L/∂x and ∂L/∂W on the Numba Winograd kernels against the loop-based
-references and central differences; odd outputs left to the implicit GEMM; and the
-thread count changing no bit."""
+references and central differences; odd outputs left to the implicit GEMM; the thread
+count changing no bit; and the register tile taken on a tie."""
 import os
 import subprocess
 import sys
@@ -128,3 +128,11 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
         results.append(np.load(path))
     for name in ("y", "dx", "dW"):
         np.testing.assert_array_equal(results[0][name], results[1][name])
+
+
+def test_a_tie_between_the_register_tiles_goes_to_the_one_asked_for():
+    """f = 48 pads alike on 4 × 16 and 3 × 24: the implicit GEMM keeps 4 × 16, Winograd takes
+    3 × 24; where one pads less it wins either way."""
+    from minicnn.ops.numba_kernels import tile_for
+    assert tile_for(48) == (4, 16) and tile_for(48, winograd.ON_A_TIE) == (3, 24)
+    assert tile_for(32, winograd.ON_A_TIE) == (4, 16) and tile_for(24) == (3, 24)

@@ -42,6 +42,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .. import backend
+from . import epilogue
 from .geometry import window_geometry
 from .im2col import col2im, im2col
 from .matmul import matmul
@@ -132,7 +133,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
             matmul(_columns(xs, (kh, kw), strides, pads, (oh, ow), workspace), W2,
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
     if b is not None:
-        y += b
+        epilogue.bias_activation(y, b)                              # one parallel pass on the Numba kernels
     cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk)
     return y.reshape(n, oh, ow, f), cache
 
@@ -153,7 +154,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     then not be used again)."""
     n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
-    db = dy2.sum(axis=0) if bias_grad else None
+    db = epilogue.bias_grad(dy2) if bias_grad else None
     workspace = workspace if workspace is not None else Workspace()
     dW = _kernel_grad(dy2, cache, workspace).reshape(cache.W.shape)
     dx = _input_grad(dy, cache, workspace, overwrite_cols) if input_grad else None

@@ -10,7 +10,8 @@ output pixel or sample, one column per filter or unit)::
 
 The forward (ReLU or linear) is one pass on the CUDA kernel (``bias_act.cu``) and on
 the Numba kernels (``numba_kernels.bias_act_forward``), and so, on the Numba kernels, is ReLU's backward with the bias gradient
-(``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum); elsewhere
+(``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum,
+``numba_kernels.column_sums``); elsewhere
 the same math runs as array expressions.  Sigmoid and softmax add the bias first and then run
 their own forward (see ``activations.py``).
 """
@@ -39,8 +40,11 @@ def bias_activation(z, b, relu=False):
 
 
 def bias_grad(dz):
-    """∂L/∂b = Σ of dz over every axis but the last."""
-    return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+    """∂L/∂b = Σ of dz over every axis but the last (in one parallel pass on the Numba kernels)."""
+    if not backend.on_numba_kernels(dz):
+        return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+    from .numba_kernels import column_sums
+    return _blocked_sum(column_sums, np.ascontiguousarray(dz).reshape(-1, dz.shape[-1]))
 
 
 def relu_backward_bias_grad(da, a, dz=None):
@@ -51,8 +55,14 @@ def relu_backward_bias_grad(da, a, dz=None):
         return dz, bias_grad(dz)
     from .numba_kernels import relu_backward_bias_grad as kernel
     f = da.shape[-1]
-    da2 = np.ascontiguousarray(da).reshape(-1, f)
     dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
-    partial = np.empty((min(BIAS_GRAD_BLOCKS, da2.shape[0]), f), dtype=np.float64)
-    kernel(da2, a.reshape(-1, f), dz.reshape(-1, f), partial)
-    return dz, partial.sum(axis=0).astype(da.dtype)
+    return dz, _blocked_sum(kernel, np.ascontiguousarray(da).reshape(-1, f), a.reshape(-1, f), dz.reshape(-1, f))
+
+
+def _blocked_sum(kernel, rows, *arrays):
+    """Σ over the rows of ``rows`` (m, f), by a Numba kernel that writes the float64 sums of
+    BIAS_GRAD_BLOCKS row blocks into its last argument (a fixed order: the result does not
+    depend on the thread count)."""
+    partial = np.empty((min(BIAS_GRAD_BLOCKS, rows.shape[0]), rows.shape[1]), dtype=np.float64)
+    kernel(rows, *arrays, partial)
+    return partial.sum(axis=0).astype(rows.dtype)

@@ -43,6 +43,8 @@ G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], dtype=np.float
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 SUB = 48        # tiles per block: V and M of one block stay in the L2 cache (a multiple of 3 and 4 rows)
+ON_A_TIE = (3, 24)  # the register tile when both pad f alike (f = 48, 96, …); measured on 24/64/96 → 48:
+                    # forward and ∂L/∂U 5–9% faster than 4 × 16 (the products' depth, c, is short)
 PARTS = 16      # blocks are dealt to this many parts, each with its own scratch
 
 
@@ -250,7 +252,7 @@ def conv2d(x_pad, W, y, workspace=None):
     oh and ow even.  Scratch (V, M) in ``workspace``."""
     _check_whole_tiles(x_pad, y.shape[1:3], "conv2d")
     c, f = W.shape[2:]
-    tile = tile_for(f)
+    tile = tile_for(f, ON_A_TIE)
     V = _scratch(workspace, "V", (PARTS, 16, SUB, c), y.dtype)
     M = _scratch(workspace, "M", (PARTS, 16, SUB, -(-f // tile[1]) * tile[1]), y.dtype)
     _FORWARD[tile](np.ascontiguousarray(x_pad), kernel_transform(W, tile[1]), y, V, M)
@@ -262,7 +264,7 @@ def conv2d_kernel_grad(x_pad, dy, workspace=None):
     ow even: Gᵀ (Σ_parts partial) G, in float64 and cast back."""
     _check_whole_tiles(x_pad, dy.shape[1:3], "conv2d_kernel_grad")
     c, f = x_pad.shape[3], dy.shape[3]
-    tile = tile_for(f)
+    tile = tile_for(f, ON_A_TIE)
     n_panels = -(-f // tile[1])
     V = _scratch(workspace, "V", (PARTS, 16, SUB, c), dy.dtype)
     dM = _scratch(workspace, "dM", (PARTS, 16, n_panels, SUB, tile[1]), dy.dtype)
