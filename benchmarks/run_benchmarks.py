@@ -12,7 +12,7 @@ from minicnn.bench import main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 steps, 3 cases; writes under OUT/quick")
+    parser.add_argument("--quick", action="store_true", help="3 steps, 4 cases; writes under OUT/quick")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     main(quick=args.quick, out=args.out)

@@ -1,8 +1,9 @@
 """The benchmark suite (``minicnn bench``; ``benchmarks/run_benchmarks.py``).
 
 In ONE run on one machine, each seed architecture is trained (and the MNIST CNN run
-for inference) by every configuration, each in its own worker process so that environment
-settings take effect and peak memory is its own:
+for inference, and one conv layer's forward + backward timed: the "layer" case, reported
+in GFLOP/s as well) by every configuration, each in its own worker process so that
+environment settings take effect and peak memory is its own:
 
 * minicnn with the NumPy kernels and with the Numba kernels;
 * PyTorch CPU, default and tuned (channels_last + glibc allocator settings);
@@ -36,7 +37,17 @@ CASES = [  # (model, input shape, batch, mode)
     ("cifar_six_conv", (32, 32, 3), 32, "train"),
     ("cats_dogs_cnn", (150, 150, 3), 20, "train"),
     ("mnist_deconstructed", (28, 28, 1), 1024, "infer"),
+    ("conv_layer", (14, 14, 24), 256, "layer"),
 ]
+CONV_LAYER_FILTERS = 48     # the "layer" case: one Conv2D 24 → 48, 3×3 'same', forward + backward (∂L/∂x,
+                            # ∂L/∂W, ∂L/∂b) on a fixed ∂L/∂y, as in the issue's reference figure
+
+
+def conv_layer_gflops(shape, batch, ms):
+    """The "layer" case's arithmetic rate: three passes (forward, ∂L/∂x, ∂L/∂W), each
+    2·n·h·w·9·c·f floating-point operations of the direct sum, over the measured time."""
+    h, w, c = shape
+    return 3 * 2 * batch * h * w * 9 * c * CONV_LAYER_FILTERS / (ms / 1000) / 1e9
 CONFIGS = {
     "minicnn-numpy": ("minicnn", {"MINICNN_KERNELS": "numpy"}),
     "minicnn-numba": ("minicnn", {"MINICNN_KERNELS": "numba"}),
@@ -75,6 +86,8 @@ def worker_minicnn(name, shape, batch, mode):
     import numpy as np
     import minicnn as mc
     from minicnn import architectures
+    if mode == "layer":
+        return _minicnn_conv_layer(shape, batch)
     t0 = time.perf_counter()
     mc.set_seed(0)
     model = architectures.SEED_MODELS[name](shape)
@@ -85,14 +98,65 @@ def worker_minicnn(name, shape, batch, mode):
     with mc.use_kernels("numpy"):
         np.testing.assert_allclose(reference, model.predict(x[:2]), rtol=1e-4, atol=1e-5)
     step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict(x, batch_size=batch))
+    return _first_steps(step, lambda out: np.isfinite(out).all(), {
+        "setup_s": time.perf_counter() - t0, "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()})
+
+
+def _minicnn_conv_layer(shape, batch):
+    import numpy as np
+    import minicnn as mc
+    mc.set_seed(0)
+    x, dy = layer_data(shape, batch)
+    layer = mc.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
+    reference = layer.forward(x[:2], training=True)                 # check the kernels before timing
+    with mc.use_kernels("numpy"):
+        np.testing.assert_allclose(reference, layer.forward(x[:2], training=True), rtol=1e-4, atol=1e-5)
+
+    def step():
+        layer.forward(x, training=True)
+        return layer.backward(dy)
+    return _first_steps(step, lambda dx: np.isfinite(dx).all(), {"threads": mc.threads.thread_settings(),
+                                                                 "kernels": mc.get_kernels()})
+
+
+def layer_data(shape, batch, seed=0):
+    """The "layer" case's input and its fixed ∂L/∂y."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((batch, *shape)).astype("float32"),
+            rng.standard_normal((batch, *shape[:2], CONV_LAYER_FILTERS)).astype("float32"))
+
+
+def _first_steps(step, finite, info):
+    """Time the first step (compilation, allocation), check the result, run a second step;
+    returns (step, info with "first_step_s")."""
     first = time.perf_counter()
-    step()
+    out = step()
     compile_s = time.perf_counter() - first
+    if not finite(out):
+        raise RuntimeError("non-finite result")
     step()
-    if mode == "train" and not np.isfinite(model.evaluate(x, y, batch_size=batch, verbose=0)):
-        raise RuntimeError("non-finite loss")
-    return step, {"first_step_s": compile_s, "setup_s": first - t0,
-                  "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()}
+    return step, {"first_step_s": compile_s, **info}
+
+
+def _torch_conv_layer(shape, batch, channels_last):
+    import torch
+    from torch import nn
+    x_np, dy_np = layer_data(shape, batch)
+    layer = nn.Conv2d(shape[-1], CONV_LAYER_FILTERS, 3, padding="same")
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
+    dy = torch.from_numpy(dy_np).permute(0, 3, 1, 2).contiguous()
+    if channels_last:
+        layer = layer.to(memory_format=torch.channels_last)
+        x, dy = (t.contiguous(memory_format=torch.channels_last) for t in (x, dy))
+    x.requires_grad_(True)
+
+    def step():
+        x.grad = layer.weight.grad = layer.bias.grad = None
+        layer(x).backward(dy)
+        return x.grad
+    return _first_steps(step, lambda dx: bool(torch.isfinite(dx).all()),
+                        {"torch": torch.__version__, "threads": torch.get_num_threads(), "channels_last": channels_last})
 
 
 def worker_torch(name, shape, batch, mode):
@@ -100,9 +164,11 @@ def worker_torch(name, shape, batch, mode):
     import torch
     from torch import nn
     from minicnn import architectures
-    spec = architectures.SEED_MODELS[name](shape)
     channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
     torch.manual_seed(0)
+    if mode == "layer":
+        return _torch_conv_layer(shape, batch, channels_last)
+    spec = architectures.SEED_MODELS[name](shape)
 
     class ToNHWC(nn.Module):
         def forward(self, t):
@@ -147,15 +213,28 @@ def worker_torch(name, shape, batch, mode):
     def infer():
         with torch.no_grad():
             return model(x)
-    step = train if mode == "train" else infer
-    first = time.perf_counter()
-    out = step()
-    compile_s = time.perf_counter() - first
-    if not torch.isfinite(out).all():
-        raise RuntimeError("non-finite result")
-    step()
-    return step, {"first_step_s": compile_s, "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "channels_last": channels_last, "np": np.__version__}
+    return _first_steps(train if mode == "train" else infer, lambda out: bool(torch.isfinite(out).all()),
+                        {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "channels_last": channels_last, "np": np.__version__})
+
+
+def _keras_conv_layer(shape, batch):
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    x_np, dy_np = layer_data(shape, batch)
+    layer = keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
+    x, dy = tf.constant(x_np), tf.constant(dy_np)
+    layer.build(x.shape)
+
+    @tf.function
+    def step_graph():                   # returns y and every gradient: a graph drops what it does not return
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return [y, *tape.gradient(y, [x, *layer.trainable_variables], output_gradients=dy)]
+    return _first_steps(step_graph, lambda out: all(np.isfinite(t.numpy()).all() for t in out),
+                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
 
 
 def worker_keras(name, shape, batch, mode):
@@ -164,19 +243,16 @@ def worker_keras(name, shape, batch, mode):
     import tensorflow as tf
     from minicnn import architectures
     from minicnn.keras_bridge import to_keras
+    if mode == "layer":
+        return _keras_conv_layer(shape, batch)
     model = to_keras(architectures.SEED_MODELS[name](shape))
     loss = "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy"
     import keras
     model.compile(keras.optimizers.RMSprop(1e-4), loss)
     x, y = data(shape, batch, classes_of(name))
     step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict_on_batch(x))
-    first = time.perf_counter()
-    out = step()
-    compile_s = time.perf_counter() - first
-    if not np.isfinite(np.asarray(out)).all():
-        raise RuntimeError("non-finite result")
-    step()
-    return step, {"first_step_s": compile_s, "tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+    return _first_steps(step, lambda out: np.isfinite(np.asarray(out)).all(),
+                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
 
 
 WORKERS = {"minicnn": worker_minicnn, "torch": worker_torch, "keras": worker_keras}
@@ -356,26 +432,6 @@ def layer_table(repeats=5):
     return rows
 
 
-def conv_layer_benchmark(repeats=5):
-    """The issue's reference conv: N=256, 14×14×24 → 48, 3×3 'same', forward + backward."""
-    import numpy as np
-    from minicnn.ops.conv import conv2d_backward, conv2d_forward
-    from minicnn.ops.workspace import Workspace
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 14, 14, 24)).astype("float32")
-    W = rng.standard_normal((3, 3, 24, 48)).astype("float32")
-    b = np.zeros(48, "float32")
-    ws = Workspace()
-
-    def step():
-        y, cache = conv2d_forward(x, W, b, (1, 1), "same", ws)
-        conv2d_backward(y, cache, ws)
-    step()
-    best = min(_timed(step) for _ in range(repeats))
-    flops = 3 * 2 * 256 * 14 * 14 * 9 * 24 * 48
-    return {"ms": best * 1000, "gflops": flops / best / 1e9}
-
-
 _FIRST_STEP = ("import time, numpy as np, minicnn as mc; from minicnn import architectures; "
                "m = architectures.mnist_convnet(); m.compile('rmsprop', 'sparse_categorical_crossentropy'); "
                "x = np.zeros((8, 28, 28, 1), 'float32'); y = np.zeros(8, 'int64'); t = time.perf_counter(); "
@@ -416,7 +472,9 @@ def markdown(results):
         cells, peers = [], []
         for c in configs:
             m = r["configs"].get(c, {})
-            if "images_per_s" in m:
+            if "gflops" in m:
+                cells.append(f"{m['ms_per_step']:.1f} ms, {m['gflops']:.0f} GFLOP/s ({m['peak_rss_mb']:.0f} MB)")
+            elif "images_per_s" in m:
                 cells.append(f"{m['images_per_s']:,.0f} img/s ({m['ms_per_step']:.1f} ms, {m['peak_rss_mb']:.0f} MB)")
                 if not c.startswith("minicnn"):
                     peers.append(m)
@@ -460,18 +518,19 @@ def main(quick=False, out="benchmarks/results", configs=None):
         out = os.path.join(out, "quick")         # never overwrite a full run's results
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
     print(f"GEMM ceiling (numpy float32 2048³): {results['gemm_ceiling_gflops']:.0f} GFLOP/s")
-    results["conv_layer"] = conv_layer_benchmark()
-    print(f"conv layer N=256 14×14×24→48 fwd+bwd: {results['conv_layer']['ms']:.1f} ms, "
-          f"{results['conv_layer']['gflops']:.0f} GFLOP/s")
     results["layers"] = layer_table()
     results["jit"] = jit_compile_times()
     print(f"first Numba step: {results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
           f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
-    cases = CASES[:2] + CASES[-1:] if quick else CASES
+    cases = CASES[:2] + CASES[-2:] if quick else CASES
     for case in cases:
         configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds)
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
                  "waiting_workers_cpu_s": waiting_cpu}
+        if case[3] == "layer":
+            for m in configs_run.values():
+                if "ms_per_step" in m:
+                    m["gflops"] = conv_layer_gflops(case[1], case[2], m["ms_per_step"])
         for config, m in configs_run.items():
             print(f"{case[0]:20s} b{case[2]:<5d} {case[3]:5s} {config:14s} " +
                   (f"{m['images_per_s']:9.0f} img/s {m['ms_per_step']:8.1f} ms/step {m['peak_rss_mb']:6.0f} MB"

@@ -33,3 +33,18 @@ def test_table_gives_best_round_ratio_and_per_round_range():
     # best rounds 10 vs 12 ms; round by round 12 / 10 and 18 / 20 (the best peer of each round)
     assert row.endswith("| 1.20× (0.90–1.20×) |")
     assert "not installed: torch" in row
+
+
+def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
+    """The "layer" case (one Conv2D's forward + backward) on minicnn and TF-Keras (PyTorch
+    is a benchmark-only install), in the table as ms and GFLOP/s."""
+    case = bench.CASES[-1]
+    assert case[3] == "layer"
+    results, _ = bench.run_case(case, ["minicnn-numba", "keras-default"], steps=1, rounds=1)
+    for m in results.values():
+        assert m["ms_per_step"] > 0, m
+        m["gflops"] = bench.conv_layer_gflops(case[1], case[2], m["ms_per_step"])
+    flops = 3 * 2 * 256 * 14 * 14 * 9 * 24 * 48
+    assert results["minicnn-numba"]["gflops"] == pytest.approx(flops / results["minicnn-numba"]["ms_per_step"] / 1e6)
+    row = bench.markdown({"cases": [{"model": case[0], "batch": case[2], "mode": case[3], "configs": results}]})
+    assert f"{results['keras-default']['gflops']:.0f} GFLOP/s" in row.splitlines()[-1]
