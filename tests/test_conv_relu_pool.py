@@ -108,3 +108,14 @@ def test_pairs_that_cannot_fuse_run_layer_by_layer(case, monkeypatch):
     with mc.use_kernels("numpy" if case == "numpy kernels" else "numba"):
         model.forward(x)
     assert layer_conv.activation.out is not None
+
+
+def test_a_conv_that_runs_on_winograd_is_not_fused():
+    """The fused kernel is the implicit GEMM's: a conv Winograd runs (measured faster, then
+    the bias + ReLU and pool passes) is left to the layers; one with 16 channels is fused."""
+    x = np.zeros((64, 14, 14, 24), np.float32)
+    with mc.use_kernels("numba"):
+        for c, fused in ((24, False), (16, True)):
+            W = np.zeros((3, 3, c, 48), np.float32)
+            assert conv.winograd_applies(x[..., :c], W, (1, 1), (14, 14)) is not fused
+            assert conv_relu_pool.fusable(x[..., :c], W, (1, 1), "same", (2, 2), (2, 2), "valid") is fused
