@@ -472,10 +472,10 @@ def markdown(results):
         cells, peers = [], []
         for c in configs:
             m = r["configs"].get(c, {})
-            if "gflops" in m:
-                cells.append(f"{m['ms_per_step']:.1f} ms, {m['gflops']:.0f} GFLOP/s ({m['peak_rss_mb']:.0f} MB)")
-            elif "images_per_s" in m:
-                cells.append(f"{m['images_per_s']:,.0f} img/s ({m['ms_per_step']:.1f} ms, {m['peak_rss_mb']:.0f} MB)")
+            if "images_per_s" in m:
+                cells.append(f"{m['ms_per_step']:.1f} ms, {m['gflops']:.0f} GFLOP/s ({m['peak_rss_mb']:.0f} MB)"
+                             if "gflops" in m else
+                             f"{m['images_per_s']:,.0f} img/s ({m['ms_per_step']:.1f} ms, {m['peak_rss_mb']:.0f} MB)")
                 if not c.startswith("minicnn"):
                     peers.append(m)
             else:

@@ -47,4 +47,7 @@ def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
     flops = 3 * 2 * 256 * 14 * 14 * 9 * 24 * 48
     assert results["minicnn-numba"]["gflops"] == pytest.approx(flops / results["minicnn-numba"]["ms_per_step"] / 1e6)
     row = bench.markdown({"cases": [{"model": case[0], "batch": case[2], "mode": case[3], "configs": results}]})
-    assert f"{results['keras-default']['gflops']:.0f} GFLOP/s" in row.splitlines()[-1]
+    ours, peer = results["minicnn-numba"], results["keras-default"]
+    assert f"{peer['gflops']:.0f} GFLOP/s" in row.splitlines()[-1]
+    assert row.endswith(f"| {peer['ms_per_step'] / ours['ms_per_step']:.2f}× "
+                        f"({peer['ms_per_step'] / ours['ms_per_step']:.2f}–{peer['ms_per_step'] / ours['ms_per_step']:.2f}×) |")
