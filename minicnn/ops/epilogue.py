@@ -10,8 +10,8 @@ output pixel or sample, one column per filter or unit)::
 
 The forward (ReLU or linear) is one pass on the CUDA kernel (``bias_act.cu``) and on
 the Numba kernels (``numba_kernels.bias_act_forward``), and so, on the Numba kernels, is ReLU's backward with the bias gradient
-(``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum,
-``numba_kernels.column_sums``); elsewhere
+(``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b is a column sum, the same
+kernel, ``numba_kernels.bias_grad_blocks``); elsewhere
 the same math runs as array expressions.  Sigmoid and softmax add the bias first and then run
 their own forward (see ``activations.py``).
 """
@@ -43,8 +43,8 @@ def bias_grad(dz):
     """∂L/∂b = Σ of dz over every axis but the last (in one parallel pass on the Numba kernels)."""
     if not backend.on_numba_kernels(dz):
         return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
-    from .numba_kernels import column_sums
-    return _blocked_sum(column_sums, np.ascontiguousarray(dz).reshape(-1, dz.shape[-1]))
+    rows = np.ascontiguousarray(dz).reshape(-1, dz.shape[-1])
+    return _bias_grad_blocks(rows, rows, rows, relu=False)
 
 
 def relu_backward_bias_grad(da, a, dz=None):
@@ -53,16 +53,16 @@ def relu_backward_bias_grad(da, a, dz=None):
     if not backend.on_numba_kernels(da):
         dz = backend.get_array_module(da).multiply(da, a > 0, out=dz)
         return dz, bias_grad(dz)
-    from .numba_kernels import relu_backward_bias_grad as kernel
     f = da.shape[-1]
     dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
-    return dz, _blocked_sum(kernel, np.ascontiguousarray(da).reshape(-1, f), a.reshape(-1, f), dz.reshape(-1, f))
+    return dz, _bias_grad_blocks(np.ascontiguousarray(da).reshape(-1, f), a.reshape(-1, f), dz.reshape(-1, f),
+                                 relu=True)
 
 
-def _blocked_sum(kernel, rows, *arrays):
-    """Σ over the rows of ``rows`` (m, f), by a Numba kernel that writes the float64 sums of
-    BIAS_GRAD_BLOCKS row blocks into its last argument (a fixed order: the result does not
-    depend on the thread count)."""
-    partial = np.empty((min(BIAS_GRAD_BLOCKS, rows.shape[0]), rows.shape[1]), dtype=np.float64)
-    kernel(rows, *arrays, partial)
-    return partial.sum(axis=0).astype(rows.dtype)
+def _bias_grad_blocks(da, a, dz, relu):
+    """``numba_kernels.bias_grad_blocks`` over BIAS_GRAD_BLOCKS row blocks, their float64
+    sums added up and cast back."""
+    from .numba_kernels import bias_grad_blocks
+    partial = np.empty((min(BIAS_GRAD_BLOCKS, da.shape[0]), da.shape[1]), dtype=np.float64)
+    bias_grad_blocks(da, a, dz, partial, relu)
+    return partial.sum(axis=0).astype(da.dtype)

@@ -500,31 +500,21 @@ def bias_act_forward(z, b, relu):
 
 
 @njit(parallel=True, cache=True)
-def column_sums(z, partial):
-    """The per-block column sums ``partial[blk] = Σ_{rows of blk} z`` (float64) of z (m, f),
-    over a fixed number of row blocks as below: the linear layers' ∂L/∂b."""
-    m, f = z.shape
-    blocks = partial.shape[0]
-    for blk in prange(blocks):
-        partial[blk] = 0
-        for r in range(blk * m // blocks, (blk + 1) * m // blocks):
-            for k in range(f):
-                partial[blk, k] += z[r, k]
-
-
-@njit(parallel=True, cache=True)
-def relu_backward_bias_grad(da, a, dz, partial):
-    """dz = da · [a > 0] and, in the same pass, the per-block column sums
-    ``partial[blk] = Σ_{rows of blk} dz`` (float64); over a fixed number of row blocks,
-    so the order of the sum, and its result, do not depend on the thread count."""
+def bias_grad_blocks(da, a, dz, partial, relu):
+    """∂L/∂b as per-block column sums ``partial[blk] = Σ_{rows of blk} dz`` (float64), with
+    dz = da · [a > 0] written into ``dz`` in the same pass when ``relu``, else dz = da (``a``
+    and ``dz`` then unused); over a fixed number of row blocks, so the order of the sum, and
+    its result, do not depend on the thread count."""
     m, f = da.shape
     blocks = partial.shape[0]
     for blk in prange(blocks):
         partial[blk] = 0
         for r in range(blk * m // blocks, (blk + 1) * m // blocks):
             for k in range(f):
-                g = da[r, k] if a[r, k] > 0 else 0
-                dz[r, k] = g
+                g = da[r, k]
+                if relu:
+                    g = g if a[r, k] > 0 else 0
+                    dz[r, k] = g
                 partial[blk, k] += g
 
 
