@@ -48,6 +48,8 @@ def conv_layer_gflops(shape, batch, ms):
     2·n·h·w·9·c·f floating-point operations of the direct sum, over the measured time."""
     h, w, c = shape
     return 3 * 2 * batch * h * w * 9 * c * CONV_LAYER_FILTERS / (ms / 1000) / 1e9
+
+
 CONFIGS = {
     "minicnn-numpy": ("minicnn", {"MINICNN_KERNELS": "numpy"}),
     "minicnn-numba": ("minicnn", {"MINICNN_KERNELS": "numba"}),
