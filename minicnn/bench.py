@@ -359,7 +359,7 @@ class Worker:
 def run_case(case, configs, steps, rounds=3, timeout=900):
     """Every configuration on one case: the workers are set up one at a time, then timed in
     ``rounds`` interleaved rounds of at least ``steps`` steps (see the module docstring).  Returns
-    ``{config: result}`` and the CPU seconds the waiting workers used meanwhile (their
+    ``{config: result}`` (a "layer" case's with its GFLOP/s) and the CPU seconds the waiting workers used meanwhile (their
     thread pools should sleep: a large figure means the timings interfered)."""
     batch = case[2]
     results, workers = {}, {}
@@ -390,6 +390,8 @@ def run_case(case, configs, steps, rounds=3, timeout=900):
         results[config].update(ms_per_step=best * 1000, images_per_s=batch / best,
                                rounds_ms=[timed["seconds"] * 1000 for timed in timings[config]],
                                rounds_steps=[timed["steps"] for timed in timings[config]])
+        if case[3] == "layer":
+            results[config]["gflops"] = conv_layer_gflops(case[1], batch, best * 1000)
     return results, waiting_cpu
 
 
@@ -529,10 +531,6 @@ def main(quick=False, out="benchmarks/results", configs=None):
         configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds)
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
                  "waiting_workers_cpu_s": waiting_cpu}
-        if case[3] == "layer":
-            for m in configs_run.values():
-                if "ms_per_step" in m:
-                    m["gflops"] = conv_layer_gflops(case[1], case[2], m["ms_per_step"])
         for config, m in configs_run.items():
             print(f"{case[0]:20s} b{case[2]:<5d} {case[3]:5s} {config:14s} " +
                   (f"{m['images_per_s']:9.0f} img/s {m['ms_per_step']:8.1f} ms/step {m['peak_rss_mb']:6.0f} MB"
