@@ -359,8 +359,9 @@ class Worker:
 def run_case(case, configs, steps, rounds=3, timeout=900):
     """Every configuration on one case: the workers are set up one at a time, then timed in
     ``rounds`` interleaved rounds of at least ``steps`` steps (see the module docstring).  Returns
-    ``{config: result}`` (a "layer" case's with its GFLOP/s) and the CPU seconds the waiting workers used meanwhile (their
-    thread pools should sleep: a large figure means the timings interfered)."""
+    ``{config: result}`` (a "layer" case's with its GFLOP/s) and the CPU seconds the waiting
+    workers used meanwhile (their thread pools should sleep: a large figure means the timings
+    interfered)."""
     batch = case[2]
     results, workers = {}, {}
     for config in configs:
