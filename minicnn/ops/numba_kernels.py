@@ -29,7 +29,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 IM2COL_PIXELS_FROM_CHANNELS = 8    # measured: below this, copying whole window rows is faster
 
@@ -272,6 +274,31 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
     return origin, tap
 
 
+TILE_CAPACITY = 96      # accumulators in a register tile, at most (4·24)
+
+
+@intrinsic
+def _stack_values(typingctx, dtype):
+    """A pointer to TILE_CAPACITY uninitialised values of ``dtype`` on the calling
+    function's stack (an LLVM ``alloca`` in its entry block)."""
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(dtype.dtype), size=TILE_CAPACITY)
+    return types.CPointer(dtype.dtype)(dtype), codegen
+
+
+@njit(inline="always")
+def register_tile(shape, dtype):
+    """A zeroed (rows, columns) array of accumulators on the stack.  Nothing else can point
+    into it, so LLVM keeps it in registers through a depth loop; a heap array (np.zeros)
+    might alias the arrays the loop reads, so each multiply-add loaded and stored it
+    (measured: the 3 × 24 tile's products 2.4× faster, 26 against 10.7 GFLOP/s on one core)."""
+    acc = carray(_stack_values(dtype), shape)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            acc[i, j] = 0
+    return acc
+
+
 @njit(inline="always", fastmath={"contract"})     # contract: a·b + c may be one FMA
 def _tile_products(acc, x_flat, o0, o1, o2, o3, tap, panels, panel):
     """The implicit GEMM's inner loops, inlined into the kernels that use them, for a
@@ -308,7 +335,7 @@ def _implicit_gemm_kernel(ROWS, PANEL):
         for task in prange(-(-m // ROWS) * n_panels):
             r0, panel = task // n_panels * ROWS, task % n_panels
             c0 = panel * PANEL
-            acc = np.zeros((ROWS, PANEL), out.dtype)
+            acc = register_tile((ROWS, PANEL), out.dtype)
             _tile_products(acc, x_flat, origin[r0], origin[min(r0 + 1, last)], origin[min(r0 + 2, last)],
                           origin[min(r0 + ROWS - 1, last)], tap, panels, panel)
             rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
@@ -369,7 +396,7 @@ def _implicit_gemm_relu_maxpool_kernel():
         for task in prange(m * n_panels):
             w, panel = task // n_panels, task % n_panels
             c0 = panel * PANEL
-            acc = np.zeros(POOLED_TILE, y.dtype)
+            acc = register_tile(POOLED_TILE, y.dtype)
             _tile_products(acc, x_flat, windows[w, 0], windows[w, 1], windows[w, 2], windows[w, 3],
                           tap, panels, panel)
             if c0 + PANEL <= f:                     # (a fixed trip count: vector code)
@@ -446,7 +473,7 @@ def _kernel_grad_kernel(ROWS, PANEL):
             done = first - min(first, f - PANEL)    # columns the panel before already computed
             c0 = np.uint64(first - done)
             t0, t1, t2, t3 = tap[k0], tap[min(k0 + 1, last)], tap[min(k0 + 2, last)], tap[min(k0 + ROWS - 1, last)]
-            acc = np.zeros((ROWS, PANEL), partial.dtype)
+            acc = register_tile((ROWS, PANEL), partial.dtype)
             for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
                 o = origin[pixel]
                 a0, a1, a2, a3 = x_flat[o + t0], x_flat[o + t1], x_flat[o + t2], x_flat[o + t3]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import TILES, _panels, _tile_products, tile_for
+from .numba_kernels import TILES, _panels, _tile_products, register_tile, tile_for
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], dtype=np.float64)
@@ -144,7 +144,7 @@ def _forward_kernel(ROWS, PANEL):
                     for r0 in range(0, count, ROWS):
                         o = np.uint64(((part * 16 + xi) * SUB + r0) * c)
                         for p in range(n_panels):
-                            acc = np.zeros((ROWS, PANEL), y.dtype)
+                            acc = register_tile((ROWS, PANEL), y.dtype)
                             _tile_products(acc, V_flat, o, o + step, o + 2 * step, o + (ROWS - 1) * step,
                                            tap, panels, xi * n_panels + p)
                             for i in range(ROWS):
@@ -220,7 +220,7 @@ def _kernel_grad_kernel(ROWS, PANEL):
                     for c0 in range(0, c, ROWS):
                         o = np.uint64((part * 16 + xi) * SUB * c)
                         for p in range(n_panels):
-                            acc = np.zeros((ROWS, PANEL), partial.dtype)
+                            acc = register_tile((ROWS, PANEL), partial.dtype)
                             _tile_products(acc, V_flat, o + c0, o + min(c0 + 1, last), o + min(c0 + 2, last),
                                            o + min(c0 + ROWS - 1, last), tap, dM_panels,
                                            (part * 16 + xi) * n_panels + p)
