@@ -81,6 +81,18 @@ def test_float32_winograd_stays_close_to_the_float64_sums(winograd_everywhere, c
         np.testing.assert_allclose(r32, r64, rtol=0, atol=1e-5 * np.abs(r64).max())
 
 
+def test_the_padding_is_read_in_place_not_copied(winograd_everywhere, monkeypatch):
+    """A 'same' conv's forward, ∂L/∂x and ∂L/∂W on Winograd make no padded copy of x or ∂L/∂y
+    (tiles at the border copy their patch into the small scratch P instead)."""
+    pad_calls = record_calls(monkeypatch, conv, ("padded",))
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((2, 6, 8, 3)), rng.standard_normal((3, 3, 3, 4))
+    y, cache = conv2d_forward(x, W, None, (1, 1), "same")
+    conv2d_backward(rng.standard_normal(y.shape), cache, bias_grad=False)
+    assert sorted(winograd_everywhere) == ["conv2d", "conv2d", "conv2d_kernel_grad"]
+    assert pad_calls == []
+
+
 @given(cfg=winograd_configs(even=False), seed=st.integers(0, 2**16))
 def test_an_odd_output_runs_on_the_implicit_gemm(winograd_everywhere, cfg, seed):
     """Half tiles would waste work (measured slower): no Winograd call, same results."""

@@ -30,8 +30,8 @@ reads every column entry from the padded input where it lies (``numba_kernels``)
 * ∂L/∂W: colsᵀ @ dY summed block by block of output pixels (``conv2d_kernel_grad``).
 
 A 3×3, stride-1 convolution with enough channels and an even output runs all three on Winograd's
-F(2×2, 3×3) instead (``ops/winograd.py``: 2.25× fewer multiplications), ∂L/∂x as the
-same full convolution.
+F(2×2, 3×3) instead (``ops/winograd.py``: 2.25× fewer multiplications, the padding read in
+place, never copied), ∂L/∂x as the same full convolution.
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
@@ -117,8 +117,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     cols = x_pad = None
     if winograd_applies(x, W, strides, (oh, ow)):
         from . import winograd
-        x_pad = padded(x, pads, workspace, "x_pad")
-        winograd.conv2d(x_pad, W, y.reshape(n, oh, ow, f), workspace)
+        winograd.conv2d(x, pads, W, y.reshape(n, oh, ow, f), workspace)
     elif implicit_gemm_applies(x, y.size * kh * kw * c):
         from . import numba_kernels
         x_pad = padded(x, pads, workspace, "x_pad")
@@ -167,8 +166,7 @@ def _kernel_grad(dy2, cache, workspace):
     x, (kh, kw, c, f) = cache.x, cache.W.shape
     if winograd_applies(x, cache.W, cache.strides, cache.out_hw):
         from . import winograd
-        x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
-        return winograd.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), workspace)
+        return winograd.conv2d_kernel_grad(x, cache.pads, dy2.reshape(x.shape[0], *cache.out_hw, f), workspace)
     if implicit_gemm_applies(x, dy2.size * kh * kw * c):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
@@ -199,7 +197,7 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
         W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
         if winograd_applies(dy, W_rot, (1, 1), x.shape[1:3]):
             from . import winograd
-            return winograd.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, dx, workspace)
+            return winograd.conv2d(dy, full_pads, W_rot, dx, workspace)
         if c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS and implicit_gemm_applies(dy, x.size * kh * kw * f):
             from . import numba_kernels
             return numba_kernels.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
