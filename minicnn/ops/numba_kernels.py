@@ -274,7 +274,7 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
     return origin, tap
 
 
-TILE_CAPACITY = 96      # accumulators in a register tile, at most (4·24)
+TILE_CAPACITY = max(rows * columns for rows, columns in TILES)    # accumulators in a register tile, at most
 
 
 @intrinsic
@@ -292,6 +292,8 @@ def register_tile(shape, dtype):
     into it, so LLVM keeps it in registers through a depth loop; a heap array (np.zeros)
     might alias the arrays the loop reads, so each multiply-add loaded and stored it
     (measured: the 3 × 24 tile's products 2.4× faster, 26 against 10.7 GFLOP/s on one core)."""
+    if shape[0] * shape[1] > TILE_CAPACITY:        # (the shapes are constants: folded away)
+        raise ValueError("register_tile: the tile has more accumulators than TILE_CAPACITY")
     acc = carray(_stack_values(dtype), shape)
     for i in range(shape[0]):
         for j in range(shape[1]):
