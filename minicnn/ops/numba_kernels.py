@@ -248,12 +248,12 @@ def tile_for(n, on_a_tie=TILES[0]):
 
 
 def _panels(b, width, dtype):
-    """b (depth, n) packed into zero-padded panels (n_panels, depth, width) of its columns."""
-    depth, n = b.shape
+    """b (…, depth, n) packed into zero-padded panels (…, n_panels, depth, width) of its columns."""
+    *batch, depth, n = b.shape
     n_panels = -(-n // width)
-    padded = np.zeros((depth, n_panels * width), dtype=dtype)
-    padded[:, :n] = b
-    return np.ascontiguousarray(padded.reshape(depth, n_panels, width).transpose(1, 0, 2))
+    padded = np.zeros((*batch, depth, n_panels * width), dtype=dtype)
+    padded[..., :n] = b
+    return np.ascontiguousarray(padded.reshape(*batch, depth, n_panels, width).swapaxes(-3, -2))
 
 
 @functools.lru_cache(maxsize=64)
