@@ -32,12 +32,13 @@ import numpy as np
 from numba import carray, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from .jit import kernel
+
+from . import jit
 
 IM2COL_PIXELS_FROM_CHANNELS = 8    # measured: below this, copying whole window rows is faster
 
 
-@kernel()
+@jit.kernel()
 def _im2col_pixels(x, cols, kh, kw, sh, sw, top, left, oh, ow):
     """For many channels: one pixel (c contiguous values) at a time, through row views."""
     n, h, w, c = x.shape
@@ -59,7 +60,7 @@ def _im2col_pixels(x, cols, kh, kw, sh, sw, top, left, oh, ow):
                             row[d + ch] = 0
 
 
-@kernel()
+@jit.kernel()
 def _im2col_window_rows(x, cols, kh, kw, sh, sw, top, left, oh, ow):
     """For few channels: a window row inside the image is kw·c contiguous values of x."""
     n, h, w, c = x.shape
@@ -89,7 +90,7 @@ def _im2col_window_rows(x, cols, kh, kw, sh, sw, top, left, oh, ow):
                             cf[d + j * c + ch] = 0
 
 
-@kernel()
+@jit.kernel()
 def _col2im(cols, dx, kh, kw, sh, sw, top, left, oh, ow):
     n, h, w, c = dx.shape
     for task in prange(n * h):
@@ -111,7 +112,7 @@ def _col2im(cols, dx, kh, kw, sh, sw, top, left, oh, ow):
                             row[xx, ch] += src[base + ch]
 
 
-@kernel()
+@jit.kernel()
 def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
     """Over flat views with unsigned offsets (no negative-index check: measured 1.7× faster)."""
     n, h, w, c = x.shape
@@ -140,7 +141,7 @@ def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
                         sf[o + ch] = k if better else sf[o + ch]
 
 
-@kernel()
+@jit.kernel()
 def _maxpool_backward(dy, switches, y, relu_gate, dx, routed, ph, pw, sh, sw, top, left):
     """Each window adds its gradient at the pixel its switch names: switch k = i·pw + j
     lies ``offset[k] = (i·w + j)·c`` values after the window's first pixel (a table
@@ -168,14 +169,14 @@ def _maxpool_backward(dy, switches, y, relu_gate, dx, routed, ph, pw, sh, sw, to
                     routed[b, ch] += g
 
 
-@kernel()
+@jit.kernel()
 def relu_backward(da, a, dz):
     """dz = da · [a > 0] (a = relu output, so a > 0 exactly where z > 0), flat arrays."""
     for i in prange(da.size):
         dz[i] = da[i] if a[i] > 0 else 0
 
 
-@kernel()
+@jit.kernel()
 def _pad(x, out, top, left):
     """out = x framed by zeros (top rows, left columns, and the rest after); over
     (image, row of out)."""
@@ -327,7 +328,7 @@ def _tile_products(acc, x_flat, o0, o1, o2, o3, tap, panels, panel):
 
 def _implicit_gemm_kernel(ROWS, PANEL):
     """The implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
-    @kernel(fastmath={"contract"})
+    @jit.kernel(fastmath={"contract"})
     def implicit_gemm(x_flat, origin, tap, panels, out):
         """out = cols @ W2 without writing cols: ``cols[pixel, k] = x_flat[origin[pixel] + tap[k]]``
         (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its columns
@@ -387,7 +388,7 @@ def _relu_max_of_4(acc, j, b):
 def _implicit_gemm_relu_maxpool_kernel():
     PANEL = POOLED_TILE[1]
 
-    @kernel(fastmath={"contract"})
+    @jit.kernel(fastmath={"contract"})
     def implicit_gemm_relu_maxpool(x_flat, windows, tap, panels, bias, y, switches):
         """y[w] = max over the 4 pixels of 2×2 window w of relu(cols[pixel] @ W2 + b), and
         the window index (0 … 3) of that maximum in ``switches[w]``: the implicit GEMM with
@@ -457,7 +458,7 @@ KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at mo
 
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
-    @kernel(fastmath={"contract"})
+    @jit.kernel(fastmath={"contract"})
     def kernel_grad(x_flat, origin, tap, dy, partial):
         """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
         equal runs of consecutive output pixels), cols read through the offsets as in the
@@ -519,7 +520,7 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     return partial.sum(axis=0)[:, :f]
 
 
-@kernel()
+@jit.kernel()
 def bias_act_forward(z, b, relu):
     """z ← act(z + b) in place, z (m, f): linear, or ReLU when ``relu``; over rows."""
     m, f = z.shape
@@ -529,7 +530,7 @@ def bias_act_forward(z, b, relu):
             z[r, k] = max(v, 0) if relu else v
 
 
-@kernel()
+@jit.kernel()
 def bias_grad_blocks(da, a, dz, partial, relu):
     """∂L/∂b as per-block column sums ``partial[blk] = Σ_{rows of blk} dz`` (float64), with
     dz = da · [a > 0] written into ``dz`` in the same pass when ``relu``, else dz = da (``a``
@@ -548,7 +549,7 @@ def bias_grad_blocks(da, a, dz, partial, relu):
                 partial[blk, k] += g
 
 
-@kernel()
+@jit.kernel()
 def _softmax_cross_entropy(z, y, loss, dz):
     """Per row b (stable, through e^{z − max z}), in one pass over the row::
 
@@ -580,7 +581,7 @@ def softmax_cross_entropy(z, y):
     return loss.sum() / z.shape[0], dz
 
 
-@kernel()
+@jit.kernel()
 def _rmsprop(w, g, v, lr, rho, one_minus_rho, eps):
     for i in prange(w.size):
         v[i] = rho * v[i] + one_minus_rho * g[i] * g[i]
@@ -596,7 +597,7 @@ def rmsprop_update(w, g, v, learning_rate, rho, epsilon):
              t(learning_rate), t(rho), t(1 - rho), t(epsilon))
 
 
-@kernel()
+@jit.kernel()
 def _adam(w, g, m, v, step, one_minus_beta_1, one_minus_beta_2, eps):
     for i in prange(w.size):
         m[i] += one_minus_beta_1 * (g[i] - m[i])

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .jit import kernel
+from . import jit
 from .numba_kernels import TILES, _panels, _tile_products, register_tile, tile_for
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -151,7 +151,7 @@ def _store(M, part, t, y, b, y0, x0):
 
 def _forward_kernel(ROWS, PANEL):
     """The Winograd forward compiled for one register tile, ROWS × PANEL."""
-    @kernel(fastmath={"contract"})
+    @jit.kernel(fastmath={"contract"})
     def winograd_forward(x, top, left, panels, y, P, V, M):
         """y = the 'valid' 3×3 convolution of x padded by (top, left, …) with the kernel
         (``kernel_transform``'s panels).  Per block of SUB tiles: V = Bᵀ d B of each patch,
@@ -213,7 +213,7 @@ def _transform_output_grad(dy, b, y0, x0, dM, part, t):
 
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂U's kernel compiled for one register tile, ROWS (channels) × PANEL (filters)."""
-    @kernel(fastmath={"contract"})
+    @jit.kernel(fastmath={"contract"})
     def winograd_kernel_grad(x, top, left, dy, P, V, dM, partial):
         """partial[part, ξ] = Σ over the part's tiles of V[ξ]ᵀ @ ∂L/∂M[ξ], with V = Bᵀ d B of
         each patch and ∂L/∂M = A (∂L/∂Y) Aᵀ of each tile's 2×2 of dy;
