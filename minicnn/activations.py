@@ -23,55 +23,57 @@ import numpy as np
 
 from . import backend
 from .backend import get_array_module
-from .ops.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
+from .ops.epilogue import relu_backward_bias_grad
 
 
 class ActivationFunction:
-    """``forward(z, owned=False, bias=None)``: a = act(z + bias).  ``bias`` is the bias of
-    the layer whose matrix product z is; it is added in place (such a z is always
-    ``owned``: an array only the layer holds), fused with the activation where a kernel
-    does both (``ops/epilogue.py``).  ``backward(da)`` returns ∂L/∂z;
+    """``forward(z)``: a = act(z).  ``epilogue``: "linear" or "relu" when a weighted layer's
+    kernels can apply this activation, with the bias, as they write the layer's output (the
+    fused epilogue, ``ops/epilogue.py``); the layer then hands the result to ``kept(a)``,
+    which keeps what backward needs.  ``backward(da)`` returns ∂L/∂z;
     ``backward_with_bias_grad(da)`` returns (∂L/∂z, ∂L/∂bias = Σ of ∂L/∂z over all axes
-    but the last).  ``release()`` drops what the last forward kept.  ``workspace``: its
-    layer's (``ops/workspace.py``), which a layer hands its activation; without one every
-    result is a new array."""
+    but the last) where one pass computes both, else (∂L/∂z, None): the layer sums ∂L/∂bias
+    itself.  ``release()`` drops what the last forward kept.  ``workspace``: its layer's
+    (``ops/workspace.py``), which a layer hands its activation; without one every result is
+    a new array."""
 
+    epilogue = None
     out = logits = mask = workspace = None
 
     def release(self):
         self.out = self.logits = self.mask = None
 
     def backward_with_bias_grad(self, da):
-        dz = self.backward(da)
-        return dz, bias_grad(dz)
+        return self.backward(da), None
 
 
 class Linear(ActivationFunction):
-    name = "linear"
+    name = epilogue = "linear"
 
-    def forward(self, z, owned=False, bias=None):
-        self.logits = z if bias is None else bias_activation(z, bias)
-        return self.logits
+    def forward(self, z):
+        self.logits = z
+        return z
+
+    kept = forward
 
     def backward(self, da):
         return da
 
 
 class ReLU(ActivationFunction):
-    name = "relu"
+    name = epilogue = "relu"
     RULES = ("gradient", "deconvnet", "guided")
 
     def __init__(self):
         self.rule = "gradient"
 
-    def forward(self, z, owned=False, bias=None):
-        """``owned``: z is rectified in place — one pass, no mask — and the output stands
-        in for the mask (a > 0 exactly where z > 0); the pre-activation is then not kept
-        (``logits`` is None).  Otherwise z is kept as ``logits``."""
-        if owned:
-            self.logits, self.mask = None, None
-            self.out = bias_activation(z, bias, relu=True)
-            return self.out
+    def kept(self, a):
+        """a, rectified by the layer's kernels, stands in for the mask (a > 0 exactly where
+        z > 0); the pre-activation is not kept (``logits`` is None)."""
+        self.out = a
+        return a
+
+    def forward(self, z):
         self.mask = z > 0
         self.logits, self.out = z, None
         return z * self.mask
@@ -79,7 +81,7 @@ class ReLU(ActivationFunction):
     def backward(self, da):
         if self.rule == "deconvnet":
             return da * (da > 0)
-        if self.mask is None:                  # in-place forward: the output is the mask
+        if self.mask is None:                  # kept: the output is the mask
             return relu_backward_from_output(da, self.out, self.rule == "guided", self._dz_buffer(da))
         if self.rule == "gradient":
             return da * self.mask
@@ -126,8 +128,8 @@ def stable_softmax(z):
 class Sigmoid(ActivationFunction):
     name = "sigmoid"
 
-    def forward(self, z, owned=False, bias=None):
-        self.logits = z = z if bias is None else bias_activation(z, bias)
+    def forward(self, z):
+        self.logits = z
         self.out = stable_sigmoid(z)
         return self.out
 
@@ -138,8 +140,8 @@ class Sigmoid(ActivationFunction):
 class Softmax(ActivationFunction):
     name = "softmax"
 
-    def forward(self, z, owned=False, bias=None):
-        self.logits = z = z if bias is None else bias_activation(z, bias)
+    def forward(self, z):
+        self.logits = z
         self.out = stable_softmax(z)
         return self.out
 

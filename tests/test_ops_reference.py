@@ -17,9 +17,9 @@ def host(a):
     return backend.to_numpy(a)
 
 
-@given(cfg=window_configs(), seed=st.integers(0, 2**16))
-def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed):
-    check_conv_equals_loops(kernels, cfg, seed)
+@given(cfg=window_configs(), seed=st.integers(0, 2**16), relu=st.booleans())
+def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed, relu):
+    check_conv_equals_loops(kernels, cfg, seed, relu=relu)
 
 
 @given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16))
@@ -55,13 +55,17 @@ def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget,
     assert sorted(calls) == ["conv2d"] * (1 + input_grad) + ["conv2d_kernel_grad"]
 
 
-def check_conv_equals_loops(kernels, cfg, seed, budget=None):
+def check_conv_equals_loops(kernels, cfg, seed, budget=None, relu=False):
+    """Forward (with its bias, and its ReLU when ``relu``: the fused epilogue), ∂L/∂x, ∂L/∂W
+    and ∂L/∂b within 1e-10 of the loops, in float64."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
     W = rng.standard_normal((*cfg["kernel"], cfg["c"], cfg["f"]))
     b = rng.standard_normal(cfg["f"])
-    y, cache = conv2d_forward(kernels(x), kernels(W), kernels(b), cfg["strides"], cfg["padding"], budget=budget)
+    y, cache = conv2d_forward(kernels(x), kernels(W), kernels(b), cfg["strides"], cfg["padding"], budget=budget,
+                              relu=relu)
     y_ref = naive.conv2d_forward(x, W, b, cfg["strides"], cfg["padding"])
+    y_ref = np.maximum(y_ref, 0) if relu else y_ref
     np.testing.assert_allclose(host(y), y_ref, rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(y_ref.shape)
     dx, dW, db = conv2d_backward(kernels(dy), cache)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn import layers
-from minicnn.ops import conv, winograd
+from minicnn.ops import conv, epilogue, winograd
 from minicnn.ops.conv import conv2d_backward, conv2d_forward
 from minicnn.study.finite_differences import check_layer
 from conftest import distinct_values, record_calls
@@ -56,11 +56,12 @@ def winograd_everywhere(monkeypatch):
         yield calls
 
 
-@given(cfg=winograd_configs(), seed=st.integers(0, 2**16))
-def test_conv_on_winograd_equals_loops(winograd_everywhere, cfg, seed):
-    """Forward, ∂L/∂x and ∂L/∂W in float64 within 1e-10 of the loops."""
+@given(cfg=winograd_configs(), seed=st.integers(0, 2**16), relu=st.booleans())
+def test_conv_on_winograd_equals_loops(winograd_everywhere, cfg, seed, relu):
+    """Forward (the bias and ReLU added as it stores), ∂L/∂x, ∂L/∂W and ∂L/∂b (summed by
+    ∂L/∂W's kernel) in float64 within 1e-10 of the loops."""
     winograd_everywhere.clear()
-    check_conv_equals_loops(np.asarray, cfg, seed)
+    check_conv_equals_loops(np.asarray, cfg, seed, relu=relu)
     assert sorted(winograd_everywhere) == ["conv2d", "conv2d", "conv2d_kernel_grad"]
 
 
@@ -114,23 +115,41 @@ def test_conv_layer_on_winograd_against_central_differences(winograd_everywhere,
     assert "conv2d_kernel_grad" in winograd_everywhere
 
 
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_the_layer_epilogue_runs_inside_the_winograd_kernels(winograd_everywhere, float64, monkeypatch, activation):
+    """A Conv2D on Winograd adds its bias (and applies its ReLU) as the forward stores y, and
+    with a linear activation ∂L/∂b is summed by ∂L/∂W's kernel: no pass of the epilogue's own
+    over y or ∂L/∂y.  (A ReLU's backward sums ∂L/∂b in its own pass, which it needs for dz.)"""
+    passes = record_calls(monkeypatch, epilogue, ("bias_activation", "bias_grad"))
+    rng = np.random.default_rng(0)
+    layer = layers.Conv2D(4, 3, padding="same", activation=activation)
+    x = rng.standard_normal((2, 6, 8, 3))
+    y = layer.forward(x, training=True)
+    layer.backward(rng.standard_normal(y.shape))
+    assert sorted(winograd_everywhere) == ["conv2d", "conv2d", "conv2d_kernel_grad"]
+    assert passes == [] and sorted(layer.grads) == ["bias", "kernel"]
+    z = conv2d_forward(x, layer.params["kernel"], layer.params["bias"], (1, 1), "same")[0]
+    np.testing.assert_allclose(y, np.maximum(z, 0) if activation == "relu" else z, rtol=1e-12, atol=1e-12)
+
+
 _ONE_STEP = """
 import sys, numpy as np
 from minicnn.ops import conv
 rng = np.random.default_rng(0)
 x = rng.standard_normal((5, 14, 12, 24)).astype(np.float32)
 W = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
+b = rng.standard_normal(32).astype(np.float32)
 dy = rng.standard_normal((5, 14, 12, 32)).astype(np.float32)
 assert conv.winograd_applies(x, W, (1, 1), (14, 12)), "expected this conv on the Winograd kernels"
-y, cache = conv.conv2d_forward(x, W, None, (1, 1), "same")
-dx, dW, _ = conv.conv2d_backward(dy, cache, bias_grad=False)
-np.savez(sys.argv[1], y=y, dx=dx, dW=dW)
+y, cache = conv.conv2d_forward(x, W, b, (1, 1), "same", relu=True)
+dx, dW, db = conv.conv2d_backward(dy, cache)
+np.savez(sys.argv[1], y=y, dx=dx, dW=dW, db=db)
 """
 
 
 def test_results_do_not_depend_on_the_thread_count(tmp_path):
-    """Blocks are dealt to a fixed number of parts, each with its own partial sum of
-    ∂L/∂U: a conv's forward, ∂L/∂x and ∂L/∂W on one thread and on two give the same bits
+    """Blocks are split among a fixed number of parts, each with its own partial sums of
+    ∂L/∂U and ∂L/∂b: a conv's forward, ∂L/∂x, ∂L/∂W and ∂L/∂b on one thread and on two give the same bits
     (each in a fresh process, Numba's thread count fixed by NUMBA_NUM_THREADS)."""
     results = []
     for threads in (1, 2):
@@ -138,7 +157,7 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
         env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "MINICNN_KERNELS": "numba"}
         subprocess.run([sys.executable, "-c", _ONE_STEP, str(path)], env=env, check=True)
         results.append(np.load(path))
-    for name in ("y", "dx", "dW"):
+    for name in ("y", "dx", "dW", "db"):
         np.testing.assert_array_equal(results[0][name], results[1][name])
 
 

@@ -8,10 +8,13 @@
     layer.params, layer.grads           # dicts keyed 'kernel', 'bias'
     layer.get_weights(), layer.set_weights([...])   # Keras order and shapes
 
-A layer with an ``activation`` computes ``z = call(x)`` then ``a = activation(z + bias)``:
-a weighted layer's ``call`` is its matrix product only, and the bias is added by the
-activation, fused with it (``ops/epilogue.py``).  Backward runs the activation's backward
-(which also sums ``∂L/∂bias``), then ``call_backward``.  ``backward_logits`` starts from
+A layer with an ``activation`` computes ``a = activation(z)``, ``z = call(x)``; a weighted
+layer's ``z`` is its matrix product plus its bias.  When the activation is linear or a
+ReLU, the weighted layer's kernels apply it too, as they write their output
+(``call(x, training, relu)``, the fused epilogue, ``ops/epilogue.py``), and the
+activation only keeps the result (``kept``).  Backward runs the activation's backward
+(the ReLU's also sums ``∂L/∂bias`` in the same pass), then ``call_backward`` (which sums
+``∂L/∂bias`` when that has not: ``bias_grad=True``).  ``backward_logits`` starts from
 ``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax /
 sigmoid, and below a max-pool that ran this layer's ReLU backward itself
 (``backward_through_relu_of``).  Each forward overwrites the one cache slot that
@@ -31,7 +34,6 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import activations, backend
-from ..ops.epilogue import bias_grad
 from ..ops.workspace import Workspace
 
 
@@ -157,9 +159,10 @@ class Layer(ABC):
 
     def forward(self, x, training=False):
         x = self.begin_forward(x)
-        # a weighted layer's call is an array only the layer holds (its GEMM output): the
-        # activation adds the bias to it and may overwrite it (ReLU rectifies in place)
-        y = self.activation.forward(self.call(x, training), owned=bool(self.params), bias=self.params.get("bias"))
+        if self.params and self.activation.epilogue:            # linear or ReLU: the layer's kernels apply it
+            y = self.activation.kept(self.call(x, training, relu=self.activation.epilogue == "relu"))
+        else:
+            y = self.activation.forward(self.call(x, training))
         self._last_out_shape = y.shape
         return y
 
@@ -185,12 +188,7 @@ class Layer(ABC):
     def backward_logits(self, dz, input_grad=True, db=None):
         """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output (``db``: ∂L/∂bias
         when the caller summed it already)."""
-        dz = self._check_grad(dz)
-        if "bias" not in self.params:
-            db = None
-        elif db is None:
-            db = bias_grad(dz)
-        return self._backward_through_call(dz, db, input_grad)
+        return self._backward_through_call(self._check_grad(dz), db, input_grad)
 
     def runs_relu_backward_of(self, below) -> bool:
         """True when this layer's backward can also run the ReLU backward of ``below``, the
@@ -204,9 +202,12 @@ class Layer(ABC):
         return False
 
     def _backward_through_call(self, dz, db, input_grad):
+        if "bias" not in self.params:
+            return self.call_backward(dz, input_grad)
+        if db is None:                          # not summed yet: the layer's kernels sum it (in their pass over dz)
+            return self.call_backward(dz, input_grad, bias_grad=True)
         dx = self.call_backward(dz, input_grad)
-        if db is not None:
-            self.grads["bias"] = db
+        self.grads["bias"] = db
         return dx
 
     def _check_grad(self, dy):
@@ -220,12 +221,15 @@ class Layer(ABC):
 
     @abstractmethod
     def call(self, x, training):
-        """The layer's forward before its activation: z from x (keeps what backward needs)."""
+        """The layer's forward before its activation: z from x (keeps what backward needs).
+        A weighted layer's takes ``relu=False`` as well: z = x·W + b, through the ReLU when
+        ``relu`` (see the module docstring)."""
 
     @abstractmethod
     def call_backward(self, dz, input_grad=True):
-        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads`` (all but
-        the bias's, which ``backward`` adds)."""
+        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``.  A weighted
+        layer's takes ``bias_grad=False`` as well: ∂L/∂bias is among them only when
+        ``bias_grad`` (else ``backward`` adds it)."""
 
     # -- weights --------------------------------------------------------------
     def get_weights(self):

@@ -1,7 +1,8 @@
 """Conv2D: a 2-D convolution layer, NHWC input, HWIO kernel (Keras's layout).
 
-Forward ``a = activation(conv(x, W) + b)`` (``call`` is the convolution; the bias and the
-activation are one fused pass, ``ops/epilogue.py``); backward (see ``ops/conv.py``)::
+Forward ``a = activation(conv(x, W) + b)`` (``call`` is the convolution and the bias, and a
+linear or ReLU activation: one fused pass after the convolution, ``ops/epilogue.py``, or
+none on the Winograd kernels, which apply them as they store); backward (see ``ops/conv.py``)::
 
     ∂L/∂W = X ⋆ ∂L/∂Z     (cross-correlation of the input with the output gradient)
     ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
@@ -58,16 +59,16 @@ class Conv2D(Layer):
             raise self.error(f"expected {self.input_shape[-1]} input channels, received "
                              f"{shape[-1]} (input shape {shape})")
 
-    def call(self, x, training):
-        y, self.cache = conv2d_forward(x, self.params["kernel"], None, self.strides, self.padding,
-                                       self.workspace, self.workspace_budget)
+    def call(self, x, training, relu=False):
+        y, self.cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                       self.padding, self.workspace, self.workspace_budget, relu)
         return y
 
-    def call_backward(self, dz, input_grad=True):
-        dx, dW, _ = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad=False, overwrite_cols=True)
+    def call_backward(self, dz, input_grad=True, bias_grad=False):
+        dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad, overwrite_cols=True)
         if input_grad:       # ∂L/∂cols overwrote the columns: a second backward recomputes them from x
             self.cache = self.cache._replace(cols=None)
-        self.grads = {"kernel": dW}
+        self.grads = {"kernel": dW} if db is None else {"kernel": dW, "bias": db}
         return dx
 
     def get_config(self):

@@ -6,12 +6,14 @@ gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading a
     z = x W + b                 a = activation(z)
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
 
-``call`` is the product ``x W``; ``+ b``, the activation and ``∂L/∂b`` are the fused
-epilogue (``ops/epilogue.py``).  Keeps for backward: the input ``x``.
+``call`` is the product ``x W``, then ``+ b`` and a linear or ReLU activation in one pass
+(the fused epilogue, ``ops/epilogue.py``); a ReLU's backward sums ``∂L/∂b`` in its pass.
+Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
 from .. import initializers
+from ..ops import epilogue
 from .base import Layer
 
 
@@ -41,14 +43,16 @@ class Dense(Layer):
             raise self.error(f"expected {self.input_shape[-1]} input features on the last axis, "
                              f"received {shape[-1]} (input shape {shape})")
 
-    def call(self, x, training):
+    def call(self, x, training, relu=False):
         self.cache = x
-        return x @ self.params["kernel"]                  # (..., k) @ (k, u) -> (..., u); + b: the epilogue
+        return epilogue.bias_activation(x @ self.params["kernel"], self.params.get("bias"), relu)   # (..., k) @ (k, u)
 
-    def call_backward(self, dz, input_grad=True):
+    def call_backward(self, dz, input_grad=True, bias_grad=False):
         k = self.params["kernel"].shape[0]
         x2, dz2 = self.cache.reshape(-1, k), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
+        if bias_grad:
+            self.grads["bias"] = epilogue.bias_grad(dz2)
         return dz @ self.params["kernel"].T if input_grad else None   # (..., u) @ (u, k)
 
     def get_config(self):

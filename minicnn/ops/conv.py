@@ -104,9 +104,12 @@ def padded(x, pads, workspace, name):
     return numba_kernels.pad(x, pads, workspace.get(name, (n, h + top + bottom, w + left + right, c), x.dtype))
 
 
-def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None):
-    """y = conv(x, W) + b; returns ``(y, cache)`` (``b`` may be None).  ``y`` is the
-    workspace's reusable ``'y'`` buffer (``ops/workspace.py``)."""
+def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False):
+    """y = act(conv(x, W) + b), act the ReLU when ``relu``, else the identity; returns
+    ``(y, cache)`` (``b`` may be None).  ``y`` is the workspace's reusable ``'y'`` buffer
+    (``ops/workspace.py``).  The bias and activation are the layer's epilogue
+    (``ops/epilogue.py``): one pass over y after the product, or, on the Winograd kernels,
+    applied as y is stored."""
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
     oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
@@ -115,9 +118,10 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
     cols = x_pad = None
-    if winograd_applies(x, W, strides, (oh, ow)):
+    on_winograd = winograd_applies(x, W, strides, (oh, ow))
+    if on_winograd:
         from . import winograd
-        winograd.conv2d(x, pads, W, y.reshape(n, oh, ow, f), workspace)
+        winograd.conv2d(x, pads, W, y.reshape(n, oh, ow, f), workspace, b, relu)
     elif implicit_gemm_applies(x, y.size * kh * kw * c):
         from . import numba_kernels
         x_pad = padded(x, pads, workspace, "x_pad")
@@ -131,8 +135,8 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
             xs = x[start:start + chunk]
             matmul(_columns(xs, (kh, kw), strides, pads, (oh, ow), workspace), W2,
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
-    if b is not None:
-        epilogue.bias_activation(y, b)                              # one parallel pass on the Numba kernels
+    if not on_winograd:
+        epilogue.bias_activation(y, b, relu)                        # one parallel pass on the Numba kernels
     cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk)
     return y.reshape(n, oh, ow, f), cache
 
@@ -147,26 +151,28 @@ def _columns(xs, kernel, strides, pads, out_hw, workspace):
 def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
     """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
     when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
-    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``).
+    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``);
+    on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
     over them instead of into a second buffer of the same size (the cache's ``cols`` must
     then not be used again)."""
     n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
-    db = epilogue.bias_grad(dy2) if bias_grad else None
     workspace = workspace if workspace is not None else Workspace()
-    dW = _kernel_grad(dy2, cache, workspace).reshape(cache.W.shape)
+    if winograd_applies(cache.x, cache.W, cache.strides, cache.out_hw):
+        from . import winograd
+        dW, db = winograd.conv2d_kernel_grad(cache.x, cache.pads, dy, workspace)
+    else:
+        dW = _kernel_grad(dy2, cache, workspace).reshape(cache.W.shape)
+        db = epilogue.bias_grad(dy2) if bias_grad else None
     dx = _input_grad(dy, cache, workspace, overwrite_cols) if input_grad else None
-    return dx, dW, db
+    return dx, dW, db if bias_grad else None
 
 
 def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if winograd_applies(x, cache.W, cache.strides, cache.out_hw):
-        from . import winograd
-        return winograd.conv2d_kernel_grad(x, cache.pads, dy2.reshape(x.shape[0], *cache.out_hw, f), workspace)
     if implicit_gemm_applies(x, dy2.size * kh * kw * c):
         from . import numba_kernels
         x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
