@@ -356,7 +356,7 @@ class Worker:
         self.stderr.close()
 
 
-def run_case(case, configs, steps, rounds=3, timeout=900):
+def run_case(case, configs, steps, rounds=5, timeout=900):
     """Every configuration on one case: the workers are set up one at a time, then timed in
     ``rounds`` interleaved rounds of at least ``steps`` steps (see the module docstring).  Returns
     ``{config: result}`` (a "layer" case's with its GFLOP/s) and the CPU seconds the waiting
@@ -518,7 +518,7 @@ def chart(results, path):
 
 def main(quick=False, out="benchmarks/results", configs=None):
     from minicnn.saving import atomic_write_bytes
-    steps, rounds = (3, 2) if quick else (10, 3)
+    steps, rounds = (3, 2) if quick else (10, 5)
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
