@@ -70,7 +70,7 @@ class ReLU(ActivationFunction):
     def kept(self, a):
         """a, rectified by the layer's kernels, stands in for the mask (a > 0 exactly where
         z > 0); the pre-activation is not kept (``logits`` is None)."""
-        self.out = a
+        self.out, self.mask, self.logits = a, None, None
         return a
 
     def forward(self, z):
