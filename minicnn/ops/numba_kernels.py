@@ -520,14 +520,21 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     return partial.sum(axis=0)[:, :f]
 
 
+@njit(inline="always")
+def bias_act(v, b, relu):
+    """act(v + b) of one value: the ReLU when ``relu``, else the identity (the epilogue,
+    ``ops/epilogue.py``; also applied by the Winograd forward as it stores)."""
+    v = v + b
+    return max(v, 0) if relu else v
+
+
 @jit.kernel()
 def bias_act_forward(z, b, relu):
     """z ← act(z + b) in place, z (m, f): linear, or ReLU when ``relu``; over rows."""
     m, f = z.shape
     for r in prange(m):
         for k in range(f):
-            v = z[r, k] + b[k]
-            z[r, k] = max(v, 0) if relu else v
+            z[r, k] = bias_act(z[r, k], b[k], relu)
 
 
 @jit.kernel()

@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import jit
-from .numba_kernels import TILES, _panels, _tile_products, register_tile, tile_for
+from .numba_kernels import TILES, _panels, _tile_products, bias_act, register_tile, tile_for
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], dtype=np.float64)
@@ -153,10 +153,8 @@ def _store(M, part, t, bias, relu, y, b, y0, x0):
     (y0, x0): the layer's epilogue, fused into the store (``ops/epilogue.py``)."""
     for k in range(y.shape[3]):
         y00, y01, y10, y11 = _untransform(M, part, t, k)
-        y00, y01, y10, y11 = y00 + bias[k], y01 + bias[k], y10 + bias[k], y11 + bias[k]
-        if relu:
-            y00, y01, y10, y11 = max(y00, 0), max(y01, 0), max(y10, 0), max(y11, 0)
-        y[b, y0, x0, k], y[b, y0, x0 + 1, k], y[b, y0 + 1, x0, k], y[b, y0 + 1, x0 + 1, k] = y00, y01, y10, y11
+        y[b, y0, x0, k], y[b, y0, x0 + 1, k] = bias_act(y00, bias[k], relu), bias_act(y01, bias[k], relu)
+        y[b, y0 + 1, x0, k], y[b, y0 + 1, x0 + 1, k] = bias_act(y10, bias[k], relu), bias_act(y11, bias[k], relu)
 
 
 def _forward_kernel(ROWS, PANEL):
