@@ -356,7 +356,7 @@ class Worker:
         self.stderr.close()
 
 
-def run_case(case, configs, steps, rounds=5, timeout=900):
+def run_case(case, configs, steps, rounds, timeout=900):
     """Every configuration on one case: the workers are set up one at a time, then timed in
     ``rounds`` interleaved rounds of at least ``steps`` steps (see the module docstring).  Returns
     ``{config: result}`` (a "layer" case's with its GFLOP/s) and the CPU seconds the waiting
