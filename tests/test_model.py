@@ -246,12 +246,15 @@ def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, c
     fused_dx = backend.to_numpy(model.backward(dy)).copy()
     fused = {k: backend.to_numpy(v).copy() for k, v in conv.grads.items()}
     assert relu_backwards == [] and pool.runs_relu_backward_of(conv)
-    two_layers_dx = backend.to_numpy(conv.backward(pool.backward(dy)))
+    routed = pool.backward(dy)
+    summed = np.abs(backend.to_numpy(routed)).sum(axis=(0, 1, 2))    # Σ|terms| of each ∂L/∂b
+    two_layers_dx = backend.to_numpy(conv.backward(routed))
     assert relu_backwards == [1]
     np.testing.assert_array_equal(fused_dx, two_layers_dx)
     np.testing.assert_array_equal(fused["kernel"], backend.to_numpy(conv.grads["kernel"]))
     assert fused.keys() == conv.grads.keys()
     if use_bias:
-        np.testing.assert_allclose(fused["bias"], backend.to_numpy(conv.grads["bias"]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fused["bias"], backend.to_numpy(conv.grads["bias"]),     # float32 sums in
+                                   rtol=0, atol=1e-6 * summed.max())            # other orders: ~ε·log2(n)·Σ|terms|
     conv.activation.rule = "guided"
     assert not pool.runs_relu_backward_of(conv)

@@ -249,12 +249,15 @@ def tile_for(n, on_a_tie=TILES[0]):
 
 
 def _panels(b, width, dtype):
-    """b (…, depth, n) packed into zero-padded panels (…, n_panels, depth, width) of its columns."""
+    """b (…, depth, n) packed into zero-padded panels (…, n_panels, depth, width) of its columns
+    (one allocation: a padded copy and its transpose were two more of b's size per step)."""
     *batch, depth, n = b.shape
     n_panels = -(-n // width)
-    padded = np.zeros((*batch, depth, n_panels * width), dtype=dtype)
-    padded[..., :n] = b
-    return np.ascontiguousarray(padded.reshape(*batch, depth, n_panels, width).swapaxes(-3, -2))
+    panels = np.zeros((*batch, n_panels, depth, width), dtype=dtype)
+    for p in range(n_panels):
+        columns = b[..., p * width:(p + 1) * width]
+        panels[..., p, :, :columns.shape[-1]] = columns
+    return panels
 
 
 @functools.lru_cache(maxsize=64)
