@@ -23,18 +23,18 @@ import numpy as np
 
 from . import backend
 from .backend import get_array_module
-from .ops.epilogue import relu_backward_bias_grad
+from .kernels.epilogue import relu_backward_bias_grad
 
 
 class ActivationFunction:
     """``forward(z)``: a = act(z).  ``epilogue``: "linear" or "relu" when a weighted layer's
     kernels can apply this activation, with the bias, as they write the layer's output (the
-    fused epilogue, ``ops/epilogue.py``); the layer then hands the result to ``kept(a)``,
+    fused epilogue, ``kernels/epilogue.py``); the layer then hands the result to ``kept(a)``,
     which keeps what backward needs.  ``backward(da)`` returns ∂L/∂z;
     ``backward_with_bias_grad(da)`` returns (∂L/∂z, ∂L/∂bias = Σ of ∂L/∂z over all axes
     but the last) where one pass computes both, else (∂L/∂z, None): the layer sums ∂L/∂bias
     itself.  ``release()`` drops what the last forward kept.  ``workspace``: its layer's
-    (``ops/workspace.py``), which a layer hands its activation; without one every result is
+    (``kernels/workspace.py``), which a layer hands its activation; without one every result is
     a new array."""
 
     epilogue = None
@@ -100,12 +100,12 @@ def relu_backward_from_output(da, out, guided=False, dz=None):
     """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel;
     written into ``dz`` when given."""
     if backend.is_gpu_array(da) and not guided:
-        from .ops import cuda_kernels
+        from .kernels import cuda_kernels
         return cuda_kernels.activation_backward(da, out, "relu", dz)
     if guided or backend.get_kernels() != "numba":
         keep = out > 0
         return get_array_module(da).multiply(da, keep & (da > 0) if guided else keep, out=dz)
-    from .ops.numba_kernels import relu_backward
+    from .kernels.numba_kernels import relu_backward
     dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
     relu_backward(np.ascontiguousarray(da).reshape(-1), out.reshape(-1), dz.reshape(-1))
     return dz

@@ -44,10 +44,10 @@ def softmax_cross_entropy_from_logits(z, y):
     """(L, ∂L/∂z) of the categorical cross-entropy of softmax(z) against y (one-hot or
     any non-negative targets): one fused kernel on the GPU and on the Numba kernels."""
     if z.ndim == 2 and backend.is_gpu_array(z):
-        from .ops import cuda_kernels
+        from .kernels import cuda_kernels
         return cuda_kernels.softmax_cross_entropy(z, y)
     if z.ndim == 2 and backend.get_kernels() == "numba":
-        from .ops import numba_kernels
+        from .kernels import numba_kernels
         return numba_kernels.softmax_cross_entropy(z, y)
     n = z.shape[0]
     value = (_logsumexp(z) * y.sum(axis=-1) - (y * z).sum(axis=-1)).sum() / n

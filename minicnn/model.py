@@ -7,9 +7,9 @@
 
 No tape and no graph: each layer keeps what its own backward needs from the last
 forward.  One pair of layers is fused: a max-pool over a layer with a ReLU runs that
-ReLU's backward too, on its own (smaller) output gradient (``ops/pool.py``), and over a
+ReLU's backward too, on its own (smaller) output gradient (``kernels/pool.py``), and over a
 Conv2D with a ReLU, on the Numba kernels, the forward of both in one kernel
-(``ops/conv_relu_pool.py``).  The same two loops serve training (``training.py``) and
+(``kernels/conv_relu_pool.py``).  The same two loops serve training (``training.py``) and
 the visualizations, which seed the backward pass with the gradient of any scalar of any
 layer's output (``gradient``).
 """

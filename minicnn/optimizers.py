@@ -99,7 +99,7 @@ class RMSprop(Optimizer):
         xp = get_array_module(w)
         v = slots["velocity"]
         if self.momentum == 0 and _in_one_pass(w, v):
-            from .ops.numba_kernels import rmsprop_update
+            from .kernels.numba_kernels import rmsprop_update
             rmsprop_update(w, g, v, self.learning_rate, self.rho, self.epsilon)
             return w
         v *= self.rho
@@ -134,7 +134,7 @@ class Adam(Optimizer):
         xp = get_array_module(w)
         m, v = slots["m"], slots["v"]
         if _in_one_pass(w, m, v):
-            from .ops.numba_kernels import adam_update
+            from .kernels.numba_kernels import adam_update
             adam_update(w, g, m, v, self.step_size(), self.beta_1, self.beta_2, self.epsilon)
             return w
         m += (1 - self.beta_1) * (g - m)

@@ -7,7 +7,7 @@ With ``details=True`` each row also shows, for conv and pool layers:
   ``r_out = r_in + (k − 1)·j_in``, ``j_out = j_in · s`` (per axis);
 * the im2col matrix size for ``batch_size`` images: ``n·oh·ow × kh·kw·c`` elements;
 * the bytes its workspace holds now (im2col columns, reused outputs and gradients,
-  ``ops/workspace.py``: zero before the first forward), and their total.
+  ``kernels/workspace.py``: zero before the first forward), and their total.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def layer_details(model, batch_size=32):
         row = {"padding": "", "im2col_bytes": 0}
         window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
         if window is not None and shape[1] is not None:
-            from .ops.geometry import window_geometry
+            from .kernels.geometry import window_geometry
             oh, ow, pads = window_geometry(shape[1], shape[2], window, layer.strides, layer.padding, layer.name)
             row["padding"] = str(pads)
             field = field + (np.array(window) - 1) * jump

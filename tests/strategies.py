@@ -1,7 +1,7 @@
 """Hypothesis strategies for window-op configurations (shared by the op tests)."""
 from hypothesis import strategies as st
 
-from minicnn.ops.geometry import window_geometry
+from minicnn.kernels.geometry import window_geometry
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Layer outputs and input gradients live in reused buffers (``ops/workspace.py``): a
+"""Layer outputs and input gradients live in reused buffers (``kernels/workspace.py``): a
 buffer is reused only when nothing holds it, and a training loop in steady state
 allocates none of its large arrays again."""
 import tracemalloc
@@ -7,7 +7,7 @@ import numpy as np
 
 import minicnn as mc
 from minicnn import architectures, backend, layers
-from minicnn.ops.workspace import Workspace
+from minicnn.kernels.workspace import Workspace
 
 
 def address(a):

@@ -1,4 +1,4 @@
-"""The fused Conv2D + ReLU + 2×2 max-pool forward (``ops/conv_relu_pool.py``) against the
+"""The fused Conv2D + ReLU + 2×2 max-pool forward (``kernels/conv_relu_pool.py``) against the
 three passes it replaces and against the loop-based references, and a model whose
 training step takes it against the same model run layer by layer."""
 import numpy as np
@@ -7,11 +7,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minicnn as mc
-from minicnn.ops import conv, conv_relu_pool, naive
-from minicnn.ops.conv import conv2d_backward, conv2d_forward
-from minicnn.ops.epilogue import bias_activation
-from minicnn.ops.pool import maxpool_forward, maxpool_relu_backward
-from minicnn.ops.workspace import Workspace
+from minicnn.kernels import conv, conv_relu_pool, naive
+from minicnn.kernels.conv import conv2d_backward, conv2d_forward
+from minicnn.kernels.epilogue import bias_activation
+from minicnn.kernels.pool import maxpool_forward, maxpool_relu_backward
+from minicnn.kernels.workspace import Workspace
 from strategies import window_configs
 
 

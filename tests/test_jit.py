@@ -1,10 +1,10 @@
-"""ops/jit.py: minicnn's kernels compile with the SLP vectorizer on, and only they do."""
+"""kernels/jit.py: minicnn's kernels compile with the SLP vectorizer on, and only they do."""
 import numba
 import numpy as np
 from numba import prange
 from numba.core.codegen import JITCPUCodegen
 
-from minicnn.ops.jit import kernel
+from minicnn.kernels.jit import kernel
 
 
 def test_a_kernel_compiles_with_slp_on_and_leaves_the_setting_as_it_was(monkeypatch, tmp_path):

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn import backend
-from minicnn.ops import naive
-from minicnn.ops.conv import conv2d_backward, conv2d_forward
-from minicnn.ops.pool import maxpool_backward, maxpool_forward
+from minicnn.kernels import naive
+from minicnn.kernels.conv import conv2d_backward, conv2d_forward
+from minicnn.kernels.pool import maxpool_backward, maxpool_forward
 from strategies import window_configs
 from conftest import distinct_values, record_calls
 
@@ -26,7 +26,7 @@ def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed, relu):
 def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
     """Conv2D's products on the register-blocked Numba kernel, forced for every size
     (by default only products of ≥ NUMBA_MATMUL_FROM multiply-adds take it)."""
-    from minicnn.ops import matmul
+    from minicnn.kernels import matmul
     monkeypatch.setattr(matmul, "NUMBA_MATMUL_FROM", 0)
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed)
@@ -41,7 +41,7 @@ def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget,
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch."""
-    from minicnn.ops import conv, numba_kernels
+    from minicnn.kernels import conv, numba_kernels
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
     monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", np.inf)     # (its own tests: test_winograd.py)
     monkeypatch.setattr(conv, "IMPLICIT_INPUT_GRAD_FROM_CHANNELS", 1)
@@ -119,7 +119,7 @@ def test_numba_maxpool_switch_of_an_all_minus_inf_window_lies_inside_the_image()
     """The Numba backward writes at the switch with no bounds check, so a window whose
     pixels are all −inf must still name one inside the image: its first, (max(0, p−1),
     max(0, q−1)) for a 3×3 window with padding 1."""
-    from minicnn.ops import numba_kernels
+    from minicnn.kernels import numba_kernels
     x = np.full((2, 4, 4, 1), -np.inf)
     y, switches = numba_kernels.maxpool_forward(x, (3, 3), (1, 1), (1, 1, 1, 1), (4, 4))
     dx = numba_kernels.maxpool_backward(np.ones_like(y), switches, x.shape, (3, 3), (1, 1), (1, 1, 1, 1))
@@ -164,7 +164,7 @@ def test_kernels_keep_the_dtype(kernels, dtype):
 def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, relu, seed):
     """The fused bias + activation pass, the fused ReLU-backward + bias-gradient pass and the
     linear bias gradient (m rows below, at and above the fixed number of summation blocks)."""
-    from minicnn.ops.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
+    from minicnn.kernels.epilogue import bias_activation, bias_grad, relu_backward_bias_grad
     rng = np.random.default_rng(seed)
     z, b, da = rng.standard_normal((m, f)), rng.standard_normal(f), rng.standard_normal((m, f))
     expected = np.maximum(z + b, 0) if relu else z + b
@@ -181,9 +181,9 @@ def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, re
 def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypatch):
     """The Numba im2col picks its per-pixel or its window-row kernel by the channel count;
     each of the two, forced, equals the NumPy im2col (and col2im stays its adjoint)."""
-    from minicnn.ops import numba_kernels
-    from minicnn.ops.geometry import window_geometry
-    from minicnn.ops.im2col import im2col_numpy
+    from minicnn.kernels import numba_kernels
+    from minicnn.kernels.geometry import window_geometry
+    from minicnn.kernels.im2col import im2col_numpy
     monkeypatch.setattr(numba_kernels, "IM2COL_PIXELS_FROM_CHANNELS", pixels_from)
     x = np.random.default_rng(seed).standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
     oh, ow, pads = window_geometry(cfg["h"], cfg["w"], cfg["kernel"], cfg["strides"], cfg["padding"], "test")
@@ -196,7 +196,7 @@ def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypat
 def test_numba_register_blocked_matmul_equals_numpy(m, depth, n, dtype, transposed_b, seed):
     """Row counts around the 4-row tile, column counts around the 16-column panel, a
     left operand that is a strided view, and a transposed right one (as in dY @ W2ᵀ)."""
-    from minicnn.ops import numba_kernels
+    from minicnn.kernels import numba_kernels
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, depth + 3)).astype(dtype)[:, 1:depth + 1]      # rows not contiguous
     b = rng.standard_normal((n, depth) if transposed_b else (depth, n)).astype(dtype)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minicnn as mc
-from minicnn.ops import numba_kernels
+from minicnn.kernels import numba_kernels
 
 OPTIMIZERS = {
     "rmsprop": (lambda lr, b: mc.optimizers.RMSprop(lr, rho=b), "rmsprop_update"),

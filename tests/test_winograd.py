@@ -1,4 +1,4 @@
-"""Winograd F(4×4, 3×3) (``ops/winograd.py``): its three matrices against the direct sum;
+"""Winograd F(4×4, 3×3) (``kernels/winograd.py``): its three matrices against the direct sum;
 Conv2D's forward, ∂L/∂x and ∂L/∂W on the Numba Winograd kernels against the loop-based
 references and central differences, on outputs of any size; nothing stored past the
 output by the tiles that reach past its edge; the thread count changing no bit; and the
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn import layers
-from minicnn.ops import conv, epilogue, winograd
-from minicnn.ops.conv import conv2d_backward, conv2d_forward
+from minicnn.kernels import conv, epilogue, winograd
+from minicnn.kernels.conv import conv2d_backward, conv2d_forward
 from minicnn.study.finite_differences import check_layer
 from conftest import distinct_values, record_calls
 from test_ops_reference import check_conv_equals_loops
@@ -139,7 +139,7 @@ def test_the_layer_epilogue_runs_inside_the_winograd_kernels(winograd_everywhere
 
 _ONE_STEP = """
 import sys, numpy as np
-from minicnn.ops import conv
+from minicnn.kernels import conv
 rng = np.random.default_rng(0)
 x = rng.standard_normal((5, 14, 12, 24)).astype(np.float32)
 W = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
@@ -169,6 +169,6 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
 def test_a_tie_between_the_register_tiles_goes_to_the_one_asked_for():
     """f = 48 pads alike on 4 × 16 and 3 × 24: the implicit GEMM keeps 4 × 16, Winograd takes
     3 × 24; where one pads less it wins either way."""
-    from minicnn.ops.numba_kernels import tile_for
+    from minicnn.kernels.numba_kernels import tile_for
     assert tile_for(48) == (4, 16) and tile_for(48, winograd.ON_A_TIE) == (3, 24)
     assert tile_for(32, winograd.ON_A_TIE) == (4, 16) and tile_for(24) == (3, 24)

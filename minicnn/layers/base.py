@@ -11,7 +11,7 @@
 A layer with an ``activation`` computes ``a = activation(z)``, ``z = call(x)``; a weighted
 layer's ``z`` is its matrix product plus its bias.  When the activation is linear or a
 ReLU, the weighted layer's kernels apply it too, as they write their output
-(``call(x, training, relu)``, the fused epilogue, ``ops/epilogue.py``), and the
+(``call(x, training, relu)``, the fused epilogue, ``kernels/epilogue.py``), and the
 activation only keeps the result (``kept``).  Backward runs the activation's backward
 (the ReLU's also sums ``∂L/∂bias`` in the same pass), then ``call_backward`` (which sums
 ``∂L/∂bias`` when that has not: ``bias_grad=True``).  ``backward_logits`` starts from
@@ -21,7 +21,7 @@ sigmoid, and below a max-pool that ran this layer's ReLU backward itself
 backward reads; each backward *overwrites* ``grads`` (never accumulates).
 
 Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
-reused by the next call once nothing holds the previous ones (``ops/workspace.py``).  A
+reused by the next call once nothing holds the previous ones (``kernels/workspace.py``).  A
 forward starts with ``release()`` — dropping the last forward's cache and activation
 arrays — and ``Model.forward`` releases every layer before a pass, so that in a training
 loop the previous step's buffers are free again when the layers ask for them.
@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import activations, backend
-from ..ops.workspace import Workspace
+from ..kernels.workspace import Workspace
 
 
 def snake_case(name: str) -> str:

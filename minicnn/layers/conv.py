@@ -1,8 +1,8 @@
 """Conv2D: a 2-D convolution layer, NHWC input, HWIO kernel (Keras's layout).
 
 Forward ``a = activation(conv(x, W) + b)`` (``call`` is the convolution and the bias, and a
-linear or ReLU activation: one fused pass after the convolution, ``ops/epilogue.py``, or
-none on the Winograd kernels, which apply them as they store); backward (see ``ops/conv.py``)::
+linear or ReLU activation: one fused pass after the convolution, ``kernels/epilogue.py``, or
+none on the Winograd kernels, which apply them as they store); backward (see ``kernels/conv.py``)::
 
     ∂L/∂W = X ⋆ ∂L/∂Z     (cross-correlation of the input with the output gradient)
     ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
@@ -15,8 +15,8 @@ Numba kernels' implicit GEMM (no im2col matrix), the input and its zero-padded c
 from __future__ import annotations
 
 from .. import initializers
-from ..ops.conv import conv2d_backward, conv2d_forward
-from ..ops.geometry import check_padding, normalize_tuple, window_geometry
+from ..kernels.conv import conv2d_backward, conv2d_forward
+from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from .base import Layer
 
 

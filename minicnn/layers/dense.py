@@ -7,13 +7,13 @@ gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading a
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
 
 ``call`` is the product ``x W``, then ``+ b`` and a linear or ReLU activation in one pass
-(the fused epilogue, ``ops/epilogue.py``); a ReLU's backward sums ``∂L/∂b`` in its pass.
+(the fused epilogue, ``kernels/epilogue.py``); a ReLU's backward sums ``∂L/∂b`` in its pass.
 Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
 from .. import initializers
-from ..ops import epilogue
+from ..kernels import epilogue
 from .base import Layer
 
 

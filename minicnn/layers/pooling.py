@@ -1,6 +1,6 @@
 """Pooling layers.
 
-MaxPooling2D (see ``ops/pool.py``)::
+MaxPooling2D (see ``kernels/pool.py``)::
 
     y[b,p,q,c] = max_{i,j} x_pad[b, p·sh+i, q·sw+j, c]     (−inf padding for 'same')
     ∂L/∂x routes each dy[b,p,q,c] to its window's arg-max (the first, on ties);
@@ -9,7 +9,7 @@ MaxPooling2D (see ``ops/pool.py``)::
 Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Below
 a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_of``);
 over a Conv2D with a ReLU, on the Numba kernels, the forward of both can be one kernel
-(``forward_through_relu_of``, ``ops/conv_relu_pool.py``).
+(``forward_through_relu_of``, ``kernels/conv_relu_pool.py``).
 
 GlobalAveragePooling2D::
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..activations import ReLU
-from ..ops import conv_relu_pool
-from ..ops.geometry import check_padding, normalize_tuple, window_geometry
-from ..ops.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
+from ..kernels import conv_relu_pool
+from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
+from ..kernels.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
 from .base import Layer
 from .conv import Conv2D
 
@@ -67,7 +67,7 @@ class MaxPooling2D(Layer):
 
     def forward_through_relu_of(self, below, x):
         """This pool's output over ``below``'s, from ``below``'s input, by one kernel
-        (``ops/conv_relu_pool.py``); ``below``'s own output is not formed.  Both layers keep
+        (``kernels/conv_relu_pool.py``); ``below``'s own output is not formed.  Both layers keep
         what their backward needs: run them back with ``backward_through_relu_of``."""
         x = below.begin_forward(x)
         self.release()
@@ -82,7 +82,7 @@ class MaxPooling2D(Layer):
     def backward_through_relu_of(self, below, dy, input_grad=True):
         """∂L/∂x of ``below`` (a layer ending in a ReLU, whose output this pool took) from
         this pool's dy: the pool's backward with the ReLU's gate applied on the pooled
-        gradient, and ∂L/∂bias summed there (``ops/pool.py``); then ``below``'s backward
+        gradient, and ∂L/∂bias summed there (``kernels/pool.py``); then ``below``'s backward
         from its pre-activation."""
         dz, db = maxpool_relu_backward(self._check_grad(dy), self.cache, self.workspace)
         return below.backward_logits(dz, input_grad, db)

@@ -23,7 +23,7 @@ matrix products::
 
 The backward is the adjoint of the same three steps::
 
-    ∂L/∂x = the forward of pad(∂L/∂y) with rot180(W), channel axes swapped  (``ops/conv.py``)
+    ∂L/∂x = the forward of pad(∂L/∂y) with rot180(W), channel axes swapped  (``kernels/conv.py``)
     ∂L/∂U[ξ] = Σ_tiles V[ξ]ᵀ @ ∂L/∂M[ξ],   ∂L/∂M = A (∂L/∂Y) Aᵀ per tile,   ∂L/∂g = Gᵀ (∂L/∂U) G
 
 On the Numba kernels each block of SUB tiles is transformed into a scratch ``V`` small
@@ -203,7 +203,7 @@ def _row_out(T, part, i, k):
 def _store(M, part, t, T, E, bias, relu, y, b, y0, x0):
     """The tile's outputs Aᵀ M A (4×4, M[i, j] = M[part, 6i + j, t, :]), plus the bias and
     through the ReLU when ``relu``, into y at (y0, x0): Aᵀ down each column of M into T[part],
-    then along each row, stored as act(v + b) (the layer's epilogue, ``ops/epilogue.py``).
+    then along each row, stored as act(v + b) (the layer's epilogue, ``kernels/epilogue.py``).
     Rows and columns past y's edge are not stored (a tile's row is stored through E[part]
     when some of its columns are)."""
     f = y.shape[3]

@@ -15,7 +15,7 @@ sum their gradients::
 
 The NumPy bodies below are the readable path.  ``im2col``/``col2im`` dispatch on the
 array (CuPy -> CUDA kernels in ``kernels/``) and on ``backend.get_kernels()``
-(``'numba'`` -> ``ops/numba_kernels.py``).
+(``'numba'`` -> ``kernels/numba_kernels.py``).
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ reads every column entry from the padded input where it lies (``numba_kernels``)
 * ∂L/∂W: colsᵀ @ dY summed block by block of output pixels (``conv2d_kernel_grad``).
 
 A 3×3, stride-1 convolution with enough channels runs all three on Winograd's F(4×4, 3×3)
-instead (``ops/winograd.py``: 4× fewer multiplications, the padding read in place, never
+instead (``kernels/winograd.py``: 4× fewer multiplications, the padding read in place, never
 copied), ∂L/∂x as the same full convolution.
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
@@ -82,7 +82,7 @@ def implicit_gemm_applies(x, multiply_adds):
 
 
 def winograd_applies(x, W, strides, out_hw):
-    """True when the Numba Winograd kernels (``ops/winograd.py``) run this convolution:
+    """True when the Numba Winograd kernels (``kernels/winograd.py``) run this convolution:
     3×3, stride 1, at least WINOGRAD_FROM_CHANNELS input and output channels, and large
     enough for the implicit GEMM.  Any output size: its last tiles reach past the edge.
     (Measured, a training step against the same with Winograd for even outputs only, as
@@ -107,8 +107,8 @@ def padded(x, pads, workspace, name):
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False):
     """y = act(conv(x, W) + b), act the ReLU when ``relu``, else the identity; returns
     ``(y, cache)`` (``b`` may be None).  ``y`` is the workspace's reusable ``'y'`` buffer
-    (``ops/workspace.py``).  The bias and activation are the layer's epilogue
-    (``ops/epilogue.py``): one pass over y after the product, or, on the Winograd kernels,
+    (``kernels/workspace.py``).  The bias and activation are the layer's epilogue
+    (``kernels/epilogue.py``): one pass over y after the product, or, on the Winograd kernels,
     applied as y is stored."""
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
@@ -151,7 +151,7 @@ def _columns(xs, kernel, strides, pads, out_hw, workspace):
 def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
     """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
     when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
-    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``ops/epilogue.py``);
+    ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``kernels/epilogue.py``);
     on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
     over them instead of into a second buffer of the same size (the cache's ``cols`` must

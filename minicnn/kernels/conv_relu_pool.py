@@ -2,7 +2,7 @@
 for passes that do not need the conv's own output (training and prediction,
 ``Sequential.forward``).
 
-With ``z = conv(x, W)`` (``ops/conv.py``) and the pool's 2×2 windows, stride 2, 'valid'::
+With ``z = conv(x, W)`` (``kernels/conv.py``) and the pool's 2×2 windows, stride 2, 'valid'::
 
     a = relu(z + b)                                   the conv layer's output
     y[n, P, Q, ch] = max_{r ∈ window (P, Q)} a[r, ch]     switch = the first arg-max r = i·2 + j
@@ -14,7 +14,7 @@ three passes — the same sums, and relu(z + b) per pixel before the max — swi
 included.  A last odd row or column of conv pixels lies in no window and is not computed.
 
 The backward needs nothing more: the pool's gates by [y > 0] and routes through the
-switches, which also gives ∂L/∂b (``ops/pool.py``, ``maxpool_relu_backward``), and the
+switches, which also gives ∂L/∂b (``kernels/pool.py``, ``maxpool_relu_backward``), and the
 conv's reads only its input (``conv2d_backward``; the cache is the implicit GEMM's).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ POOL = (2, 2)
 def fusable(x, W, strides, padding, pool, pool_strides, pool_padding) -> bool:
     """True when the conv (kernel W) and the pool over its output can run as one kernel
     here: a 2×2 pool of stride 2, 'valid', over at least one window, and a conv the Numba
-    implicit GEMM runs (``ops/conv.py``) — not one Winograd runs: measured, Winograd and
+    implicit GEMM runs (``kernels/conv.py``) — not one Winograd runs: measured, Winograd and
     then the bias + ReLU and the pool passes beat this kernel (MNIST's 14×14×24 → 48 at
     N = 256: 15.3 vs 17.2 ms; at N = 1024: 55.6 vs 67.9; 26×26×32 → 64 at N = 64: 21.5 vs 25.4)."""
     if tuple(pool) != POOL or tuple(pool_strides) != POOL or pool_padding != "valid":

@@ -1,4 +1,4 @@
-"""The matrix products of an im2col convolution (``ops/conv.py``): ``cols @ W2`` and
+"""The matrix products of an im2col convolution (``kernels/conv.py``): ``cols @ W2`` and
 ``dY @ W2ᵀ``, where the convolution does not run as an implicit GEMM (layers under its
 threshold, strided layers' ∂L/∂x and ∂L/∂x into few channels, the NumPy and CUDA paths).
 

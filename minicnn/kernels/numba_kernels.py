@@ -10,11 +10,11 @@ outputs, so there are no races and results are deterministic:
 * max-pool forward: over (image, output row); backward: over images (each image's
   windows only touch that image's ``dx``);
 * ReLU backward from the output (``dz = da · [a > 0]`` in one pass): over elements;
-* bias + activation forward (``ops/epilogue.py``): over rows; ReLU backward fused with
+* bias + activation forward (``kernels/epilogue.py``): over rows; ReLU backward fused with
   the bias gradient: over a fixed number of row blocks, each summing its own rows;
 * softmax–cross-entropy from the logits: over samples (each owns its row of ∂L/∂z);
 * the RMSprop and Adam updates (``optimizers.py``): over elements;
-* the implicit-GEMM convolution (``ops/conv.py``; a matrix product, ``ops/matmul.py``,
+* the implicit-GEMM convolution (``kernels/conv.py``; a matrix product, ``kernels/matmul.py``,
   is its 1×1 case): over (row block, column panel) tiles, each owning its tile of the
   output; its ∂L/∂W: over (block of pixels, tile of ∂L/∂W) pairs, each writing its own
   partial sum;
@@ -146,7 +146,7 @@ def _maxpool_backward(dy, switches, y, relu_gate, dx, routed, ph, pw, sh, sw, to
     """Each window adds its gradient at the pixel its switch names: switch k = i·pw + j
     lies ``offset[k] = (i·w + j)·c`` values after the window's first pixel (a table
     made once, so no division per element).  With ``relu_gate`` the gradient is first
-    gated by [y > 0] (the backward of a ReLU below the pool, ``ops/pool.py``);
+    gated by [y > 0] (the backward of a ReLU below the pool, ``kernels/pool.py``);
     ``routed[b, ch]`` sums what image b routed.  Unsigned offsets, as in the forward (a
     window's first pixel may lie in the padding, before its image: the unsigned sum
     wraps back into it)."""
@@ -227,7 +227,7 @@ def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
 
 def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None, relu_output=None):
     """dx (x_shape) from dy.  With ``relu_output`` (the pool's output, when its input is a
-    ReLU's output) the ReLU's backward too: ``(dz, ∂L/∂b)`` (see ``ops/pool.py``)."""
+    ReLU's output) the ReLU's backward too: ``(dz, ∂L/∂b)`` (see ``kernels/pool.py``)."""
     dx = out if out is not None else np.empty(x_shape, dtype=dy.dtype)
     routed = np.empty((x_shape[0], x_shape[3]), np.float64)
     gated = relu_output is not None
@@ -526,7 +526,7 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
 @njit(inline="always")
 def bias_act(v, b, relu):
     """act(v + b) of one value: the ReLU when ``relu``, else the identity (the epilogue,
-    ``ops/epilogue.py``; also applied by the Winograd forward as it stores)."""
+    ``kernels/epilogue.py``; also applied by the Winograd forward as it stores)."""
     v = v + b
     return max(v, 0) if relu else v
 
