@@ -22,7 +22,6 @@ from .base import Layer
 
 class Conv2D(Layer):
     input_rank = 4
-    has_activation = True
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,

@@ -168,7 +168,8 @@ def gradcheck(model_or_layer, x, y=None, loss=None, bisect=False, verbose=True, 
     """Check every layer's backward by finite differences; print the table.  Returns the
     results, or with ``bisect=True`` the name of the first wrong layer (None if all pass)."""
     from ..layers import Layer
-    if isinstance(model_or_layer, Layer):
+    from ..model import Model
+    if isinstance(model_or_layer, Layer) and not isinstance(model_or_layer, Model):
         from ..saving import _layer_from_config
         layer = _layer_from_config({"class": type(model_or_layer).__name__,
                                     "config": model_or_layer.get_config()}, "gradcheck")

@@ -52,10 +52,10 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
         twin.set_weights(model.get_weights())
     x = np.asarray(x, dtype=np.float32)
     rows, notes = [], set()
-    # forward, layer by layer
-    h_ours, h_theirs = x, tf.constant(x)
-    for ours, theirs in zip(model.layers, twin.layers):
-        h_ours, h_theirs = ours.forward(h_ours), theirs(h_theirs)
+    # forward, layer by layer (every output visible, then backward through the same pass)
+    h_theirs = tf.constant(x)
+    for (ours, h_ours), theirs in zip(model.layer_outputs(x), twin.layers):
+        h_theirs = theirs(h_theirs)
         rows.append(("forward", ours.name, "output", *_stats(h_ours, h_theirs.numpy())))
         if hasattr(ours, "pool_size") and len(np.unique(np.round(h_ours, 7))) < h_ours.size * 0.9:
             notes.add("pool_ties")
