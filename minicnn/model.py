@@ -169,6 +169,7 @@ class Model(TrainingMixin, Layer):
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
         grads, below = dict(seeds), self._steps_after(plan, stop)
+        plan.summed_grads.clear()
         for step in (s for s in reversed(plan.steps) if s in below):
             dys = [grads.pop(id(t), None) for t in step.outputs]
             if all(dy is None for dy in dys):

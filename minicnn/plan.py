@@ -19,10 +19,12 @@ from .fusion import ReluPoolGroup, forms_group
 class LayerStep:
     """One node: its layer's own forward and backward.  A layer keeps one cache slot; when
     it has several nodes in the plan (a shared layer), each node's slot is saved after its
-    forward and put back before its backward (``Layer.call_state``)."""
+    forward and put back before its backward (``Layer.call_state``), and its weight
+    gradient is the sum over its nodes: ∂L/∂W = Σ_calls (∂L/∂W)_call, kept in
+    ``summed`` (one dict per plan, emptied when a backward sweep begins)."""
 
-    def __init__(self, node, shared):
-        self.node, self.shared, self.state = node, shared, None
+    def __init__(self, node, shared, summed):
+        self.node, self.shared, self.state, self.summed = node, shared, None, summed
         self.inputs, self.outputs = node.inputs, node.outputs
         self.layers = [node.layer]
 
@@ -38,6 +40,11 @@ class LayerStep:
         if self.shared:
             layer.restore_call_state(self.state)
         dx = layer.backward_logits(dy, input_grad) if logits else layer.backward(dy, input_grad)
+        if self.shared:
+            earlier = self.summed.get(id(layer))
+            if earlier is not None:
+                layer.grads = {k: earlier[k] + g for k, g in layer.grads.items()}
+            self.summed[id(layer)] = {k: g.copy() for k, g in layer.grads.items()}
         return dx if self.node.as_list else [dx]
 
     def describe(self) -> str:
@@ -94,8 +101,9 @@ class Plan:
         calls = {}
         for node in nodes:
             calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
-        fuse = backend.get_kernels() != "reference"
-        self.steps, i = [], 0
+        self.kernels = backend.get_kernels()
+        fuse = self.kernels != "reference"
+        self.steps, self.summed_grads, i = [], {}, 0
         while i < len(nodes):
             node, after = nodes[i], nodes[i + 1] if i + 1 < len(nodes) else None
             out = node.outputs[0]
@@ -106,7 +114,7 @@ class Plan:
                 self.steps.append(GroupStep(node, after))
                 i += 2
             else:
-                self.steps.append(LayerStep(node, calls[id(node.layer)] > 1))
+                self.steps.append(LayerStep(node, calls[id(node.layer)] > 1, self.summed_grads))
                 i += 1
         self.last_use = {}
         for index, step in enumerate(self.steps):
