@@ -9,7 +9,7 @@ import numpy as np
 
 import minicnn as mc
 from minicnn import layers
-from minicnn.example_support import check, example_main
+from minicnn.example_support import Figures, check, example_main
 
 
 def build(channels=8):
@@ -39,6 +39,17 @@ def main(quick=False, out=None):
     print(f"|∂L/∂x| from model.backward:         {np.linalg.norm(total):.4f}")
     error = np.abs(through_skip + through_branch - total).max()
     check(error < 1e-12, f"the model's ∂L/∂x is the sum of the two shares (max difference {error:.1e})")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2), constrained_layout=True)
+    shares = [("through the skip connection", through_skip), ("through the branch F", through_branch),
+              ("their sum = model.backward", total)]
+    top = max(np.abs(s[0]).sum(axis=-1).max() for _, s in shares)
+    for ax, (title, share) in zip(axes, shares):
+        image = ax.imshow(np.abs(share[0]).sum(axis=-1), cmap="magma", vmin=0, vmax=top)
+        ax.set_title(f"|∂L/∂x| {title}", fontsize=9)
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="Σ over channels of |∂L/∂x|, first image")
+    Figures(out or "out/residual").save(fig, "skip_and_branch_gradients")
     mc.set_floatx("float32")
     return error
 
