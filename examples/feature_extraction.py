@@ -37,7 +37,7 @@ def main(quick=False, out=None):
     for label, n in (("large", large), ("small", small)):
         seeding.set_seed(0)
         model = architectures.cifar_six_conv(x.shape[1:])
-        model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(x[:n], y[:n], batch_size=32 if not quick else 64, epochs=1 if quick else 10, verbose=2)
         accuracies[label] = model.evaluate(xt, yt, verbose=0)[1]
         models[label] = model

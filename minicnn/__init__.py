@@ -3,7 +3,7 @@
     import minicnn as mc
     model = mc.Sequential([mc.layers.Input((28, 28, 1)),
                            mc.layers.Conv2D(32, 3, activation="relu"), ...])
-    model.compile("adam", "categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=3)
 """
 from . import threads as _threads

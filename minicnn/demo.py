@@ -31,7 +31,7 @@ def olivetti_comparison(seeds=(0, 1, 2, 3, 4), epochs=20, verbose=0):
         for name in results:
             seeding.set_seed(seed)
             model = architectures.SEED_MODELS[name]()
-            model.compile(optimizers.Adam(0.003), "binary_crossentropy", ["accuracy"])
+            model.compile(optimizers.Adam(0.003), "binary_crossentropy", metrics=["accuracy"])
             history = model.fit(x, y, batch_size=5, epochs=epochs, verbose=verbose)
             results[name].append(history.history["accuracy"][-1])
             models[name] = model
@@ -51,7 +51,7 @@ def run(out_dir="minicnn-demo", epochs=6, quick=False):
     seeding.set_seed(0)
     model = architectures.mnist_deconstructed()
     model.summary()
-    model.compile(optimizers.Adam(0.002), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizers.Adam(0.002), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x_train, y_train, batch_size=128, epochs=2 if quick else epochs,
                         validation_data=(x_test, y_test))
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)

@@ -251,12 +251,14 @@ class Model(TrainingMixin, Layer):
     def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
         """∂L/∂(model input) — or ∂L/∂(output of layer ``stop``) — from ``grad`` =
         ∂L/∂(output of ``top``, default the model's output; a list for several outputs).
-        With ``from_logits``, ``grad`` is ∂L/∂(pre-activation of ``top``).  With
+        With ``from_logits`` (one flag, or one per output), ``grad`` is ∂L/∂(pre-activation).  With
         ``input_grad=False`` no ∂L/∂(model input) is formed (a training step needs none)."""
         tops = self.outputs if top is None else [self.tensor_of(top)]
         seeds = dict(zip(map(id, tops), grad if len(tops) > 1 else [grad]))
         stop_tensor = None if stop is None else self.tensor_of(stop)
-        grads = self.run_backward(seeds, stop_tensor, input_grad, logits=set(seeds) if from_logits else ())
+        flags = from_logits if isinstance(from_logits, (list, tuple)) else [from_logits] * len(tops)
+        logits = {id(t) for t, fused in zip(tops, flags) if fused}
+        grads = self.run_backward(seeds, stop_tensor, input_grad, logits)
         if not input_grad and stop is None:
             return None
         wanted = [stop_tensor] if stop is not None else self.inputs

@@ -123,7 +123,7 @@ def load_model(path, compile=True):
         layer.set_weights([weights[f"{layer.name}/{k}"] for k in layer.params])
     if compile and "compile" in config:
         c = config["compile"]
-        model.compile(optimizers.from_config(c["optimizer"]), _loss_from_config(c["loss"]), c["metrics"])
+        model.compile(optimizers.from_config(c["optimizer"]), _loss_from_config(c["loss"]), metrics=c["metrics"])
         model.optimizer.iterations = c["iterations"]
         for key, value in slots.items():
             layer, param, slot = key.split("/")

@@ -19,31 +19,46 @@ import math
 
 import numpy as np
 
-from . import backend, losses, optimizers
-from . import metrics as metric_registry
+from . import backend, optimizers
 from .callbacks import Callback, History
+from .compiled_loss import CompiledLoss
+from .graph import flatten
 from .progbar import Progbar
 from .seeding import global_generator
 
 
+def take(data, rows):
+    """``data[rows]`` for an array, or for each array of a list or dict of them."""
+    if isinstance(data, dict):
+        return {k: v[rows] for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [v[rows] for v in data]
+    return data[rows]
+
+
+def sample_count(data) -> int:
+    return len(flatten(data)[0])
+
+
 class ArrayBatches:
-    """Mini-batches of in-memory arrays, reshuffled every epoch when ``shuffle``."""
+    """Mini-batches of in-memory arrays (or lists/dicts of them, for several inputs or
+    outputs), reshuffled every epoch when ``shuffle``."""
 
     def __init__(self, x, y, batch_size, shuffle, move=lambda a: a):
         self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
-        self.order = np.arange(len(x))
+        self.order = np.arange(sample_count(x))
 
     def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(sample_count(self.x) / self.batch_size)
 
     def on_epoch_begin(self):
         if self.shuffle:
-            self.order = global_generator().permutation(len(self.x))
+            self.order = global_generator().permutation(sample_count(self.x))
 
     def __getitem__(self, i):
         rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
         idx = self.order[rows] if self.shuffle else rows      # unshuffled: views, no copies
-        return self.move(self.x[idx]), (None if self.y is None else self.move(self.y[idx]))
+        return self.move(take(self.x, idx)), (None if self.y is None else self.move(take(self.y, idx)))
 
 
 class SequenceBatches:
@@ -67,7 +82,8 @@ class SequenceBatches:
 
 
 def is_sequence(x) -> bool:
-    return not isinstance(x, np.ndarray) and not backend.is_gpu_array(x) and hasattr(x, "__getitem__") \
+    return not isinstance(x, (np.ndarray, list, tuple, dict)) and not backend.is_gpu_array(x) \
+        and hasattr(x, "__getitem__") \
         and hasattr(x, "__len__")
 
 
@@ -89,68 +105,94 @@ class RunningMeans:
 class TrainingMixin:
     """The training methods of ``Sequential`` (kept apart from its architecture code)."""
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
+        """Keras's arguments, in Keras 3's order: ``loss``, ``loss_weights`` and ``metrics``
+        are one value for all outputs, a list in output order or a dict by output name."""
         if loss is None:
             raise ValueError(f"model {self.name!r}: compile needs a loss, e.g. loss='categorical_crossentropy'")
+        if isinstance(loss_weights, (list, tuple)) and any(isinstance(w, str) for w in loss_weights):
+            raise ValueError(f"model {self.name!r}: compile's third argument is loss_weights (Keras 3's order), "
+                             f"received {loss_weights!r}; pass metrics by name: metrics={list(loss_weights)!r}")
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self.metric_fns = dict(metric_registry.get(m, self.loss.name) for m in (metrics or []))
-        self.compiled = True
+        self.compiled_loss = CompiledLoss(self, loss, loss_weights, metrics)
+        self.loss = self.compiled_loss.terms[0].loss                 # one output: its loss and metrics
+        self.metric_fns = self.compiled_loss.terms[0].metric_fns
 
     # -- checks ------------------------------------------------------------------
     def _require_compiled(self):
         if getattr(self, "loss", None) is None:
-            raise ValueError(f"model {self.name!r}: call compile(optimizer, loss, metrics) first")
+            raise ValueError(f"model {self.name!r}: call compile(optimizer, loss, metrics=...) first")
+
+    def _outputs_list(self, data, what):
+        """Labels (or predictions) as a list in output order, from an array, list or dict."""
+        if isinstance(data, dict):
+            missing = [n for n in self.output_names if n not in data]
+            if missing:
+                raise ValueError(f"{what}: no labels for outputs {missing}; received keys {list(data)}")
+            return [data[n] for n in self.output_names]
+        items = flatten(data) if len(self.outputs) > 1 else [data]
+        if len(items) != len(self.outputs):
+            raise ValueError(f"{what}: expected labels for {len(self.outputs)} outputs {self.output_names}, "
+                             f"received {len(items)}")
+        return items
 
     def _check_xy(self, x, y, what="fit"):
-        if not isinstance(x, np.ndarray) and not backend.is_gpu_array(x):
-            raise ValueError(f"{what}: x must be an array, received {type(x).__name__}")
+        arrays = flatten(x) if isinstance(x, (list, tuple, dict)) else [x]
+        for a in arrays:
+            if not isinstance(a, np.ndarray) and not backend.is_gpu_array(a):
+                raise ValueError(f"{what}: x must be an array (or a list/dict of arrays, one per input), "
+                                 f"received {type(a).__name__}")
+        if not self.built:
+            self.build((None, *arrays[0].shape[1:]))
         self.check_input(x)
-        if len(x) == 0:
+        n = len(arrays[0])
+        if n == 0:
             raise ValueError(f"{what}: x is empty")
-        if not bool(backend.get_array_module(x).isfinite(x).all()):
+        if any(len(a) != n for a in arrays):
+            raise ValueError(f"{what}: every input array needs the same number of samples, "
+                             f"received {[len(a) for a in arrays]}")
+        if not all(bool(backend.get_array_module(a).isfinite(a).all()) for a in arrays):
             raise ValueError(f"{what}: x contains NaN or inf values")
         if y is None:
             return
-        if len(y) != len(x):
-            raise ValueError(f"{what}: x and y must have the same length, received {len(x)} and {len(y)}")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        probe = np.zeros((len(y), *self.output_shape[1:]), dtype="float32")
-        try:
-            self.loss.check_labels(probe, y)
-        except ValueError as exc:
-            raise ValueError(f"{what}: labels do not fit the model's output {self.output_shape} "
-                             f"and the loss {self.loss.name!r}: {exc}") from None
+        labels = self._outputs_list(y, what)
+        for term, out_shape, labels_k in zip(self.compiled_loss.terms, flatten(self.output_shape)
+                                             if len(self.outputs) > 1 else [self.output_shape], labels):
+            if len(labels_k) != n:
+                raise ValueError(f"{what}: x and y must have the same length, received {n} and {len(labels_k)}")
+            probe = np.zeros((len(labels_k), *out_shape[1:]), dtype="float32")
+            try:
+                term.loss.check_labels(probe, labels_k)
+            except ValueError as exc:
+                raise ValueError(f"{what}: labels do not fit the model's output {out_shape} "
+                                 f"and the loss {term.loss.name!r}: {exc}") from None
 
     # -- one step --------------------------------------------------------------------
     def _loss_and_seed(self, y_pred, y):
-        """(L, ∂L/∂(seed), fused): fused means the seed is the last layer's logits."""
-        last = self.layers[-1]
-        fused = not self.loss.from_logits and self.loss.fuses_with == last.activation.name
-        if fused:
-            value = self.loss.forward_logits(last.activation.logits, y)
-        else:
-            value = self.loss.forward(y_pred, y)
-        return float(value), fused
+        """(L, fused) for a one-output model: fused means the backward starts from the
+        output layer's logits (the study tools use this)."""
+        value, _ = self.compiled_loss([y_pred], [y])
+        return value, self.compiled_loss.terms[0].fused
 
-    def _metric_values(self, y_pred, y):
-        xp = backend.get_array_module(y_pred)
-        return {name: float(fn(y_pred, xp.asarray(y)).mean()) for name, fn in self.metric_fns.items()}
+    def _losses(self, y_pred, y):
+        """(L = Σ_k w_k L_k, logs) for the outputs ``y_pred`` and labels ``y``."""
+        preds = y_pred if len(self.outputs) > 1 else [y_pred]
+        return self.compiled_loss(preds, self._outputs_list(y, "fit"))
 
     def train_step(self, x, y, snapshot=()):
-        """One gradient step on a batch; returns (loss, metrics) for the batch.
+        """One gradient step on a batch; returns (loss, logs) for the batch.
         A non-finite loss returns before any weight changes; after a finite one the
         current weights are copied into ``snapshot`` (preallocated buffers) first."""
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
             y_pred = self.forward(x, training=True)
-            value, fused = self._loss_and_seed(y_pred, y)
+            value, logs = self._losses(y_pred, y)
         if not math.isfinite(value):
             return value, {}
-        logs = self._metric_values(y_pred, y)
         for params, name, saved in snapshot:            # the weights that gave a finite loss
             backend.get_array_module(saved).copyto(saved, params[name])
-        self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
+        seeds, fused = self.compiled_loss.seeds()
+        self.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
+                      input_grad=False)
         grads = [(key, params, name, self.get_layer(key[0]).grads[name])
                  for key, params, name in self.trainable_params()]
         self.optimizer.apply(grads)
@@ -161,7 +203,7 @@ class TrainingMixin:
         self._require_compiled()
         self._check_xy(x, y, "train_on_batch")
         value, logs = self.train_step(self.to_device(x), self.to_device(y))
-        return [value, *logs.values()] if self.metric_fns else value
+        return [value, *logs.values()] if logs else value
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -177,8 +219,9 @@ class TrainingMixin:
         else:
             self._check_xy(x, y)
             if validation_split:
-                split = int(math.floor(len(x) * (1.0 - validation_split)))
-                x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+                split = int(math.floor(sample_count(x) * (1.0 - validation_split)))
+                x, y, validation_data = (take(x, slice(None, split)), take(y, slice(None, split)),
+                                         (take(x, slice(split, None)), take(y, slice(split, None))))
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
         if validation_data is not None:
             self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
@@ -220,7 +263,7 @@ class TrainingMixin:
                       f"restoring the weights of the last finite step (TerminateOnNaN)")
                 self.stop_training = True
                 break
-            means.add({**metric_logs, "loss": value}, len(xb))
+            means.add({**metric_logs, "loss": value}, sample_count(xb))
             bar.update(step + 1, means.result())
             for cb in callbacks:
                 cb.on_train_batch_end(step, {**metric_logs, "loss": value})
@@ -234,11 +277,11 @@ class TrainingMixin:
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
         means = RunningMeans()
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = self.to_device(x[start:start + batch_size]), self.to_device(y[start:start + batch_size])
-            y_pred = self.forward(xb, training=False)
-            value, _ = self._loss_and_seed(y_pred, yb)
-            means.add({**self._metric_values(y_pred, yb), "loss": value}, len(xb))
+        for step, start in enumerate(range(0, sample_count(x), batch_size)):
+            rows = slice(start, start + batch_size)
+            xb, yb = self.to_device(take(x, rows)), self.to_device(take(y, rows))
+            value, logs = self._losses(self.forward(xb, training=False), yb)
+            means.add({**logs, "loss": value}, sample_count(xb))
             if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
@@ -248,23 +291,26 @@ class TrainingMixin:
         """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
         self._check_xy(x, y, "evaluate")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
+        bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
         result = self._evaluate_arrays(x, y, batch_size, bar)
         bar.finish(result)
         if return_dict:
             return result
-        return [result["loss"], *(result[k] for k in self.metric_fns)] if self.metric_fns else result["loss"]
+        others = self.compiled_loss.metric_names()
+        return [result["loss"], *(result[k] for k in others)] if others else result["loss"]
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
         self._check_xy(x, None, "predict")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        parts = []
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            parts.append(backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size]))).copy())
+        bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
+        parts = []                                  # per batch: the list of the outputs' arrays
+        for step, start in enumerate(range(0, sample_count(x), batch_size)):
+            outputs = self.forward(self.to_device(take(x, slice(start, start + batch_size))))
+            parts.append([backend.to_numpy(a).copy() for a in (outputs if isinstance(outputs, list) else [outputs])])
             bar.update(step + 1)
         bar.finish()
-        return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
+        joined = [np.concatenate(arrays, axis=0) for arrays in zip(*parts)]   # on the host, as Keras returns it
+        return joined[0] if len(joined) == 1 else joined
 
     # -- persistence (see saving.py) ---------------------------------------------------
     def save(self, path):

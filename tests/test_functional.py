@@ -154,3 +154,95 @@ def test_activation_model_recipe_matches_keras(float64_both):
     assert len(ours_acts) == 4
     for a, b in zip(ours_acts, theirs_acts):
         assert rel(a, b) < 1e-9
+
+
+def two_in_two_out(lib):
+    L = lib.layers
+    image, extra = lib.Input((6, 6, 1), name="image"), lib.Input((3,), name="extra")
+    h = L.Flatten(name="flat")(L.Conv2D(2, 3, activation="relu", name="conv")(image))
+    h = L.Concatenate(name="cat")([h, L.Dense(4, activation="relu", name="side")(extra)])
+    kind = L.Dense(3, activation="softmax", name="kind")(h)
+    score = L.Dense(1, activation="sigmoid", name="score")(h)
+    return lib.Model([image, extra], [kind, score])
+
+
+def test_two_inputs_two_outputs_with_a_loss_list_and_weights_match_keras(float64_both):
+    ours, theirs = twins(two_in_two_out)
+    rng = np.random.default_rng(4)
+    x = [rng.standard_normal((10, 6, 6, 1)), rng.standard_normal((10, 3))]
+    y = [rng.integers(0, 3, 10), rng.integers(0, 2, (10, 1)).astype("float64")]
+    args = dict(loss=["sparse_categorical_crossentropy", "binary_crossentropy"], loss_weights=[1.0, 0.5])
+    ours.compile(mc.optimizers.SGD(0.05), **args)
+    theirs.compile(keras.optimizers.SGD(0.05), **args)
+    h_ours = ours.fit(x, y, batch_size=5, epochs=3, shuffle=False, verbose=0).history
+    h_theirs = theirs.fit(x, y, batch_size=5, epochs=3, shuffle=False, verbose=0).history
+    assert set(h_ours) == {"loss", "kind_loss", "score_loss"} <= set(h_theirs)
+    for key in h_ours:
+        np.testing.assert_allclose(h_ours[key], h_theirs[key], rtol=1e-8, err_msg=key)
+    for w_ours, w_theirs in zip(ours.get_weights(), theirs.get_weights()):
+        assert rel(w_ours, w_theirs) < 1e-8
+    p_ours, p_theirs = ours.predict(x, verbose=0), theirs.predict(x, verbose=0)
+    assert isinstance(p_ours, list) and len(p_ours) == 2
+    for a, b in zip(p_ours, p_theirs):
+        assert rel(a, b) < 1e-9
+    named = ours.evaluate({"image": x[0], "extra": x[1]}, {"kind": y[0], "score": y[1]}, verbose=0,
+                          return_dict=True)
+    assert np.isclose(named["loss"], named["kind_loss"] + 0.5 * named["score_loss"])
+
+
+def test_nested_models_trainable_and_summary_count_as_keras():
+    base = mc.Sequential([mc.Input((8, 8, 3)), mc.layers.Conv2D(4, 3, name="b_conv"), mc.layers.Flatten(name="b_flat")],
+                         name="base")
+    model = mc.Sequential([base, mc.layers.Dense(2, name="head")])
+    assert model.count_params() == 3 * 3 * 3 * 4 + 4 + 144 * 2 + 2
+    base.trainable = False
+    assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
+    text = model.summary(print_fn=None)
+    assert "Trainable params: 290" in text and "Non-trainable params: 112" in text
+    base.trainable = True
+    for layer in base.layers:
+        layer.trainable = layer.name != "b_conv"
+    assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
+    assert model.get_layer("b_conv") is base.layers[0] and model.layers[0] is base
+    popped = model.pop()
+    assert popped.name == "head" and model.layers == [base]
+
+
+def test_layer_calls_on_arrays_run_eagerly_and_names_follow_keras():
+    dense = mc.layers.Dense(2)
+    assert dense.name == "dense" and mc.layers.Dense(2).name == "dense_1"
+    y = dense(np.ones((3, 4), "float32"))
+    assert isinstance(y, np.ndarray) and y.shape == (3, 2)
+    x = mc.Input((4,))
+    assert x.name == "input_layer" and x.shape == (None, 4) and mc.Input((4,)).name == "input_layer_1"
+    out = dense(x)
+    assert out.shape == (None, 2) and dense.output is out and dense.input is x
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: mc.layers.Conv2D(2, 3)(mc.layers.Dense(3)(mc.Input((5,)))), r"expected input of rank 4 .* \(None, 3\)"),
+    (lambda: mc.layers.Conv2D(2, 3)(mc.Input((2, 2, 1))), "Conv2D layer 'conv2d'"),
+    (lambda: mc.layers.Add()([mc.Input((3,)), mc.Input((4,))]), r"same shape, received \[\(None, 3\), \(None, 4\)\]"),
+    (lambda: mc.layers.Concatenate()([mc.Input((3, 2)), mc.Input((4, 3))]), "every axis but the concatenation"),
+    (lambda: mc.Model(mc.Input((3,)), mc.layers.Dense(2)(mc.Input((3,), name="other"))), "depend on input 'other'"),
+    (lambda: mc.Model(np.ones((2, 3)), mc.Input((3,))), "must be symbolic tensors"),
+    (lambda: mc.layers.Add()([mc.Input((3,)), np.ones((2, 3))]), "mix of symbolic tensors and arrays"),
+])
+def test_graph_errors_name_the_layers_and_shapes(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_duplicate_names_and_wrong_input_counts_are_refused():
+    x = mc.Input((3,))
+    a, b = mc.layers.Dense(2, name="twin")(x), mc.layers.Dense(2, name="twin")(x)
+    with pytest.raises(ValueError, match=r"duplicate layer names \['twin'\]"):
+        mc.Model(x, mc.layers.Add()([a, b]))
+    model = two_in_two_out(MC)
+    with pytest.raises(ValueError, match=r"expected 2 input arrays \['image', 'extra'\], received 1"):
+        model.predict(np.ones((2, 6, 6, 1), "float32"))
+    model.compile("sgd", ["sparse_categorical_crossentropy", "binary_crossentropy"])
+    with pytest.raises(ValueError, match="expected labels for 2 outputs"):
+        model.fit([np.ones((2, 6, 6, 1), "float32"), np.ones((2, 3), "float32")], np.zeros(2), verbose=0)
+    with pytest.raises(ValueError, match="third argument is loss_weights"):
+        model.compile("sgd", "mse", ["accuracy"])

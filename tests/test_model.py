@@ -24,7 +24,7 @@ def tiny_model(seed=0, dropout=0.3):
     mc.set_seed(seed)
     model = mc.Sequential([layers.Input((12, 12, 1)), layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(),
                            layers.Flatten(), layers.Dropout(dropout), layers.Dense(3, activation="softmax")])
-    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", ["acc"])
+    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["acc"])
     return model
 
 
