@@ -67,7 +67,7 @@ def run(out_dir="minicnn-demo", epochs=6, quick=False):
         print(f"  {name}: {params:,} params, final training accuracy per seed {[round(a, 3) for a in accs]}")
         rows.append(f"<tr><td>{name}</td><td>{params:,}</td><td>{', '.join(f'{a:.3f}' for a in accs)}</td></tr>")
     cnn = face_models["face_cnn"]
-    conv_out, pool_out = cnn.intermediate_outputs(face_x[:1], ["conv2d", "max_pooling2d"])
+    conv_out, pool_out = cnn.intermediate_outputs(face_x[:1], [cnn.layers[0].name, cnn.layers[1].name])
     figures = os.path.join(out_dir, "figures")
     os.makedirs(figures, exist_ok=True)
     face_section = ("Olivetti faces: FCNN vs CNN",

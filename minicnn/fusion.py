@@ -36,6 +36,7 @@ class ReluPoolGroup:
 
     def __init__(self, below, pool):
         self.below, self.pool = below, pool
+        self.one_kernel = False         # whether the last forward ran as one kernel
 
     # The visualizations switch the ReLU's backward rule (guided, deconvnet): only the plain
     # gradient rule can be applied on the pooled gradient.
@@ -50,7 +51,8 @@ class ReluPoolGroup:
                                            pool.pool_size, pool.strides, pool.padding))
 
     def forward(self, x, training):
-        if not self._one_forward_kernel(x):
+        self.one_kernel = self._one_forward_kernel(x)
+        if not self.one_kernel:
             return self.pool.forward(self.below.forward(x, training=training), training=training)
         below, pool = self.below, self.pool
         x = below.begin_forward(x)

@@ -70,6 +70,6 @@ def flatten(structure) -> list:
     dict's order)."""
     if isinstance(structure, dict):
         return list(structure.values())
-    if isinstance(structure, (list, tuple)):
+    if isinstance(structure, (list, tuple)) or hasattr(structure, "__next__"):     # a generator too
         return list(structure)
     return [structure]

@@ -56,6 +56,7 @@ class Model(TrainingMixin, Layer):
 
     # -- the graph ------------------------------------------------------------------
     def _set_graph(self, inputs, outputs):
+        inputs, outputs = (flatten(s) if hasattr(s, "__next__") else s for s in (inputs, outputs))
         for what, given in (("inputs", inputs), ("outputs", outputs)):
             wrong = [type(t).__name__ for t in flatten(given) if not is_symbolic(t)]
             if wrong:
@@ -138,10 +139,11 @@ class Model(TrainingMixin, Layer):
         return self._plans[key]
 
     # -- the two loops ----------------------------------------------------------
-    def run_forward(self, arrays, training, plan):
+    def run_forward(self, arrays, training, plan, record=None):
         """Each step in order: its outputs from its inputs.  An array is dropped after its
         last reader (``plan.last_use``) unless it is a target: its buffer is then free for
-        reuse.  Returns {id(tensor): array} for the targets."""
+        reuse.  Returns {id(tensor): array} for the targets.  ``record``: a list that
+        receives (step, outputs) for each step (``trace``)."""
         for layer in self.flat_layers():
             layer.release()
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
@@ -149,13 +151,15 @@ class Model(TrainingMixin, Layer):
         for index, step in enumerate(plan.steps):
             outputs = step.forward([values[id(t)] for t in step.inputs], training)
             values.update(zip(map(id, step.outputs), outputs))
+            if record is not None:
+                record.append((step, outputs))
             for t in step.inputs:
                 if plan.last_use[id(t)] == index and id(t) not in wanted:
                     values.pop(id(t), None)
         self._last_plan = plan
         return values
 
-    def run_backward(self, seeds, stop=None, input_grad=True, logits=()):
+    def run_backward(self, seeds, stop=None, input_grad=True, logits=(), record=None):
         """Backprop through the graph of the last forward:
 
             ∂L/∂x = Σ over the steps c that read x of  c.backward(∂L/∂(outputs of c))
@@ -164,7 +168,8 @@ class Model(TrainingMixin, Layer):
         block's skip connection receives the branch's gradient plus its own).  ``seeds``:
         {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the model's
         inputs); ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns
-        {id(tensor): gradient} for the stop tensor or the inputs."""
+        {id(tensor): gradient} for the stop tensor or the inputs (``record``: as in
+        ``run_forward``, (step, input gradients))."""
         plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
@@ -176,6 +181,8 @@ class Model(TrainingMixin, Layer):
                 continue                                     # L does not depend on this step
             needed = input_grad or any(id(t) not in stop_ids for t in step.inputs)
             dxs = step.backward(dys, needed, logits=any(id(t) in logits for t in step.outputs))
+            if record is not None:
+                record.append((step, dxs if needed else None))
             if not needed:
                 continue
             for t, dx in zip(step.inputs, dxs):
@@ -223,14 +230,14 @@ class Model(TrainingMixin, Layer):
                              f"{[t.name for t in self.inputs]}, received {len(arrays)}")
         return arrays
 
-    def forward(self, x, training=False, upto=None):
+    def forward(self, x, training=False, upto=None, record=None):
         """The outputs for ``x`` (one array, or a list for several outputs); with ``upto``
         (a layer name), that layer's output."""
         if not self.built:
             self.build((None, *x.shape[1:]))
         arrays = flatten(self.check_input(x)) if len(self.inputs) > 1 else [self.check_input(x)]
         targets = self.outputs if upto is None else [self.tensor_of(upto)]
-        values = self.run_forward(arrays, training, self.plan(targets))
+        values = self.run_forward(arrays, training, self.plan(targets), record)
         outputs = [values[id(t)] for t in targets]
         self.output_shape_seen = outputs[0].shape if len(outputs) == 1 else [a.shape for a in outputs]
         return outputs[0] if len(outputs) == 1 else outputs
@@ -248,7 +255,7 @@ class Model(TrainingMixin, Layer):
         for layer, t in zip(layers, targets):
             yield layer, values[id(t)]
 
-    def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
+    def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True, record=None):
         """∂L/∂(model input) — or ∂L/∂(output of layer ``stop``) — from ``grad`` =
         ∂L/∂(output of ``top``, default the model's output; a list for several outputs).
         With ``from_logits`` (one flag, or one per output), ``grad`` is ∂L/∂(pre-activation).  With
@@ -258,7 +265,7 @@ class Model(TrainingMixin, Layer):
         stop_tensor = None if stop is None else self.tensor_of(stop)
         flags = from_logits if isinstance(from_logits, (list, tuple)) else [from_logits] * len(tops)
         logits = {id(t) for t, fused in zip(tops, flags) if fused}
-        grads = self.run_backward(seeds, stop_tensor, input_grad, logits)
+        grads = self.run_backward(seeds, stop_tensor, input_grad, logits, record)
         if not input_grad and stop is None:
             return None
         wanted = [stop_tensor] if stop is not None else self.inputs
