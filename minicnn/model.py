@@ -168,8 +168,8 @@ class Model(TrainingMixin, Layer):
         block's skip connection receives the branch's gradient plus its own).  ``seeds``:
         {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the model's
         inputs); ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns
-        {id(tensor): gradient} for the stop tensor or the inputs (``record``: as in
-        ``run_forward``, (step, input gradients))."""
+        {id(tensor): gradient} for the stop tensor or the inputs (``record``: a list that
+        receives (step, output gradients, input gradients) for each step run)."""
         plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
@@ -182,7 +182,7 @@ class Model(TrainingMixin, Layer):
             needed = input_grad or any(id(t) not in stop_ids for t in step.inputs)
             dxs = step.backward(dys, needed, logits=any(id(t) in logits for t in step.outputs))
             if record is not None:
-                record.append((step, dxs if needed else None))
+                record.append((step, dys, dxs if needed else None))
             if not needed:
                 continue
             for t, dx in zip(step.inputs, dxs):

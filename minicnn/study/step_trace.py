@@ -52,7 +52,7 @@ def trace(model, x, y, verbose=True, bins=30):
     seeds, fused = model.compiled_loss.seeds()
     model.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
                    record=backward_steps)
-    input_grads = {id(step): dxs for step, dxs in backward_steps}
+    input_grads = {id(step): dxs for step, _, dxs in backward_steps}
     layers = [layer for step, _ in forward_steps for layer in step.layers]
     before = {(layer.name, k): v.copy() for layer in layers for k, v in layer.params.items()}
     rows = []
