@@ -22,7 +22,7 @@ import numpy as np
 from . import backend
 from .layers import Input, Layer
 from .summary import summary_table
-from .training import TrainingMixin
+from .training import TrainingMixin, serialized
 
 
 class Gradient(NamedTuple):
@@ -170,6 +170,7 @@ class Sequential(TrainingMixin):
             i -= 1
         return grad
 
+    @serialized
     def backward_from(self, grads_by_layer: dict):
         """∂S/∂(model input) for ``S = Σ_l S_l(output of layer l)``, given
         ``{layer name: ∂S_l/∂output}``: one reverse sweep from the highest of those layers,
@@ -185,6 +186,7 @@ class Sequential(TrainingMixin):
         return grad
 
     # -- what the tutorials build a functional Model for --------------------------
+    @serialized
     def intermediate_outputs(self, x, names):
         """The activations of the named layers for input ``x`` (inference mode), in order."""
         wanted = [self.layer_index(n) for n in names]
@@ -192,6 +194,7 @@ class Sequential(TrainingMixin):
         outputs = {i: a.copy() for i, (_, a) in enumerate(passes) if i in wanted}
         return [outputs[i] for i in wanted]
 
+    @serialized
     def gradient(self, x, score_grad, layer=None, wrt=None, logits=False):
         """Gradient of a scalar score ``S`` of a layer's output, in inference mode.
 
@@ -237,9 +240,11 @@ class Sequential(TrainingMixin):
         return backend.to_numpy(array)
 
     # -- parameters ----------------------------------------------------------
+    @serialized
     def get_weights(self):
         return [w for layer in self.layers for w in layer.get_weights()]
 
+    @serialized
     def set_weights(self, weights):
         """Keras order; every shape is checked before any layer changes."""
         weights = list(weights)

@@ -11,15 +11,25 @@ One training step (``train_step``) is the whole algorithm::
 with Keras's conventions: ``validation_split`` takes the last fraction of the data
 *before* shuffling; the last partial batch is kept; the epoch's loss is the mean of the
 batch losses weighted by batch size.  A non-finite loss stops training at once, with the
-weights of the last finite step restored (Keras's ``TerminateOnNaN``, always on).
+weights and the optimizer state of the last finite step restored (Keras's
+``TerminateOnNaN``, always on; ``Optimizer.revert_step``).
+
+Threads: the layers keep per-call caches and reuse their buffers, so two calls may not run
+through one model at the same time.  Every public call (``fit``, ``evaluate``,
+``predict``, ``train_on_batch``, ``save``, and the model's gradient entry points) holds the
+model's ``call_lock`` for its whole duration (``serialized``): from several threads they
+give the results of the same calls made one after another.  Calls on different models
+run in parallel.
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 
-from . import backend, losses, optimizers
+from . import arguments, backend, losses, optimizers
 from . import metrics as metric_registry
 from .callbacks import Callback, History
 from .progbar import Progbar
@@ -71,6 +81,26 @@ def is_sequence(x) -> bool:
         and hasattr(x, "__len__")
 
 
+def split_for_validation(x, y, validation_split):
+    """(x_train, y_train, (x_val, y_val)): Keras takes the last ``validation_split`` of the
+    samples, before any shuffling; both parts must keep at least one sample."""
+    split = int(math.floor(len(x) * (1.0 - validation_split)))
+    if split == 0 or split == len(x):
+        raise ValueError(f"fit: validation_split={validation_split!r} of {len(x)} samples leaves {split} for "
+                         f"training and {len(x) - split} for validation; each needs at least one")
+    return x[:split], y[:split], (x[split:], y[split:])
+
+
+def validation_pair(validation_data):
+    """``(x_val, y_val)`` from fit's ``validation_data``, which must be that tuple (or list)."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        described = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                     if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+        raise ValueError(f"fit: validation_data must be a tuple (x_val, y_val), received {described} "
+                         f"(sample weights, the Keras form (x_val, y_val, sample_weight), are not supported)")
+    return validation_data
+
+
 class RunningMeans:
     """Means of the loss and metrics over the samples seen (weights = batch sizes)."""
 
@@ -86,8 +116,45 @@ class RunningMeans:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
+def serialized(method):
+    """``method`` run holding its model's ``call_lock`` (see the module docstring)."""
+    @functools.wraps(method)
+    def holding_the_lock(model, *args, **kwargs):
+        with model.call_lock:
+            return method(model, *args, **kwargs)
+    return holding_the_lock
+
+
+_LOCK_CREATION = threading.Lock()
+
+
+def all_finite(x, rows_at_once=1024) -> bool:
+    """True when ``x`` holds no NaN or inf; checked ``rows_at_once`` samples at a time, so the
+    temporary mask is bounded by that, not by the data."""
+    xp = backend.get_array_module(x)
+    return all(bool(xp.isfinite(x[i:i + rows_at_once]).all()) for i in range(0, len(x), rows_at_once))
+
+
 class TrainingMixin:
     """The training methods of ``Sequential`` (kept apart from its architecture code)."""
+
+    # After predict/evaluate, workspace buffers larger than this are released (the small
+    # ones are kept for the next call); a training loop keeps all of its buffers.
+    inference_buffer_limit = 32 * 2**20     # bytes
+
+    @property
+    def call_lock(self) -> threading.RLock:
+        """The model's re-entrant lock: held by every public call for its whole duration, so
+        that calls from several threads run one at a time.  Re-entrant, so a callback may
+        call ``predict`` or ``save`` from within ``fit``; hold it yourself (``with
+        model.call_lock:``) to make a sequence of low-level calls (``forward`` then
+        ``backward``) atomic.  An uncontended acquire and release costs well under a
+        microsecond, once per call, not per batch."""
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:
+            with _LOCK_CREATION:              # two threads' first calls must not make two locks
+                lock = self.__dict__.setdefault("_call_lock", threading.RLock())
+        return lock
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         if loss is None:
@@ -108,7 +175,7 @@ class TrainingMixin:
         self.check_input(x)
         if len(x) == 0:
             raise ValueError(f"{what}: x is empty")
-        if not bool(backend.get_array_module(x).isfinite(x).all()):
+        if not all_finite(x):
             raise ValueError(f"{what}: x contains NaN or inf values")
         if y is None:
             return
@@ -138,24 +205,22 @@ class TrainingMixin:
         xp = backend.get_array_module(y_pred)
         return {name: float(fn(y_pred, xp.asarray(y)).mean()) for name, fn in self.metric_fns.items()}
 
-    def train_step(self, x, y, snapshot=()):
+    def train_step(self, x, y):
         """One gradient step on a batch; returns (loss, metrics) for the batch.
-        A non-finite loss returns before any weight changes; after a finite one the
-        current weights are copied into ``snapshot`` (preallocated buffers) first."""
+        A non-finite loss returns before any weight changes."""
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
             y_pred = self.forward(x, training=True)
             value, fused = self._loss_and_seed(y_pred, y)
         if not math.isfinite(value):
             return value, {}
         logs = self._metric_values(y_pred, y)
-        for params, name, saved in snapshot:            # the weights that gave a finite loss
-            backend.get_array_module(saved).copyto(saved, params[name])
         self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
         grads = [(key, params, name, self.get_layer(key[0]).grads[name])
                  for key, params, name in self.trainable_params()]
         self.optimizer.apply(grads)
         return value, logs
 
+    @serialized
     def train_on_batch(self, x, y):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
@@ -164,24 +229,26 @@ class TrainingMixin:
         return [value, *logs.values()] if self.metric_fns else value
 
     # -- fit ---------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
+    @serialized
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None):
         """Train for ``epochs`` epochs; returns a ``History``."""
         self._require_compiled()
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"fit: batch_size must be a positive int, received {batch_size!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), received {validation_split!r}")
+        batch_size = arguments.batch_size(batch_size, "fit")
+        epochs = arguments.count(epochs, "fit", "epochs")
+        initial_epoch = arguments.count(initial_epoch, "fit", "initial_epoch")
+        validation_split = arguments.fraction(validation_split, "fit", "validation_split")
+        if steps_per_epoch is not None:
+            steps_per_epoch = arguments.count(steps_per_epoch, "fit", "steps_per_epoch", minimum=1)
         if is_sequence(x):
             batches = SequenceBatches(x, steps_per_epoch, self.to_device)
         else:
             self._check_xy(x, y)
             if validation_split:
-                split = int(math.floor(len(x) * (1.0 - validation_split)))
-                x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+                x, y, validation_data = split_for_validation(x, y, validation_split)
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
         if validation_data is not None:
-            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+            self._check_xy(*validation_pair(validation_data), "fit (validation_data)")
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -191,13 +258,13 @@ class TrainingMixin:
             cb.on_train_begin()
         self.stop_training = False
         self.history = history
-        snapshot = [(params, name, params[name].copy()) for _, params, name in self.trainable_params()]
+        self._steps_before_fit = self.optimizer.iterations
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            logs = self._fit_epoch(batches, epoch, verbose, snapshot, callbacks, validation_data, batch_size)
+            logs = self._fit_epoch(batches, epoch, verbose, callbacks, validation_data, batch_size)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -206,19 +273,15 @@ class TrainingMixin:
             cb.on_train_end()
         return history
 
-    def _fit_epoch(self, batches, epoch, verbose, snapshot, callbacks, validation_data, batch_size):
+    def _fit_epoch(self, batches, epoch, verbose, callbacks, validation_data, batch_size):
         bar = Progbar(len(batches), verbose)
         means = RunningMeans()
         batches.on_epoch_begin()
         for step in range(len(batches)):
             xb, yb = batches[step]
-            value, metric_logs = self.train_step(xb, yb, snapshot)
+            value, metric_logs = self.train_step(xb, yb)
             if not math.isfinite(value):
-                for params, name, saved in snapshot:
-                    params[name][...] = saved
-                print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopping training and "
-                      f"restoring the weights of the last finite step (TerminateOnNaN)")
-                self.stop_training = True
+                self._terminate_on_nan(value, epoch, step)
                 break
             means.add({**metric_logs, "loss": value}, len(xb))
             bar.update(step + 1, means.result())
@@ -231,6 +294,16 @@ class TrainingMixin:
         bar.finish(logs)
         return logs
 
+    def _terminate_on_nan(self, value, epoch, step):
+        """Stop training; take back the step that led to ``value`` (when this ``fit`` made
+        it), so the weights and the optimizer state are those that gave a finite loss."""
+        self.stop_training = True
+        reverted = self.optimizer.iterations > self._steps_before_fit and self.optimizer.revert_step()
+        restored = ("restored the weights and optimizer state of the last finite step" if reverted
+                    else "the weights are those this fit started from")
+        print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN) "
+              f"and {restored}")
+
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
         means = RunningMeans()
@@ -239,34 +312,60 @@ class TrainingMixin:
             y_pred = self.forward(xb, training=False)
             value, _ = self._loss_and_seed(y_pred, yb)
             means.add({**self._metric_values(y_pred, yb), "loss": value}, len(xb))
+            del y_pred             # the last layer's output buffer is free for the next batch
             if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+    @serialized
+    def evaluate(self, x, y, batch_size=None, verbose=1, return_dict=False):
         """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
+        batch_size = arguments.batch_size(batch_size, "evaluate")
         self._check_xy(x, y, "evaluate")
         bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        result = self._evaluate_arrays(x, y, batch_size, bar)
+        try:
+            result = self._evaluate_arrays(x, y, batch_size, bar)
+        finally:
+            self._release_inference_buffers()
         bar.finish(result)
         if return_dict:
             return result
         return [result["loss"], *(result[k] for k in self.metric_fns)] if self.metric_fns else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
+    @serialized
+    def predict(self, x, batch_size=None, verbose=0):
+        """The model's outputs for ``x``, computed ``batch_size`` samples at a time into one
+        host array (as Keras returns it): beyond that result, the memory used is bounded by
+        ``batch_size``, not by the number of samples."""
+        batch_size = arguments.batch_size(batch_size, "predict")
         self._check_xy(x, None, "predict")
         bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        parts = []
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            parts.append(backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size]))).copy())
-            bar.update(step + 1)
+        out = None
+        try:
+            for step, start in enumerate(range(0, len(x), batch_size)):
+                y = backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size])))
+                if out is None:
+                    out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
+                out[start:start + len(y)] = y
+                del y              # the last layer's output buffer is free for the next batch
+                bar.update(step + 1)
+        finally:
+            self._release_inference_buffers()
         bar.finish()
-        return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
+        return out
+
+    def _release_inference_buffers(self):
+        """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
+        than ``inference_buffer_limit``: a large batch's buffers are not held until the next
+        call."""
+        for layer in self.layers:
+            layer.release()
+            layer.workspace.release_larger_than(self.inference_buffer_limit)
 
     # -- persistence (see saving.py) ---------------------------------------------------
+    @serialized
     def save(self, path):
         from .saving import save_model
         save_model(self, path)
