@@ -75,6 +75,7 @@ class Optimizer(ABC):
 
     def _save(self, params_and_grads):
         """Copy what the step will change (each parameter and its slots) into ``saved``."""
+        self._before_step = None          # until the copies are complete, there is nothing to put back
         entries = []
         for key, params, pname, _ in params_and_grads:
             w = params[pname]
