@@ -105,6 +105,14 @@ class Optimizer(ABC):
         self._before_step = None
         return True
 
+    def state_is_finite(self) -> bool:
+        """True when no slot holds a NaN or an inf."""
+        return all(bool(get_array_module(v).isfinite(v).all()) for state in self.slots.values() for v in state.values())
+
+    def reset_state(self) -> None:
+        """Back to a new optimizer's state: no slots, step count 0 (the learning rate stays)."""
+        self.slots, self.iterations, self._before_step = {}, 0, None
+
     @abstractmethod
     def update(self, w, g, slots):
         """The new value of parameter ``w`` (updated in place) from gradient ``g`` and its slots."""

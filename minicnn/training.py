@@ -207,17 +207,18 @@ class TrainingMixin:
 
     def train_step(self, x, y):
         """One gradient step on a batch; returns (loss, metrics) for the batch.
-        A non-finite loss returns before any weight changes."""
-        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
+        A non-finite loss returns before any weight changes.  Overflow is not warned about:
+        a step that diverges shows in the next step's loss, which ``fit`` checks."""
+        with np.errstate(over="ignore", invalid="ignore"):
             y_pred = self.forward(x, training=True)
             value, fused = self._loss_and_seed(y_pred, y)
-        if not math.isfinite(value):
-            return value, {}
-        logs = self._metric_values(y_pred, y)
-        self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
-        grads = [(key, params, name, self.get_layer(key[0]).grads[name])
-                 for key, params, name in self.trainable_params()]
-        self.optimizer.apply(grads)
+            if not math.isfinite(value):
+                return value, {}
+            logs = self._metric_values(y_pred, y)
+            self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
+            grads = [(key, params, name, self.get_layer(key[0]).grads[name])
+                     for key, params, name in self.trainable_params()]
+            self.optimizer.apply(grads)
         return value, logs
 
     @serialized
@@ -296,13 +297,18 @@ class TrainingMixin:
 
     def _terminate_on_nan(self, value, epoch, step):
         """Stop training; take back the step that led to ``value`` (when this ``fit`` made
-        it), so the weights and the optimizer state are those that gave a finite loss."""
+        it), so the weights and the optimizer state are those that gave a finite loss.  The
+        state may have overflowed earlier still (Adam's ``v`` = inf leaves the weights
+        finite for a step): then it is reset, as a new optimizer's."""
         self.stop_training = True
         reverted = self.optimizer.iterations > self._steps_before_fit and self.optimizer.revert_step()
-        restored = ("restored the weights and optimizer state of the last finite step" if reverted
-                    else "the weights are those this fit started from")
+        message = ("restored the weights and optimizer state of the last finite step" if reverted
+                   else "the weights are those this fit started from")
+        if not self.optimizer.state_is_finite():
+            self.optimizer.reset_state()
+            message += "; the optimizer state held NaN or inf values, so it was reset (slots zero, step count 0)"
         print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN) "
-              f"and {restored}")
+              f"and {message}")
 
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
