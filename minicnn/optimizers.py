@@ -18,7 +18,8 @@ into buffers kept for the purpose (``saved``), so that when anything raises duri
 updates — a KeyboardInterrupt included — every one of them is put back, and no step is
 ever half applied.  The same copies let ``fit`` take back the last step when it led to a
 non-finite loss (``revert_step``): the weights *and* the optimizer state return to where
-they were, so the next ``fit`` with a saner learning rate starts from finite moments.
+they were; if that state holds NaN or inf all the same (it overflowed a step earlier),
+``fit`` resets it (``reset_state``), so the next ``fit`` starts from finite moments.
 
 On the Numba kernels RMSprop (without momentum) and Adam update each large parameter in
 one pass (``numba_kernels.rmsprop_update`` / ``adam_update``: the same operations in the

@@ -148,14 +148,15 @@ class TrainingMixin:
         that calls from several threads run one at a time.  Re-entrant, so a callback may
         call ``predict`` or ``save`` from within ``fit``; hold it yourself (``with
         model.call_lock:``) to make a sequence of low-level calls (``forward`` then
-        ``backward``) atomic.  An uncontended acquire and release costs well under a
-        microsecond, once per call, not per batch."""
+        ``backward``) atomic.  It is taken once per call, not per batch: uncontended, its
+        cost is lost in that of one layer's forward."""
         lock = self.__dict__.get("_call_lock")
         if lock is None:
             with _LOCK_CREATION:              # two threads' first calls must not make two locks
                 lock = self.__dict__.setdefault("_call_lock", threading.RLock())
         return lock
 
+    @serialized
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         if loss is None:
             raise ValueError(f"model {self.name!r}: compile needs a loss, e.g. loss='categorical_crossentropy'")
