@@ -100,6 +100,22 @@ def test_training_from_threads_equals_the_same_steps_in_sequence(cpu_kernels):
     assert_same_state(all_state(shared), all_state(sequential))
 
 
+def test_input_gradients_from_threads_equal_sequential_calls(cpu_kernels):
+    """The visualizations' entry point (``model.gradient``, e.g. a saliency map of a class
+    logit) from several threads returns what it returns called one call at a time."""
+    net = model()
+    x, _ = data(32)
+
+    def saliency(job):
+        images, cls = job
+        grad = net.gradient(images, lambda z: np.eye(3, dtype=z.dtype)[[cls] * len(z)], logits=True).grad
+        return np.array(grad)
+    jobs = [(x[i:i + 8], i % 3) for i in range(24)]
+    expected = [saliency(job) for job in jobs]
+    for got, want in zip(in_threads(saliency, jobs), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_the_lock_is_reentrant_and_one_per_model():
     net, other = model(), model()
     x, y = data(16)
