@@ -8,9 +8,10 @@
     optimizer.npz    "<layer>/<param>/<slot>" -> array
 
 It is written to a temporary file in the same folder and renamed over the target
-(``os.replace`` is atomic), so a crash never leaves a half-written model.
-``load_model`` validates everything before returning a model: a truncated, foreign
-or mismatched file raises a ``ValueError`` naming the file and the problem.
+(``os.replace`` is atomic), so a crash never leaves a half-written model; the next save of
+that path removes what a killed one left.  ``load_model`` validates every entry before
+returning a model: a truncated, foreign, damaged or mismatched file raises a
+``MalformedModelFile`` (a ``ValueError``) naming the file and the entry.
 
 ``load_keras_weights(model, path)`` reads Keras 3 ``.weights.h5``, ``.keras`` (a zip
 holding ``model.weights.h5``) and legacy Keras 2 ``.h5`` files with h5py — no
@@ -217,7 +218,7 @@ def _set_weights(model, weights, path):
     found = {k: tuple(v.shape) for k, v in weights.items()}
     if expected != found:
         raise MalformedModelFile(f"{path}: entry weights.npz does not match the architecture: "
-                         f"expected {expected}, found {found}")
+                                 f"expected {expected}, found {found}")
     _check_float(weights, path, "weights.npz")
     for layer in model.layers:
         layer.set_weights([weights[f"{layer.name}/{k}"] for k in layer.params])
@@ -229,35 +230,36 @@ def _check_float(arrays, path, entry):
             raise MalformedModelFile(f"{path}: entry {entry}/{key} must hold floats, found dtype {value.dtype}")
 
 
-def _compile_from_config(model, c, slots, path):
+def _compile_from_config(model, config, slots, path):
     """Compile ``model`` from config entry ``compile`` and load the optimizer's state, whose
-    keys, slot names and shapes must be those of this optimizer on this model."""
-    optimizer_config = _field(path, c, "compile", "optimizer", dict, "an optimizer config")
+    keys, slot names and shapes must be those of this optimizer on this model's weights."""
+    optimizer_config = _field(path, config, "compile", "optimizer", dict, "an optimizer config")
     with _Entry(path, "compile.optimizer"):
         optimizer = optimizers.from_config(optimizer_config)
-    loss = _loss_from_config(_field(path, c, "compile", "loss", dict, "a loss config"), path)
-    metrics = _field(path, c, "compile", "metrics", list, "a list of metric names")
+    loss = _loss_from_config(_field(path, config, "compile", "loss", dict, "a loss config"), path)
+    metrics = _field(path, config, "compile", "metrics", list, "a list of metric names")
     with _Entry(path, "compile.metrics"):
         model.compile(optimizer, loss, metrics)
-    iterations = _field(path, c, "compile", "iterations", int, "a step count")
+    iterations = _field(path, config, "compile", "iterations", int, "a step count")
     if iterations < 0:
         raise MalformedModelFile(f"{path}: entry compile.iterations must be >= 0, found {iterations}")
     optimizer.iterations = iterations
     _check_float(slots, path, "optimizer.npz")
-    shapes = {f"{layer}/{param}": tuple(params[param].shape) for (layer, param), params, _ in model.trainable_params()}
+    shapes = {f"{layer.name}/{k}": tuple(v.shape) for layer in model.layers for k, v in layer.params.items()}
+    who = type(optimizer).__name__
     for key, value in slots.items():
-        layer, param, slot = (key.split("/") + ["", "", ""])[:3]
-        if f"{layer}/{param}" not in shapes or slot not in optimizer.slot_names or key.count("/") != 2:
-            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key}: not a slot of {type(optimizer).__name__} "
-                             f"(slots {list(optimizer.slot_names)}) for a trainable weight of this model")
-        if tuple(value.shape) != shapes[f"{layer}/{param}"]:
-            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key} must have shape {shapes[f'{layer}/{param}']} "
-                             f"(the weight's), found {tuple(value.shape)}")
-        optimizer.slots.setdefault((layer, param), {})[slot] = value
+        weight, _, slot = key.rpartition("/")
+        if weight not in shapes or slot not in optimizer.slot_names:
+            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key}: not a slot of {who} "
+                                     f"(slots {list(optimizer.slot_names)}) for a weight of this model")
+        if tuple(value.shape) != shapes[weight]:
+            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key} must have shape {shapes[weight]} "
+                                     f"(the weight's), found {tuple(value.shape)}")
+        optimizer.slots.setdefault(tuple(weight.split("/")), {})[slot] = value
     for (layer, param), state in optimizer.slots.items():
         if set(state) != set(optimizer.slot_names):
             raise MalformedModelFile(f"{path}: entry optimizer.npz holds slots {sorted(state)} for {layer}/{param}; "
-                             f"{type(optimizer).__name__} needs {list(optimizer.slot_names)}")
+                                     f"{who} needs {list(optimizer.slot_names)}")
 
 
 def load_model(path, compile=True):

@@ -234,3 +234,13 @@ def test_a_save_killed_mid_write_leaves_nothing_after_the_next_save(tmp_path):
     trained_model().save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.mnc", live.name, other.name])
     assert mc.load_model(path).optimizer.iterations == 1
+
+
+def test_the_slots_of_a_layer_frozen_after_training_load(tmp_path):
+    model = trained_model()
+    model.layers[0].trainable = False
+    model.save(tmp_path / "frozen.mnc")
+    loaded = mc.load_model(tmp_path / "frozen.mnc")
+    assert not loaded.layers[0].trainable
+    np.testing.assert_array_equal(loaded.optimizer.slots[("conv2d", "kernel")]["m"],
+                                  model.optimizer.slots[("conv2d", "kernel")]["m"])
