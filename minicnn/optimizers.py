@@ -13,13 +13,8 @@ For a parameter ``w`` with gradient ``g``, learning rate ``η`` and step ``t = 1
 State (``slots``) is a dict per parameter, keyed ``(layer name, param key)``, so it can
 be saved, loaded and moved between devices with the model.
 
-A step is all or nothing: ``apply`` first copies every parameter and slot it will change
-into buffers kept for the purpose (``saved``), so that when anything raises during the
-updates — a KeyboardInterrupt included — every one of them is put back, and no step is
-ever half applied.  The same copies let ``fit`` take back the last step when it led to a
-non-finite loss (``revert_step``): the weights *and* the optimizer state return to where
-they were; if that state holds NaN or inf all the same (it overflowed a step earlier),
-``fit`` resets it (``reset_state``), so the next ``fit`` starts from finite moments.
+A step is never half applied by Ctrl-C: ``apply`` runs with SIGINT deferred to its end
+(``interrupts.py``), so the KeyboardInterrupt comes after the last parameter's update.
 
 On the Numba kernels RMSprop (without momentum) and Adam update each large parameter in
 one pass (``numba_kernels.rmsprop_update`` / ``adam_update``: the same operations in the
@@ -33,7 +28,7 @@ from abc import ABC, abstractmethod
 
 from . import arguments
 from .backend import get_array_module, on_numba_kernels
-from .kernels.workspace import Workspace
+from .interrupts import interrupts_deferred
 
 
 class Optimizer(ABC):
@@ -44,8 +39,6 @@ class Optimizer(ABC):
         self.learning_rate = learning_rate
         self.iterations = 0
         self.slots: dict = {}
-        self.saved = Workspace()          # the values before the last step (see the module docstring)
-        self._before_step = None          # (iterations, [(key, params, name, w, had slots)]) or None
 
     @property
     def learning_rate(self) -> float:
@@ -62,57 +55,17 @@ class Optimizer(ABC):
         return self.slots[key]
 
     def apply(self, params_and_grads):
-        """One step over ``[(key, params_dict, param_name, grad), ...]`` (in place), all or
-        nothing: if anything raises on the way, every parameter and slot is put back."""
-        self._save(params_and_grads)
-        try:
+        """One step over ``[(key, params_dict, param_name, grad), ...]`` (in place); a Ctrl-C
+        during the step takes effect after it."""
+        with interrupts_deferred():
             self.iterations += 1
             for key, params, pname, g in params_and_grads:
                 w = params[pname]
                 params[pname] = self.update(w, g, self.slots_for(key, w))
-        except BaseException:
-            self.revert_step()
-            raise
-
-    def _save(self, params_and_grads):
-        """Copy what the step will change (each parameter and its slots) into ``saved``."""
-        self._before_step = None          # until the copies are complete, there is nothing to put back
-        entries = []
-        for key, params, pname, _ in params_and_grads:
-            w = params[pname]
-            arrays = {"": w, **self.slots.get(key, {})}
-            for slot, value in arrays.items():
-                get_array_module(value).copyto(self._saved_copy(key, slot, value), value)
-            entries.append((key, params, pname, w, key in self.slots))
-        self._before_step = (self.iterations, entries)
-
-    def _saved_copy(self, key, slot, like):
-        return self.saved.get("/".join((*key, slot)), like.shape, like.dtype, like=like)
-
-    def revert_step(self) -> bool:
-        """Put back the parameters, slots and step count from before the last ``apply``;
-        False when there is no step to take back (none yet, or already taken back)."""
-        if self._before_step is None:
-            return False
-        self.iterations, entries = self._before_step
-        for key, params, pname, w, had_slots in entries:
-            params[pname] = w
-            get_array_module(w).copyto(w, self._saved_copy(key, "", w))
-            if not had_slots:
-                self.slots.pop(key, None)          # created by the step: back to "not yet"
-                continue
-            for slot, value in self.slots[key].items():
-                get_array_module(value).copyto(value, self._saved_copy(key, slot, value))
-        self._before_step = None
-        return True
-
-    def state_is_finite(self) -> bool:
-        """True when no slot holds a NaN or an inf."""
-        return all(bool(get_array_module(v).isfinite(v).all()) for state in self.slots.values() for v in state.values())
 
     def reset_state(self) -> None:
         """Back to a new optimizer's state: no slots, step count 0 (the learning rate stays)."""
-        self.slots, self.iterations, self._before_step = {}, 0, None
+        self.slots, self.iterations = {}, 0
 
     @abstractmethod
     def update(self, w, g, slots):

@@ -11,8 +11,9 @@ One training step (``train_step``) is the whole algorithm::
 with Keras's conventions: ``validation_split`` takes the last fraction of the data
 *before* shuffling; the last partial batch is kept; the epoch's loss is the mean of the
 batch losses weighted by batch size.  A non-finite loss stops training at once, with the
-weights and the optimizer state of the last finite step restored (Keras's
-``TerminateOnNaN``, always on; ``Optimizer.revert_step``).
+weights of the last finite step restored and the optimizer's state reset (Keras's
+``TerminateOnNaN``, always on): a diverging step may have left NaN or inf in the moments,
+and ``fit`` must be able to go on from there with a saner learning rate.
 
 Threads: the layers keep per-call caches and reuse their buffers, so two calls may not run
 through one model at the same time.  Every public call (``fit``, ``evaluate``,
@@ -206,16 +207,20 @@ class TrainingMixin:
         xp = backend.get_array_module(y_pred)
         return {name: float(fn(y_pred, xp.asarray(y)).mean()) for name, fn in self.metric_fns.items()}
 
-    def train_step(self, x, y):
+    def train_step(self, x, y, snapshot=()):
         """One gradient step on a batch; returns (loss, metrics) for the batch.
-        A non-finite loss returns before any weight changes.  Overflow is not warned about:
-        a step that diverges shows in the next step's loss, which ``fit`` checks."""
+        A non-finite loss returns before any weight changes; after a finite one the
+        current weights are copied into ``snapshot`` (preallocated buffers) first.
+        Overflow is not warned about: a step that diverges shows in the next step's
+        loss, which ``fit`` checks."""
         with np.errstate(over="ignore", invalid="ignore"):
             y_pred = self.forward(x, training=True)
             value, fused = self._loss_and_seed(y_pred, y)
             if not math.isfinite(value):
                 return value, {}
             logs = self._metric_values(y_pred, y)
+            for params, name, saved in snapshot:            # the weights that gave a finite loss
+                backend.get_array_module(saved).copyto(saved, params[name])
             self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
             grads = [(key, params, name, self.get_layer(key[0]).grads[name])
                      for key, params, name in self.trainable_params()]
@@ -260,13 +265,13 @@ class TrainingMixin:
             cb.on_train_begin()
         self.stop_training = False
         self.history = history
-        self._steps_before_fit = self.optimizer.iterations
+        snapshot = [(params, name, params[name].copy()) for _, params, name in self.trainable_params()]
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            logs = self._fit_epoch(batches, epoch, verbose, callbacks, validation_data, batch_size)
+            logs = self._fit_epoch(batches, epoch, verbose, snapshot, callbacks, validation_data, batch_size)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -275,15 +280,15 @@ class TrainingMixin:
             cb.on_train_end()
         return history
 
-    def _fit_epoch(self, batches, epoch, verbose, callbacks, validation_data, batch_size):
+    def _fit_epoch(self, batches, epoch, verbose, snapshot, callbacks, validation_data, batch_size):
         bar = Progbar(len(batches), verbose)
         means = RunningMeans()
         batches.on_epoch_begin()
         for step in range(len(batches)):
             xb, yb = batches[step]
-            value, metric_logs = self.train_step(xb, yb)
+            value, metric_logs = self.train_step(xb, yb, snapshot)
             if not math.isfinite(value):
-                self._terminate_on_nan(value, epoch, step)
+                self._terminate_on_nan(value, epoch, step, snapshot)
                 break
             means.add({**metric_logs, "loss": value}, len(xb))
             bar.update(step + 1, means.result())
@@ -296,20 +301,17 @@ class TrainingMixin:
         bar.finish(logs)
         return logs
 
-    def _terminate_on_nan(self, value, epoch, step):
-        """Stop training; take back the step that led to ``value`` (when this ``fit`` made
-        it), so the weights and the optimizer state are those that gave a finite loss.  The
-        state may have overflowed earlier still (Adam's ``v`` = inf leaves the weights
-        finite for a step): then it is reset, as a new optimizer's."""
+    def _terminate_on_nan(self, value, epoch, step, snapshot):
+        """Stop training with the weights that gave the last finite loss, and the optimizer
+        as new: the step that diverged (or one before it) may have left NaN or inf in its
+        moments (Adam's ``v`` = inf leaves the weights finite for a step)."""
         self.stop_training = True
-        reverted = self.optimizer.iterations > self._steps_before_fit and self.optimizer.revert_step()
-        message = ("restored the weights and optimizer state of the last finite step" if reverted
-                   else "the weights are those this fit started from")
-        if not self.optimizer.state_is_finite():
-            self.optimizer.reset_state()
-            message += "; the optimizer state held NaN or inf values, so it was reset (slots zero, step count 0)"
-        print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN) "
-              f"and {message}")
+        for params, name, saved in snapshot:
+            params[name][...] = saved
+        self.optimizer.reset_state()
+        print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN), "
+              f"restored the weights of the last finite step and reset the optimizer's state "
+              f"(slots zero, step count 0)")
 
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
