@@ -25,7 +25,7 @@ from .layers import Layer
 from .layers.core import InputLayer
 from .plan import Plan, nodes_for
 from .summary import summary_table
-from .training import TrainingMixin
+from .training import TrainingMixin, serialized
 
 
 class Gradient(NamedTuple):
@@ -275,6 +275,7 @@ class Model(TrainingMixin, Layer):
     def backward_logits(self, dz, input_grad=True, db=None):
         return self.backward(dz, from_logits=True, input_grad=input_grad)
 
+    @serialized
     def backward_from(self, grads_by_layer: dict):
         """∂S/∂(model input) for ``S = Σ_l S_l(output of layer l)``, given
         ``{layer name: ∂S_l/∂output}`` (the last forward must have computed those outputs,
@@ -284,6 +285,7 @@ class Model(TrainingMixin, Layer):
         grads = self.run_backward(seeds)
         return grads.get(id(self.inputs[0]))
 
+    @serialized
     def intermediate_outputs(self, x, names):
         """The activations of the named layers for input ``x`` (inference mode), in order."""
         targets = [self.tensor_of(n) for n in names]
@@ -291,6 +293,7 @@ class Model(TrainingMixin, Layer):
         values = self.run_forward(arrays, False, self.plan(targets))
         return [values[id(t)].copy() for t in targets]
 
+    @serialized
     def gradient(self, x, score_grad, layer=None, wrt=None, logits=False):
         """Gradient of a scalar score ``S`` of a layer's output, in inference mode.
 
@@ -356,9 +359,11 @@ class Model(TrainingMixin, Layer):
             return []
         return [p for layer in self.layers for p in layer.trainable_params()]
 
+    @serialized
     def get_weights(self):
         return [w for layer in self.layers for w in layer.get_weights()]
 
+    @serialized
     def set_weights(self, weights):
         """Keras order; every shape is checked before any layer changes."""
         weights, views = list(weights), self.weights

@@ -11,15 +11,26 @@ One training step (``train_step``) is the whole algorithm::
 with Keras's conventions: ``validation_split`` takes the last fraction of the data
 *before* shuffling; the last partial batch is kept; the epoch's loss is the mean of the
 batch losses weighted by batch size.  A non-finite loss stops training at once, with the
-weights of the last finite step restored (Keras's ``TerminateOnNaN``, always on).
+weights of the last finite step restored and the optimizer's state reset (Keras's
+``TerminateOnNaN``, always on): a diverging step may have left NaN or inf in the moments,
+and ``fit`` must be able to go on from there with a saner learning rate.
+
+Threads: the layers keep per-call caches and reuse their buffers, so two calls may not run
+through one model at the same time.  Every public call (``fit``, ``evaluate``,
+``predict``, ``train_on_batch``, ``save``, and the model's gradient entry points) holds the
+model's ``call_lock`` for its whole duration (``serialized``): from several threads they
+give the results of the same calls made one after another.  Calls on different models
+run in parallel.
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 
-from . import backend, optimizers
+from . import arguments, backend, optimizers
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
 from .graph import flatten
@@ -87,6 +98,28 @@ def is_sequence(x) -> bool:
         and hasattr(x, "__len__")
 
 
+def split_for_validation(x, y, validation_split):
+    """(x_train, y_train, (x_val, y_val)): Keras takes the last ``validation_split`` of the
+    samples, before any shuffling; both parts must keep at least one sample."""
+    n = sample_count(x)
+    split = int(math.floor(n * (1.0 - validation_split)))
+    if split == 0 or split == n:
+        raise ValueError(f"fit: validation_split={validation_split!r} of {n} samples leaves {split} for "
+                         f"training and {n - split} for validation; each needs at least one")
+    return (take(x, slice(None, split)), take(y, slice(None, split)),
+            (take(x, slice(split, None)), take(y, slice(split, None))))
+
+
+def validation_pair(validation_data):
+    """``(x_val, y_val)`` from fit's ``validation_data``, which must be that tuple (or list)."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        described = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                     if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+        raise ValueError(f"fit: validation_data must be a tuple (x_val, y_val), received {described} "
+                         f"(sample weights, the Keras form (x_val, y_val, sample_weight), are not supported)")
+    return validation_data
+
+
 class RunningMeans:
     """Means of the loss and metrics over the samples seen (weights = batch sizes)."""
 
@@ -102,9 +135,47 @@ class RunningMeans:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
-class TrainingMixin:
-    """The training methods of ``Sequential`` (kept apart from its architecture code)."""
+def serialized(method):
+    """``method`` run holding its model's ``call_lock`` (see the module docstring)."""
+    @functools.wraps(method)
+    def holding_the_lock(model, *args, **kwargs):
+        with model.call_lock:
+            return method(model, *args, **kwargs)
+    return holding_the_lock
 
+
+_LOCK_CREATION = threading.Lock()
+
+
+def all_finite(x, rows_at_once=1024) -> bool:
+    """True when ``x`` holds no NaN or inf; checked ``rows_at_once`` samples at a time, so the
+    temporary mask is bounded by that, not by the data."""
+    xp = backend.get_array_module(x)
+    return all(bool(xp.isfinite(x[i:i + rows_at_once]).all()) for i in range(0, len(x), rows_at_once))
+
+
+class TrainingMixin:
+    """The training methods of a ``Model`` (kept apart from its graph code)."""
+
+    # After predict/evaluate, workspace buffers larger than this are released (the small
+    # ones are kept for the next call); a training loop keeps all of its buffers.
+    inference_buffer_limit = 32 * 2**20     # bytes
+
+    @property
+    def call_lock(self) -> threading.RLock:
+        """The model's re-entrant lock: held by every public call for its whole duration, so
+        that calls from several threads run one at a time.  Re-entrant, so a callback may
+        call ``predict`` or ``save`` from within ``fit``; hold it yourself (``with
+        model.call_lock:``) to make a sequence of low-level calls (``forward`` then
+        ``backward``) atomic.  It is taken once per call, not per batch: uncontended, its
+        cost is lost in that of one layer's forward."""
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:
+            with _LOCK_CREATION:              # two threads' first calls must not make two locks
+                lock = self.__dict__.setdefault("_call_lock", threading.RLock())
+        return lock
+
+    @serialized
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
         """Keras's arguments, in Keras 3's order: ``loss``, ``loss_weights`` and ``metrics``
         are one value for all outputs, a list in output order or a dict by output name."""
@@ -151,7 +222,7 @@ class TrainingMixin:
         if any(len(a) != n for a in arrays):
             raise ValueError(f"{what}: every input array needs the same number of samples, "
                              f"received {[len(a) for a in arrays]}")
-        if not all(bool(backend.get_array_module(a).isfinite(a).all()) for a in arrays):
+        if not all(all_finite(a) for a in arrays):
             raise ValueError(f"{what}: x contains NaN or inf values")
         if y is None:
             return
@@ -183,21 +254,22 @@ class TrainingMixin:
         """One gradient step on a batch; returns (loss, logs) for the batch.
         A non-finite loss returns before any weight changes; after a finite one the
         current weights are copied into ``snapshot`` (preallocated buffers) first."""
-        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
+        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step shows in the next loss
             y_pred = self.forward(x, training=True)
             value, logs = self._losses(y_pred, y)
-        if not math.isfinite(value):
-            return value, {}
-        for params, name, saved in snapshot:            # the weights that gave a finite loss
-            backend.get_array_module(saved).copyto(saved, params[name])
-        seeds, fused = self.compiled_loss.seeds()
-        self.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
-                      input_grad=False)
-        grads = [(key, params, name, self.get_layer(key[0]).grads[name])
-                 for key, params, name in self.trainable_params()]
-        self.optimizer.apply(grads)
+            if not math.isfinite(value):
+                return value, {}
+            for params, name, saved in snapshot:            # the weights that gave a finite loss
+                backend.get_array_module(saved).copyto(saved, params[name])
+            seeds, fused = self.compiled_loss.seeds()
+            self.backward(seeds if len(seeds) > 1 else seeds[0],
+                          from_logits=fused if len(fused) > 1 else fused[0], input_grad=False)
+            grads = [(key, params, name, self.get_layer(key[0]).grads[name])
+                     for key, params, name in self.trainable_params()]
+            self.optimizer.apply(grads)
         return value, logs
 
+    @serialized
     def train_on_batch(self, x, y):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
@@ -206,25 +278,26 @@ class TrainingMixin:
         return [value, *logs.values()] if logs else value
 
     # -- fit ---------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
+    @serialized
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None):
         """Train for ``epochs`` epochs; returns a ``History``."""
         self._require_compiled()
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"fit: batch_size must be a positive int, received {batch_size!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), received {validation_split!r}")
+        batch_size = arguments.batch_size(batch_size, "fit")
+        epochs = arguments.count(epochs, "fit", "epochs")
+        initial_epoch = arguments.count(initial_epoch, "fit", "initial_epoch")
+        validation_split = arguments.fraction(validation_split, "fit", "validation_split")
+        if steps_per_epoch is not None:
+            steps_per_epoch = arguments.count(steps_per_epoch, "fit", "steps_per_epoch", minimum=1)
         if is_sequence(x):
             batches = SequenceBatches(x, steps_per_epoch, self.to_device)
         else:
             self._check_xy(x, y)
             if validation_split:
-                split = int(math.floor(sample_count(x) * (1.0 - validation_split)))
-                x, y, validation_data = (take(x, slice(None, split)), take(y, slice(None, split)),
-                                         (take(x, slice(split, None)), take(y, slice(split, None))))
+                x, y, validation_data = split_for_validation(x, y, validation_split)
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
         if validation_data is not None:
-            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+            self._check_xy(*validation_pair(validation_data), "fit (validation_data)")
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -257,11 +330,7 @@ class TrainingMixin:
             xb, yb = batches[step]
             value, metric_logs = self.train_step(xb, yb, snapshot)
             if not math.isfinite(value):
-                for params, name, saved in snapshot:
-                    params[name][...] = saved
-                print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopping training and "
-                      f"restoring the weights of the last finite step (TerminateOnNaN)")
-                self.stop_training = True
+                self._terminate_on_nan(value, epoch, step, snapshot)
                 break
             means.add({**metric_logs, "loss": value}, sample_count(xb))
             bar.update(step + 1, means.result())
@@ -274,6 +343,18 @@ class TrainingMixin:
         bar.finish(logs)
         return logs
 
+    def _terminate_on_nan(self, value, epoch, step, snapshot):
+        """Stop training with the weights that gave the last finite loss, and the optimizer
+        as new: the step that diverged (or one before it) may have left NaN or inf in its
+        moments (Adam's ``v`` = inf leaves the weights finite for a step)."""
+        self.stop_training = True
+        for params, name, saved in snapshot:
+            params[name][...] = saved
+        self.optimizer.reset_state()
+        print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN), "
+              f"restored the weights of the last finite step and reset the optimizer's state "
+              f"(slots zero, step count 0)")
+
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
         means = RunningMeans()
@@ -281,38 +362,65 @@ class TrainingMixin:
             rows = slice(start, start + batch_size)
             xb, yb = self.to_device(take(x, rows)), self.to_device(take(y, rows))
             value, logs = self._losses(self.forward(xb, training=False), yb)
-            means.add({**logs, "loss": value}, sample_count(xb))
+            means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
+                                                                       # buffers are free for the next batch)
             if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+    @serialized
+    def evaluate(self, x, y, batch_size=None, verbose=1, return_dict=False):
         """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
+        batch_size = arguments.batch_size(batch_size, "evaluate")
         self._check_xy(x, y, "evaluate")
         bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
-        result = self._evaluate_arrays(x, y, batch_size, bar)
+        try:
+            result = self._evaluate_arrays(x, y, batch_size, bar)
+        finally:
+            self._release_inference_buffers()
         bar.finish(result)
         if return_dict:
             return result
         others = self.compiled_loss.metric_names()
         return [result["loss"], *(result[k] for k in others)] if others else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
+    @serialized
+    def predict(self, x, batch_size=None, verbose=0):
+        """The model's outputs for ``x`` (a list for several outputs), computed ``batch_size``
+        samples at a time into host arrays (as Keras returns them): beyond that result, the
+        memory used is bounded by ``batch_size``, not by the number of samples."""
+        batch_size = arguments.batch_size(batch_size, "predict")
         self._check_xy(x, None, "predict")
-        bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
-        parts = []                                  # per batch: the list of the outputs' arrays
-        for step, start in enumerate(range(0, sample_count(x), batch_size)):
-            outputs = self.forward(self.to_device(take(x, slice(start, start + batch_size))))
-            parts.append([backend.to_numpy(a).copy() for a in (outputs if isinstance(outputs, list) else [outputs])])
-            bar.update(step + 1)
+        n = sample_count(x)
+        bar = Progbar(math.ceil(n / batch_size), verbose)
+        results = None
+        try:
+            for step, start in enumerate(range(0, n, batch_size)):
+                outputs = self.forward(self.to_device(take(x, slice(start, start + batch_size))))
+                for k, y in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+                    y = backend.to_numpy(y)
+                    if results is None or len(results) <= k:
+                        results = (results or []) + [np.empty((n, *y.shape[1:]), dtype=y.dtype)]
+                    results[k][start:start + len(y)] = y
+                del outputs            # the output buffers are free for the next batch
+                bar.update(step + 1)
+        finally:
+            self._release_inference_buffers()
         bar.finish()
-        joined = [np.concatenate(arrays, axis=0) for arrays in zip(*parts)]   # on the host, as Keras returns it
-        return joined[0] if len(joined) == 1 else joined
+        return results[0] if len(results) == 1 else results
+
+    def _release_inference_buffers(self):
+        """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
+        than ``inference_buffer_limit``: a large batch's buffers are not held until the next
+        call."""
+        for layer in self.flat_layers():
+            layer.release()
+            layer.workspace.release_larger_than(self.inference_buffer_limit)
 
     # -- persistence (see saving.py) ---------------------------------------------------
+    @serialized
     def save(self, path):
         from .saving import save_model
         save_model(self, path)

@@ -56,3 +56,9 @@ class Workspace:
 
     def clear(self) -> None:
         self._buffers.clear()
+
+    def release_larger_than(self, nbytes: int) -> None:
+        """Let go of every buffer larger than ``nbytes`` (the memory returns once no caller
+        holds it either); the smaller ones stay for the next call."""
+        for name in [name for name, buf in self._buffers.items() if buf.nbytes > nbytes]:
+            del self._buffers[name]
