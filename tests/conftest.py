@@ -71,3 +71,12 @@ def record_calls(monkeypatch, module, names):
             return _function(*args, **kwargs)
         monkeypatch.setattr(module, name, spy)
     return calls
+
+
+@pytest.fixture(params=["avx2", "avx512"])
+def tile_set(request):
+    """Run the test body on each vector ISA's register tiles (``kernels/register_tiles.py``):
+    both compute the same sums on any x86 CPU, so both are checked on whichever runs the tests."""
+    from minicnn.kernels.register_tiles import use_tile_set
+    with use_tile_set(request.param):
+        yield request.param
