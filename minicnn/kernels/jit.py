@@ -118,13 +118,15 @@ class _Announcer(event.Listener):
 
 
 def describe(dispatcher, args) -> str:
-    """``winograd_forward float32 4×16``: a kernel's name, the element types of its float
-    arrays, and the integers its function closes over (a register tile's shape)."""
+    """``winograd_forward float32 ROWS=4 PANEL=16``: a kernel's name, the element types of
+    its float arrays, and the integers its function closes over (a register tile's shape)."""
+    function = dispatcher.py_func
     dtypes = sorted({str(a.dtype) for a in args if isinstance(a, numba.types.Array)
                      and isinstance(a.dtype, numba.types.Float)})
-    tile = [cell.cell_contents for cell in dispatcher.py_func.__closure__ or ()
-            if isinstance(cell.cell_contents, int)]
-    return " ".join([dispatcher.py_func.__name__, *dtypes] + (["×".join(map(str, tile))] if tile else []))
+    constants = [f"{name}={cell.cell_contents}" for name, cell in zip(function.__code__.co_freevars,
+                                                                     function.__closure__ or ())
+                 if isinstance(cell.cell_contents, int)]
+    return " ".join([function.__name__, *dtypes, *constants])
 
 
 _ANNOUNCER = _Announcer()
