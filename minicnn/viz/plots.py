@@ -166,7 +166,9 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return cm
 
 
-def plot_confusion_matrix(cm, class_names=None):
+def plot_confusion_matrix(cm, class_names=None, title=None):
+    """``cm[t, p]`` as a heat map, each count written in its cell; titled by default with
+    the accuracy it implies (the diagonal's share) and the number of images."""
     k = len(cm)
     names = class_names or [str(i) for i in range(k)]
     fig = plt.figure(figsize=(0.5 * k + 2, 0.5 * k + 1.5))
@@ -175,10 +177,13 @@ def plot_confusion_matrix(cm, class_names=None):
         for p in range(k):
             plt.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7,
                      color="white" if cm[t, p] > cm.max() / 2 else "black")
-    plt.xticks(range(k), names, rotation=45, fontsize=8)
+    long_names = max(len(n) for n in names) > 2
+    plt.xticks(range(k), names, rotation=45 if long_names else 0, fontsize=8)
     plt.yticks(range(k), names, fontsize=8)
-    plt.xlabel("predicted")
-    plt.ylabel("true")
+    plt.xlabel("predicted class")
+    plt.ylabel("true class")
+    total = int(np.sum(cm))
+    plt.title(title or f"accuracy {np.trace(cm) / max(total, 1):.4f} on {total:,} images")
     return fig
 
 
