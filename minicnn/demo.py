@@ -40,9 +40,12 @@ def olivetti_comparison(seeds=(0, 1, 2, 3, 4), epochs=20, verbose=0):
     return results, models, x
 
 
+DEMO_MODELS = ("face_fcnn", "face_cnn", "mnist_deconstructed")
+
+
 def run(out_dir="minicnn-demo", epochs=6, quick=False):
     kernels = backend.get_kernels()
-    if kernels == "numba" and not warmup.is_warm():
+    if kernels == "numba" and not warmup.is_warm(DEMO_MODELS):
         warmup.start_in_background()
         print("The Numba CPU kernels are not compiled yet (first run only): this run uses the NumPy kernels while a "
               "background process compiles the Numba ones for the next runs (`minicnn warmup` does it in the "

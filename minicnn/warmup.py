@@ -4,10 +4,11 @@ background while a first run trains on the NumPy kernels.
 A Numba kernel is compiled on its first call with a new type signature (float32 or
 float64 arrays, the register tile a layer's filter count selects) and then kept in the
 disk cache (``kernels/jit.py``).  A cold cache costs minutes on a small machine, most of
-it in the Winograd kernels, so a first run should not wait for it.  ``warm_up`` runs one
-training step and one prediction of each seed model on random data with the Numba kernels,
-which compiles what they use, and then leaves a marker in the cache folder; ``is_warm``
-reads that marker.  The marker names the kernels' sources (their size and time stamp)
+it in the Winograd kernels, so a first run should not wait for it.  ``warm_up`` runs
+training steps, predictions and input gradients of each seed model on random data with the
+Numba kernels,
+which compiles what they use, and then leaves a marker per model in the cache folder;
+``is_warm`` reads those markers.  The marker names the kernels' sources (their size and time stamp)
 and the Numba and Python versions, the things Numba's own cache entries are checked
 against, so an edited kernel or an upgrade makes the cache cold again.
 """
@@ -26,9 +27,10 @@ import numpy as np
 SEED_BATCHES = {"face_fcnn": 5, "face_cnn": 5, "mnist_deconstructed": 128, "mnist_cnn": 128, "mnist_convnet": 64,
                 "cifar_six_conv": 64, "cats_dogs_small": 16, "cats_dogs_cnn": 16}
 PREDICT_BATCH = 32          # predict's and evaluate's default
+VIZ_BATCH = 8               # the images of a Grad-CAM or activation-maximization figure
 
 
-def _marker_path() -> str:
+def _marker_path(model) -> str:
     from .kernels import jit
     kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
     stamp = hashlib.sha1(repr((kernels, numba.__version__, sys.version)).encode())
@@ -36,12 +38,12 @@ def _marker_path() -> str:
         if name.endswith(".py"):
             info = os.stat(os.path.join(kernels, name))
             stamp.update(f"{name} {info.st_mtime_ns} {info.st_size}".encode())
-    return os.path.join(jit.cache_dir(), f"warm-{stamp.hexdigest()[:16]}")
+    return os.path.join(jit.cache_dir(), f"warm-{stamp.hexdigest()[:16]}-{model}")
 
 
-def is_warm() -> bool:
-    """True when ``warm_up`` has compiled the current kernels into the cache."""
-    return os.path.exists(_marker_path())
+def is_warm(models=tuple(SEED_BATCHES)) -> bool:
+    """True when ``warm_up`` has compiled the current kernels of ``models`` into the cache."""
+    return all(os.path.exists(_marker_path(name)) for name in models)
 
 
 def warm_up(models=tuple(SEED_BATCHES), verbose=True) -> float:
@@ -64,11 +66,12 @@ def warm_up(models=tuple(SEED_BATCHES), verbose=True) -> float:
                 y = rng.integers(0, 2, (len(x), 1)).astype(np.float32) if classes == 1 else \
                     rng.integers(0, classes, len(x))
                 model.train_on_batch(x, y)
-            for batch in (PREDICT_BATCH, 1):
+            for batch in (PREDICT_BATCH, VIZ_BATCH, 1):
                 model.predict(x[:batch], batch_size=batch)
-    os.makedirs(os.path.dirname(_marker_path()), exist_ok=True)
-    with open(_marker_path(), "w") as marker:
-        marker.write(f"warmed up in {time.perf_counter() - start:.1f} s: {', '.join(models)}\n")
+                model.gradient(x[:batch], np.ones_like)        # the input gradients of the figures
+            os.makedirs(os.path.dirname(_marker_path(name)), exist_ok=True)
+            with open(_marker_path(name), "w") as marker:
+                marker.write(f"{name} warmed up\n")
     return time.perf_counter() - start
 
 
