@@ -85,13 +85,15 @@ class _KernelCache(caching.FunctionCache):
     _impl_class = _KernelCacheImpl
 
 
-def _attach_cache(dispatcher) -> None:
+def _attach_cache(dispatcher) -> bool:
     """Cache ``dispatcher``'s compilations in ``cache_dir()`` (what ``cache=True`` does
-    with Numba's own locators, which would write next to the source file)."""
+    with Numba's own locators, which would write next to the source file); False where no
+    folder is writable (it then compiles in every process)."""
     try:
         dispatcher._cache = _KernelCache(dispatcher.py_func)
-    except RuntimeError:            # no writable folder: compile in every process
-        pass
+    except RuntimeError:
+        return False
+    return True
 
 
 class _Announcer(event.Listener):
@@ -99,6 +101,7 @@ class _Announcer(event.Listener):
 
     def __init__(self):
         self.kernels = set()        # ids of minicnn's dispatchers (Numba's own are not announced)
+        self.uncached = set()       # ... of those with no disk cache
         self.count = 0
         self.started = {}
 
@@ -107,7 +110,9 @@ class _Announcer(event.Listener):
         if id(dispatcher) not in self.kernels:
             return
         if self.count == 0:
-            print(f"compiling CPU kernels (first run only; kept in {cache_dir()}) …", file=sys.stderr, flush=True)
+            where = (f"first run only; kept in {cache_dir()}" if id(dispatcher) not in self.uncached else
+                     f"in every run: {cache_dir()} cannot be written")
+            print(f"compiling CPU kernels ({where}) …", file=sys.stderr, flush=True)
         self.count += 1
         self.started[id(dispatcher)] = time.perf_counter()
         print(f"  [{self.count}] {describe(dispatcher, ev.data['args'])} …", end="", file=sys.stderr, flush=True)
@@ -139,8 +144,9 @@ def kernel(**options):
     on, are cached in ``cache_dir()`` and are announced on stderr."""
     def decorate(function):
         dispatcher = njit(parallel=True, **options)(function)
-        _attach_cache(dispatcher)
         _ANNOUNCER.kernels.add(id(dispatcher))
+        if not _attach_cache(dispatcher):
+            _ANNOUNCER.uncached.add(id(dispatcher))
         compile_plainly = dispatcher.compile
 
         def compile_vectorized(signature):
