@@ -262,7 +262,8 @@ class Sequential(TrainingMixin):
 
     def trainable_params(self):
         """(key, params dict, name) for every trainable parameter, in layer order."""
-        return [((layer.name, k), layer.params, k) for layer in self.layers if layer.trainable for k in layer.params]
+        return [((layer.name, k), layer.params, k) for layer in self.layers if layer.trainable
+                for k in layer.params if k not in layer.non_trainable]
 
     def summary(self, details=False, batch_size=32, print_fn=print) -> str:
         """Keras's table; ``details=True`` adds padding, receptive field, stride, im2col bytes."""

@@ -71,7 +71,8 @@ def summary_table(model, details=False, batch_size=32) -> str:
         return left + middle.join("─" * w for w in widths) + right
 
     total = model.count_params()
-    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
+    trainable = sum(int(v.size) for layer in model.layers if layer.trainable
+                    for k, v in layer.params.items() if k not in layer.non_trainable)
     itemsize = 4
     out = [f'Model: "{model.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
     out += [line(r) for r in rows]

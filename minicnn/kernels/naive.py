@@ -127,3 +127,46 @@ def dense_backward(x, W, dy):
                 dW[k, u] += x2[r, k] * dy2[r, u]
                 dx2[r, k] += dy2[r, u] * W[k, u]
     return dx2.reshape(x.shape), dW, dy2.sum(axis=0)
+
+
+def batchnorm_forward(x, gamma, beta, mean=None, var=None, epsilon=1e-3):
+    """Channels last.  y[..., c] = γ[c]·(x[..., c] − μ[c]) / √(σ²[c] + ε) + β[c], with μ, σ²
+    the batch's (biased) statistics over every other axis when ``mean``/``var`` are None;
+    returns (y, μ, σ²)."""
+    c = x.shape[-1]
+    rows = x.reshape(-1, c)
+    m = rows.shape[0]
+    y = np.zeros_like(rows)
+    mus, variances = np.zeros(c), np.zeros(c)
+    for ch in range(c):
+        mu = sum(rows[r, ch] for r in range(m)) / m if mean is None else mean[ch]
+        v = sum((rows[r, ch] - mu) ** 2 for r in range(m)) / m if var is None else var[ch]
+        for r in range(m):
+            y[r, ch] = gamma[ch] * (rows[r, ch] - mu) / np.sqrt(v + epsilon) + beta[ch]
+        mus[ch], variances[ch] = mu, v
+    return y.reshape(x.shape), mus, variances
+
+
+def batchnorm_backward(x, gamma, dy, epsilon=1e-3):
+    """Training mode, channels last, staged one node at a time (the graph of
+    ``docs/backprop.md``): μ, xc = x − μ, v = Σxc²/m, s = √(v + ε), x̂ = xc/s, y = γx̂ + β;
+    returns (dx, dγ, dβ)."""
+    c = x.shape[-1]
+    rows, drows = x.reshape(-1, c), dy.reshape(-1, c)
+    m = rows.shape[0]
+    dx = np.zeros_like(rows)
+    dgamma, dbeta = np.zeros(c), np.zeros(c)
+    for ch in range(c):
+        mu = sum(rows[r, ch] for r in range(m)) / m
+        xc = [rows[r, ch] - mu for r in range(m)]
+        s = np.sqrt(sum(v * v for v in xc) / m + epsilon)
+        dxhat = [drows[r, ch] * gamma[ch] for r in range(m)]
+        dgamma[ch] = sum(drows[r, ch] * xc[r] / s for r in range(m))
+        dbeta[ch] = sum(drows[r, ch] for r in range(m))
+        ds = sum(-dxhat[r] * xc[r] / s ** 2 for r in range(m))          # x̂ = xc / s
+        dv = ds / (2 * s)                                                # s = √(v + ε)
+        dxc = [dxhat[r] / s + dv * 2 * xc[r] / m for r in range(m)]      # through x̂ and v
+        dmu = -sum(dxc)                                                  # xc = x − μ
+        for r in range(m):
+            dx[r, ch] = dxc[r] + dmu / m
+    return dx.reshape(x.shape), dgamma, dbeta

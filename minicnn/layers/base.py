@@ -50,6 +50,7 @@ class Layer(ABC):
     has_activation = False
     input_rank: int | None = None     # expected ndim of the input, None for any >= 2
     cache = None                      # what call keeps for call_backward
+    non_trainable = frozenset()       # params the optimizer never updates (e.g. BN's moving statistics)
 
     def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
@@ -159,7 +160,7 @@ class Layer(ABC):
 
     def forward(self, x, training=False):
         x = self.begin_forward(x)
-        if self.params and self.activation.epilogue:            # linear or ReLU: the layer's kernels apply it
+        if self.has_activation and self.params and self.activation.epilogue:   # linear or ReLU: the kernels apply it
             y = self.activation.kept(self.call(x, training, relu=self.activation.epilogue == "relu"))
         else:
             y = self.activation.forward(self.call(x, training))
