@@ -170,3 +170,79 @@ def batchnorm_backward(x, gamma, dy, epsilon=1e-3):
         for r in range(m):
             dx[r, ch] = dxc[r] + dmu / m
     return dx.reshape(x.shape), dgamma, dbeta
+
+
+def avgpool_forward(x, pool=(2, 2), strides=None, padding="valid"):
+    """y[b,p,q,ch] = the mean of the window's cells that lie inside the image."""
+    strides = strides or pool
+    n, h, w, c = x.shape
+    oh, ow, (top, _, left, _) = window_geometry(h, w, pool, strides, padding)
+    y = np.zeros((n, oh, ow, c), dtype=x.dtype)
+    for bi in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for ch in range(c):
+                    cells = [x[bi, r, s, ch] for r in range(p * strides[0] - top, p * strides[0] - top + pool[0])
+                             for s in range(q * strides[1] - left, q * strides[1] - left + pool[1])
+                             if 0 <= r < h and 0 <= s < w]
+                    y[bi, p, q, ch] = sum(cells) / len(cells)
+    return y
+
+
+def avgpool_backward(x_shape, dy, pool=(2, 2), strides=None, padding="valid"):
+    """dx[b, r, s, ch] += dy[b,p,q,ch] / count for every window cell (r, s) inside the image."""
+    strides = strides or pool
+    n, h, w, c = x_shape
+    _, _, (top, _, left, _) = window_geometry(h, w, pool, strides, padding)
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for bi in range(n):
+        for p in range(dy.shape[1]):
+            for q in range(dy.shape[2]):
+                cells = [(r, s) for r in range(p * strides[0] - top, p * strides[0] - top + pool[0])
+                         for s in range(q * strides[1] - left, q * strides[1] - left + pool[1])
+                         if 0 <= r < h and 0 <= s < w]
+                for ch in range(c):
+                    for r, s in cells:
+                        dx[bi, r, s, ch] += dy[bi, p, q, ch] / len(cells)
+    return dx
+
+
+def zero_padding2d(x, pads):
+    """y[b, top + i, left + j, ch] = x[b, i, j, ch]; zeros elsewhere."""
+    return _padded(x, pads)
+
+
+def cropping2d(x, crops):
+    """y[b, i, j, ch] = x[b, top + i, left + j, ch] for the rows and columns left."""
+    top, bottom, left, right = crops
+    n, h, w, c = x.shape
+    y = np.zeros((n, h - top - bottom, w - left - right, c), dtype=x.dtype)
+    for bi, i, j, ch in np.ndindex(*y.shape):
+        y[bi, i, j, ch] = x[bi, top + i, left + j, ch]
+    return y
+
+
+def upsampling2d_forward(x, size):
+    """y[b, i, j, ch] = x[b, i // sh, j // sw, ch]  (nearest)."""
+    n, h, w, c = x.shape
+    y = np.zeros((n, h * size[0], w * size[1], c), dtype=x.dtype)
+    for bi, i, j, ch in np.ndindex(*y.shape):
+        y[bi, i, j, ch] = x[bi, i // size[0], j // size[1], ch]
+    return y
+
+
+def upsampling2d_backward(dy, size):
+    """dx[b, i // sh, j // sw, ch] += dy[b, i, j, ch]."""
+    n, h, w, c = dy.shape
+    dx = np.zeros((n, h // size[0], w // size[1], c), dtype=dy.dtype)
+    for bi, i, j, ch in np.ndindex(*dy.shape):
+        dx[bi, i // size[0], j // size[1], ch] += dy[bi, i, j, ch]
+    return dx
+
+
+def permute(x, dims):
+    """y[b, i_{d1}, …, i_{dk}] = x[b, i_1, …, i_k]  (``dims`` 1-indexed, Keras)."""
+    y = np.zeros((x.shape[0], *(x.shape[d] for d in dims)), dtype=x.dtype)
+    for index in np.ndindex(*x.shape):
+        y[(index[0], *(index[d] for d in dims))] = x[index]
+    return y

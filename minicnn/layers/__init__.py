@@ -4,7 +4,10 @@ from .conv import Conv2D
 from .core import Activation, Dropout, Flatten, Input, ReLU
 from .dense import Dense
 from .normalization import BatchNormalization
-from .pooling import GlobalAveragePooling2D, MaxPooling2D
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .reshaping import Cropping2D, Permute, Reshape, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Input", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense",
-           "Flatten", "Dropout", "Activation", "ReLU", "BatchNormalization"]
+           "Flatten", "Dropout", "Activation", "ReLU", "BatchNormalization",
+           "AveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape",
+           "Permute"]

@@ -11,15 +11,26 @@ a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_
 over a Conv2D with a ReLU, on the Numba kernels, the forward of both can be one kernel
 (``forward_through_relu_of``, ``kernels/conv_relu_pool.py``).
 
+AveragePooling2D (see ``kernels/avgpool.py``; 'same' averages over the window's cells inside
+the image only, as TensorFlow)::
+
+    y[b,p,q,c] = 1/count[p,q] Σ_{i,j} x_pad[b, p·sh+i, q·sw+j, c]
+    ∂L/∂x_pad[b, p·sh+i, q·sw+j, c] += dy[b,p,q,c] / count[p,q]
+
 GlobalAveragePooling2D::
 
     y[b,c] = 1/(h·w) Σ_{i,j} x[b,i,j,c]        ∂L/∂x[b,i,j,c] = dy[b,c] / (h·w)
+
+GlobalMaxPooling2D (the first maximum in row-major order takes the gradient, as MaxPooling2D)::
+
+    y[b,c] = max_{i,j} x[b,i,j,c]              ∂L/∂x[b,i,j,c] = dy[b,c] · [(i,j) = argmax]
 """
 from __future__ import annotations
 
 from .. import backend
 from ..activations import ReLU
 from ..kernels import conv_relu_pool
+from ..kernels.avgpool import avgpool_backward, avgpool_forward
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
 from .base import Layer
@@ -106,3 +117,51 @@ class GlobalAveragePooling2D(Layer):
         (h, w), (n, c) = self.hw, dz.shape
         xp = backend.get_array_module(dz)
         return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()
+
+
+class AveragePooling2D(MaxPooling2D):
+    """MaxPooling2D's arguments, geometry and checks; the window's mean in place of its max
+    (and so no ReLU backward or forward to fuse with the layer below)."""
+
+    def call(self, x, training):
+        oh, ow, pads = window_geometry(x.shape[1], x.shape[2], self.pool_size, self.strides, self.padding,
+                                       self._who())
+        self.cache = (x.shape, pads)
+        return avgpool_forward(x, self.pool_size, self.strides, pads, (oh, ow))
+
+    def call_backward(self, dz, input_grad=True):
+        x_shape, pads = self.cache
+        return avgpool_backward(dz, x_shape, self.pool_size, self.strides, pads)
+
+    def runs_relu_backward_of(self, below):
+        return False
+
+    def fuses_forward_of(self, below, x) -> bool:
+        return False
+
+
+class GlobalMaxPooling2D(Layer):
+    input_rank = 4
+
+    def __init__(self, keepdims=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.keepdims = bool(keepdims)
+
+    def output_shape_of(self, input_shape):
+        return (input_shape[0], 1, 1, input_shape[3]) if self.keepdims else (input_shape[0], input_shape[3])
+
+    def call(self, x, training):
+        n, h, w, c = x.shape
+        flat = x.reshape(n, h * w, c)
+        self.cache = (x.shape, flat.argmax(axis=1))                 # (n, c): the first maximum's cell
+        y = flat.max(axis=1)
+        return y.reshape(n, 1, 1, c) if self.keepdims else y
+
+    def call_backward(self, dz, input_grad=True):
+        (n, h, w, c), where = self.cache
+        xp = backend.get_array_module(dz)
+        routed = (xp.arange(h * w)[None, :, None] == where[:, None, :]) * dz.reshape(n, 1, c)
+        return routed.reshape(n, h, w, c)
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
