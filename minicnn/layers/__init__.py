@@ -1,4 +1,5 @@
 """Layers with Keras's names, arguments and defaults (see ``base.Layer`` for the protocol)."""
+from .activation_layers import ELU, LeakyReLU, PReLU, Softmax
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dropout, Flatten, Input, ReLU
@@ -10,4 +11,4 @@ from .reshaping import Cropping2D, Permute, Reshape, UpSampling2D, ZeroPadding2D
 __all__ = ["Layer", "Input", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense",
            "Flatten", "Dropout", "Activation", "ReLU", "BatchNormalization",
            "AveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape",
-           "Permute"]
+           "Permute", "LeakyReLU", "ELU", "PReLU", "Softmax"]
