@@ -147,7 +147,9 @@ def clone_model(model, dtype=None):
 def _loss_from_config(config):
     from . import losses
     loss = losses.get(config["name"])
-    loss.from_logits = config["from_logits"]
+    for key, value in config.items():          # from_logits, and a reduced loss's reduction (and delta)
+        if key != "name":
+            setattr(loss, key, value)
     return loss
 
 
