@@ -246,3 +246,36 @@ def permute(x, dims):
     for index in np.ndindex(*x.shape):
         y[(index[0], *(index[d] for d in dims))] = x[index]
     return y
+
+
+def depthwise_conv2d_forward(x, W, strides=(1, 1), padding="valid", rate=(1, 1)):
+    """y[b,p,q,ch·m+k] = Σ_{i,j} x_pad[b, p·sh+i·dh, q·sw+j·dw, ch] · W[i,j,ch,k]"""
+    n, h, w, c = x.shape
+    kh, kw, _, m = W.shape
+    (sh, sw), (dh, dw) = strides, rate
+    oh, ow, pads = window_geometry(h, w, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), strides, padding)
+    xp = _padded(x, pads)
+    y = np.zeros((n, oh, ow, c * m), dtype=x.dtype)
+    for bi, p, q, ch, k in np.ndindex(n, oh, ow, c, m):
+        y[bi, p, q, ch * m + k] = sum(xp[bi, p * sh + i * dh, q * sw + j * dw, ch] * W[i, j, ch, k]
+                                      for i in range(kh) for j in range(kw))
+    return y
+
+
+def depthwise_conv2d_backward(x, W, dy, strides=(1, 1), padding="valid", rate=(1, 1)):
+    """(dx, dW): dW[i,j,ch,k] = Σ_{b,p,q} x_pad[b, p·sh+i·dh, q·sw+j·dw, ch] · dy[b,p,q,ch·m+k];
+    dx_pad[b, p·sh+i·dh, q·sw+j·dw, ch] += W[i,j,ch,k] · dy[b,p,q,ch·m+k]"""
+    n, h, w, c = x.shape
+    kh, kw, _, m = W.shape
+    (sh, sw), (dh, dw) = strides, rate
+    _, _, pads = window_geometry(h, w, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), strides, padding)
+    xp = _padded(x, pads)
+    dxp, dW = np.zeros_like(xp), np.zeros_like(W)
+    for bi, p, q, ch, k in np.ndindex(n, dy.shape[1], dy.shape[2], c, m):
+        g = dy[bi, p, q, ch * m + k]
+        for i in range(kh):
+            for j in range(kw):
+                dW[i, j, ch, k] += xp[bi, p * sh + i * dh, q * sw + j * dw, ch] * g
+                dxp[bi, p * sh + i * dh, q * sw + j * dw, ch] += W[i, j, ch, k] * g
+    top, _, left, _ = pads
+    return dxp[:, top:top + h, left:left + w, :], dW

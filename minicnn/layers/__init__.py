@@ -2,6 +2,7 @@
 from .activation_layers import ELU, LeakyReLU, PReLU, Softmax
 from .base import Layer
 from .conv import Conv2D
+from .convolutional import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dropout, Flatten, Input, ReLU
 from .dense import Dense
 from .normalization import BatchNormalization
@@ -11,4 +12,5 @@ from .reshaping import Cropping2D, Permute, Reshape, UpSampling2D, ZeroPadding2D
 __all__ = ["Layer", "Input", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense",
            "Flatten", "Dropout", "Activation", "ReLU", "BatchNormalization",
            "AveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape",
-           "Permute", "LeakyReLU", "ELU", "PReLU", "Softmax"]
+           "Permute", "LeakyReLU", "ELU", "PReLU", "Softmax", "Conv2DTranspose",
+           "DepthwiseConv2D", "SeparableConv2D"]

@@ -71,7 +71,7 @@ class MaxPooling2D(Layer):
         """True when this pool and ``below`` (the layer under it, about to take ``x``) can run
         their forwards as one kernel (``forward_through_relu_of``): ``below`` a Conv2D with a
         bias and a ReLU whose backward this pool runs, on the Numba kernels."""
-        return (isinstance(below, Conv2D) and "bias" in below.params and self.runs_relu_backward_of(below)
+        return (isinstance(below, Conv2D) and below.plain and "bias" in below.params and self.runs_relu_backward_of(below)
                 and below.built and x.ndim == 4 and x.shape[-1] == below.input_shape[-1]
                 and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
                                            self.pool_size, self.strides, self.padding))
