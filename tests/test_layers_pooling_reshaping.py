@@ -50,20 +50,15 @@ def as_amounts(value):
     return edge_amounts(value, "edges", "test")
 
 
-@given(padding=EDGES, seed=SEEDS)
-def test_zero_padding2d(float64, padding, seed):
-    x = image(seed, 2, 3, 4, 2)
-    assert_matches_tf(layers.ZeroPadding2D(padding), keras.layers.ZeroPadding2D(padding, dtype="float64"), x, seed)
-    assert_gradients_check(layers.ZeroPadding2D(padding), x, seed)
-    np.testing.assert_array_equal(layers.ZeroPadding2D(padding).forward(x), naive.zero_padding2d(x, as_amounts(padding)))
-
-
-@given(cropping=EDGES, seed=SEEDS)
-def test_cropping2d(float64, cropping, seed):
-    x = image(seed, 2, 5, 6, 2)
-    assert_matches_tf(layers.Cropping2D(cropping), keras.layers.Cropping2D(cropping, dtype="float64"), x, seed)
-    assert_gradients_check(layers.Cropping2D(cropping), x, seed)
-    np.testing.assert_array_equal(layers.Cropping2D(cropping).forward(x), naive.cropping2d(x, as_amounts(cropping)))
+@pytest.mark.parametrize("ours,theirs,reference,size", [
+    (layers.ZeroPadding2D, keras.layers.ZeroPadding2D, naive.zero_padding2d, (3, 4)),
+    (layers.Cropping2D, keras.layers.Cropping2D, naive.cropping2d, (5, 6))])
+@given(amounts=EDGES, seed=SEEDS)
+def test_zero_padding2d_and_cropping2d(float64, ours, theirs, reference, size, amounts, seed):
+    x = image(seed, 2, *size, 2)
+    assert_matches_tf(ours(amounts), theirs(amounts, dtype="float64"), x, seed)
+    assert_gradients_check(ours(amounts), x, seed)
+    np.testing.assert_array_equal(ours(amounts).forward(x), reference(x, as_amounts(amounts)))
 
 
 def test_cropping2d_rejects_cropping_everything():

@@ -16,33 +16,40 @@ from .base import Layer
 from .core import Activation
 
 
-class LeakyReLU(Activation):
+class ActivationWithArgument(Activation):
+    """An Activation layer around an activation built from one Keras argument (``argument``)."""
+
+    argument = None
+
+    def __init__(self, value, activation, name=None, **kwargs):
+        super().__init__(activation, name=name, **kwargs)
+        setattr(self, self.argument, value)
+
+    def get_config(self):
+        return {**Layer.get_config(self), self.argument: getattr(self, self.argument)}
+
+
+class LeakyReLU(ActivationWithArgument):
+    argument = "negative_slope"
+
     def __init__(self, negative_slope=0.3, name=None, **kwargs):
-        super().__init__(activations.LeakyReLU(negative_slope), name=name, **kwargs)
-        self.negative_slope = negative_slope
-
-    def get_config(self):
-        return {**Layer.get_config(self), "negative_slope": self.negative_slope}
+        super().__init__(negative_slope, activations.LeakyReLU(negative_slope), name=name, **kwargs)
 
 
-class ELU(Activation):
+class ELU(ActivationWithArgument):
+    argument = "alpha"
+
     def __init__(self, alpha=1.0, name=None, **kwargs):
-        super().__init__(activations.ELU(alpha), name=name, **kwargs)
-        self.alpha = alpha
-
-    def get_config(self):
-        return {**Layer.get_config(self), "alpha": self.alpha}
+        super().__init__(alpha, activations.ELU(alpha), name=name, **kwargs)
 
 
-class Softmax(Activation):
+class Softmax(ActivationWithArgument):
+    argument = "axis"
+
     def __init__(self, axis=-1, name=None, **kwargs):
         if not isinstance(axis, int) or isinstance(axis, bool):
             raise ValueError(f"Softmax layer: axis must be an int, received axis={axis!r}")
-        super().__init__(activations.Softmax(axis), name=name, **kwargs)
-        self.axis = axis
-
-    def get_config(self):
-        return {**Layer.get_config(self), "axis": self.axis}
+        super().__init__(axis, activations.Softmax(axis), name=name, **kwargs)
 
 
 class PReLU(Layer):

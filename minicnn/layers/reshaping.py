@@ -49,54 +49,56 @@ def crop_spatial(x, amounts):
     return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right, :].copy()
 
 
-class ZeroPadding2D(Layer):
-    input_rank = 4
+class Edges2D(Layer):
+    """ZeroPadding2D and Cropping2D: rows and columns added (``sign`` +1) or removed (−1) at
+    the four edges, their amounts kept under the Keras argument's name (``argument``)."""
 
-    def __init__(self, padding=(1, 1), name=None, **kwargs):
+    input_rank = 4
+    argument, sign = None, None
+
+    def __init__(self, amounts, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.padding = edge_amounts(padding, "padding", self._who())
+        self.amounts = edge_amounts(amounts, self.argument, self._who())
 
     def output_shape_of(self, input_shape):
         n, h, w, c = input_shape
-        top, bottom, left, right = self.padding
-        return (n, None if h is None else h + top + bottom, None if w is None else w + left + right, c)
-
-    def call(self, x, training):
-        return pad_spatial(x, self.padding)
-
-    def call_backward(self, dz, input_grad=True):
-        return crop_spatial(dz, self.padding)
+        top, bottom, left, right = self.amounts
+        if self.sign < 0 and ((h is not None and top + bottom >= h) or (w is not None and left + right >= w)):
+            raise self.error(f"cropping {self.amounts} (top, bottom, left, right) leaves nothing of an "
+                             f"input of shape {input_shape}")
+        return (n, None if h is None else h + self.sign * (top + bottom),
+                None if w is None else w + self.sign * (left + right), c)
 
     def get_config(self):
-        top, bottom, left, right = self.padding
-        return {**super().get_config(), "padding": ((top, bottom), (left, right))}
+        top, bottom, left, right = self.amounts
+        return {**super().get_config(), self.argument: ((top, bottom), (left, right))}
 
 
-class Cropping2D(Layer):
-    input_rank = 4
+class ZeroPadding2D(Edges2D):
+    argument, sign = "padding", +1
+
+    def __init__(self, padding=(1, 1), name=None, **kwargs):
+        super().__init__(padding, name=name, **kwargs)
+
+    def call(self, x, training):
+        return pad_spatial(x, self.amounts)
+
+    def call_backward(self, dz, input_grad=True):
+        return crop_spatial(dz, self.amounts)
+
+
+class Cropping2D(Edges2D):
+    argument, sign = "cropping", -1
 
     def __init__(self, cropping=((0, 0), (0, 0)), name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.cropping = edge_amounts(cropping, "cropping", self._who())
-
-    def output_shape_of(self, input_shape):
-        n, h, w, c = input_shape
-        top, bottom, left, right = self.cropping
-        if (h is not None and top + bottom >= h) or (w is not None and left + right >= w):
-            raise self.error(f"cropping {self.cropping} (top, bottom, left, right) leaves nothing of an "
-                             f"input of shape {input_shape}")
-        return (n, None if h is None else h - top - bottom, None if w is None else w - left - right, c)
+        super().__init__(cropping, name=name, **kwargs)
 
     def call(self, x, training):
         self.output_shape_of(x.shape)
-        return crop_spatial(x, self.cropping)
+        return crop_spatial(x, self.amounts)
 
     def call_backward(self, dz, input_grad=True):
-        return pad_spatial(dz, self.cropping)
-
-    def get_config(self):
-        top, bottom, left, right = self.cropping
-        return {**super().get_config(), "cropping": ((top, bottom), (left, right))}
+        return pad_spatial(dz, self.amounts)
 
 
 class UpSampling2D(Layer):
