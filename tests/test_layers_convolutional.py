@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 from minicnn import layers
 from minicnn.kernels import naive
+from minicnn.kernels.conv_variants import dilated_kernel
 from minicnn.kernels.geometry import window_geometry
 from conftest import distinct_values
 from layer_checks import assert_gradients_check, assert_matches_tf
@@ -88,10 +89,12 @@ def test_conv2d_groups_must_divide_the_input_channels():
 @given(case=window_cases(dilation=False), c=st.integers(1, 3), f=st.integers(1, 3), seed=SEEDS,
        output_padding=st.sampled_from([None, 0, 1, 2, (0, 1)]), activation=st.sampled_from([None, "relu"]))
 def test_conv2d_transpose_matches_tf(kernels, float64, case, c, f, seed, output_padding, activation):
+    """(TF's CPU kernels have no dilated transposed convolution: the dilated ones are checked by
+    central differences and against the loop reference below.)"""
     op = (output_padding,) * 2 if isinstance(output_padding, int) else output_padding
     assume(op is None or all(o < s for o, s in zip(op, case["strides"])))
     args = dict(filters=f, kernel_size=case["kernel"], strides=case["strides"], padding=case["padding"],
-                output_padding=output_padding, activation=activation)
+                output_padding=output_padding, dilation_rate=case["rate"], activation=activation)
     x = image(case, c, seed)
     try:
         expected_shape = keras.layers.Conv2DTranspose(**args, dtype="float64")(x).shape
@@ -114,15 +117,17 @@ def test_conv2d_transpose_matches_tf(kernels, float64, case, c, f, seed, output_
         np.testing.assert_allclose(mc.backend.to_numpy(ours.forward(kernels(x))), y_ref, rtol=1e-10, atol=1e-12)
 
 
-@given(case=window_cases(dilation=False), seed=SEEDS)
+@given(case=window_cases(), seed=SEEDS)
 def test_conv2d_transpose_central_differences_and_loop_reference(cpu_kernels, float64, case, seed):
     x = image(case, 2, seed)
-    layer = layers.Conv2DTranspose(3, case["kernel"], case["strides"], case["padding"], use_bias=False)
+    layer = layers.Conv2DTranspose(3, case["kernel"], case["strides"], case["padding"], dilation_rate=case["rate"],
+                                   use_bias=False)
     assert_gradients_check(layer, x, seed)
     y = layer.forward(x)
     # The transposed convolution is the input gradient of the convolution it transposes.
     stand_in = np.zeros(y.shape)
-    expected, _, _ = naive.conv2d_backward(stand_in, layer.params["kernel"], x, case["strides"], case["padding"])
+    W_d = dilated_kernel(layer.params["kernel"], case["rate"])
+    expected, _, _ = naive.conv2d_backward(stand_in, W_d, x, case["strides"], case["padding"])
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-13)
 
 

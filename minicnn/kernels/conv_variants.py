@@ -32,13 +32,21 @@ from __future__ import annotations
 
 from .. import backend
 from .conv import conv2d_backward, conv2d_forward, conv2d_input_grad
-from .geometry import window_geometry
+from .geometry import normalize_tuple, window_geometry
 from .workspace import Workspace
 
 
 def dilated_size(kernel, rate):
     """(dh(kh−1)+1, dw(kw−1)+1): the extent of a dilated kernel."""
     return tuple(d * (k - 1) + 1 for k, d in zip(kernel, rate))
+
+
+def checked_dilation(layer, dilation_rate):
+    """The rate as a pair; > 1 only with strides 1, as Keras (``layer.strides`` set already)."""
+    rate = normalize_tuple(dilation_rate, "dilation_rate", layer._who())
+    if max(rate) > 1 and max(layer.strides) > 1:
+        raise layer.error(f"dilation_rate={rate} > 1 cannot be combined with strides={layer.strides} > 1 (as in Keras)")
+    return rate
 
 
 def dilated_kernel(W, rate):

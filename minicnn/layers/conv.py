@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels.conv import conv2d_backward, conv2d_forward
-from ..kernels.conv_variants import conv2d_backward_general, conv2d_forward_general, dilated_size
+from ..kernels.conv_variants import checked_dilation, conv2d_backward_general, conv2d_forward_general, dilated_size
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.workspace import Workspace
 from .base import Layer
@@ -40,10 +40,7 @@ class Conv2D(Layer):
         self.kernel_size = normalize_tuple(kernel_size, "kernel_size", self._who())
         self.strides = normalize_tuple(strides, "strides", self._who())
         self.padding = check_padding(padding, self._who())
-        self.dilation_rate = normalize_tuple(dilation_rate, "dilation_rate", self._who())
-        if max(self.dilation_rate) > 1 and max(self.strides) > 1:
-            raise self.error(f"dilation_rate={self.dilation_rate} > 1 cannot be combined with strides="
-                             f"{self.strides} > 1 (as in Keras)")
+        self.dilation_rate = checked_dilation(self, dilation_rate)
         if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0 or filters % groups:
             raise self.error(f"groups must be a positive int dividing filters={filters}, received groups={groups!r}")
         self.groups = groups

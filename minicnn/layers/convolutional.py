@@ -26,7 +26,8 @@ from __future__ import annotations
 from .. import initializers
 from ..kernels import epilogue
 from ..kernels.conv_variants import (conv2d_transpose_backward, conv2d_transpose_forward,
-                                     conv2d_transpose_geometry, dilated_size)
+                                     checked_dilation, conv2d_transpose_geometry, dilated_kernel,
+                                     dilated_size)
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from .base import Layer
@@ -76,10 +77,11 @@ class WindowLayer(Layer):
 
 class Conv2DTranspose(WindowLayer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
-                 activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None, **kwargs):
+                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name=None, **kwargs):
         super().__init__(kernel_size, strides, padding, activation, use_bias, bias_initializer, name, **kwargs)
         self.filters = positive_int(self, filters, "filters")
+        self.dilation_rate = checked_dilation(self, dilation_rate)
         if output_padding is not None:
             pair = (output_padding,) * 2 if isinstance(output_padding, int) else tuple(output_padding)
             if len(pair) != 2 or not all(isinstance(v, int) and 0 <= v < s for v, s in zip(pair, self.strides)):
@@ -93,8 +95,8 @@ class Conv2DTranspose(WindowLayer):
         n, h, w, _ = input_shape
         if h is None or w is None:
             return (n, None, None, self.filters)
-        out_h, out_w, _ = conv2d_transpose_geometry(input_shape, self.kernel_size, self.strides, self.padding,
-                                                    self.output_padding, self._who())
+        out_h, out_w, _ = conv2d_transpose_geometry(input_shape, dilated_size(self.kernel_size, self.dilation_rate),
+                                                    self.strides, self.padding, self.output_padding, self._who())
         return (n, out_h, out_w, self.filters)
 
     def build_params(self, input_shape):
@@ -103,18 +105,20 @@ class Conv2DTranspose(WindowLayer):
 
     def call(self, x, training, relu=False):
         self.cache = x
-        y = conv2d_transpose_forward(x, self.params["kernel"], self.strides, self.padding, self.output_padding,
-                                     self.workspace)
+        y = conv2d_transpose_forward(x, dilated_kernel(self.params["kernel"], self.dilation_rate), self.strides,
+                                     self.padding, self.output_padding, self.workspace)
         return self.bias_and_activation(y, relu)
 
     def call_backward(self, dz, input_grad=True, bias_grad=False):
-        dx, dW = conv2d_transpose_backward(dz, self.cache, self.params["kernel"], self.strides, self.padding,
-                                           self.workspace)
-        self.with_bias_grad({"kernel": dW}, dz, bias_grad)
+        rate = self.dilation_rate
+        dx, dW_d = conv2d_transpose_backward(dz, self.cache, dilated_kernel(self.params["kernel"], rate),
+                                             self.strides, self.padding, self.workspace)
+        self.with_bias_grad({"kernel": dW_d[::rate[0], ::rate[1]]}, dz, bias_grad)
         return dx if input_grad else None
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "output_padding": self.output_padding}
+        return {**super().get_config(), "filters": self.filters, "output_padding": self.output_padding,
+                "dilation_rate": self.dilation_rate}
 
 
 class DepthwiseWindow(WindowLayer):
@@ -126,10 +130,7 @@ class DepthwiseWindow(WindowLayer):
                  depthwise_initializer, bias_initializer, name, **kwargs):
         super().__init__(kernel_size, strides, padding, activation, use_bias, bias_initializer, name, **kwargs)
         self.depth_multiplier = positive_int(self, depth_multiplier, "depth_multiplier")
-        self.dilation_rate = normalize_tuple(dilation_rate, "dilation_rate", self._who())
-        if max(self.dilation_rate) > 1 and max(self.strides) > 1:
-            raise self.error(f"dilation_rate={self.dilation_rate} > 1 cannot be combined with strides="
-                             f"{self.strides} > 1 (as in Keras)")
+        self.dilation_rate = checked_dilation(self, dilation_rate)
         self.depthwise_initializer = initializers.get(depthwise_initializer, self._who())
 
     def output_channels(self, in_channels):
