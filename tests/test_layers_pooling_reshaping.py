@@ -41,6 +41,11 @@ def test_global_max_pooling2d(float64, n, h, w, c, keepdims, seed):
     assert_gradients_check(layers.GlobalMaxPooling2D(keepdims), x, seed)
 
 
+def test_global_max_pooling2d_shares_the_gradient_of_tied_maxima_as_tf(float64):
+    x = np.array([1.0, 3, 3, 2, 0.5, 0.5, 0.5, 0.5]).reshape(2, 2, 2, 1)
+    assert_matches_tf(layers.GlobalMaxPooling2D(), keras.layers.GlobalMaxPooling2D(dtype="float64"), x)
+
+
 EDGES = st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
                   st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
                             st.tuples(st.integers(0, 2), st.integers(0, 2))))

@@ -21,9 +21,10 @@ GlobalAveragePooling2D::
 
     y[b,c] = 1/(h·w) Σ_{i,j} x[b,i,j,c]        ∂L/∂x[b,i,j,c] = dy[b,c] / (h·w)
 
-GlobalMaxPooling2D (the first maximum in row-major order takes the gradient, as MaxPooling2D)::
+GlobalMaxPooling2D (tied maxima share the gradient equally, as TensorFlow's reduce_max — unlike
+MaxPooling2D, whose first maximum takes it all, as TensorFlow's max-pool)::
 
-    y[b,c] = max_{i,j} x[b,i,j,c]              ∂L/∂x[b,i,j,c] = dy[b,c] · [(i,j) = argmax]
+    y[b,c] = max_{i,j} x[b,i,j,c]              ∂L/∂x[b,i,j,c] = dy[b,c] · [x[b,i,j,c] = y[b,c]] / #ties[b,c]
 """
 from __future__ import annotations
 
@@ -151,17 +152,14 @@ class GlobalMaxPooling2D(Layer):
         return (input_shape[0], 1, 1, input_shape[3]) if self.keepdims else (input_shape[0], input_shape[3])
 
     def call(self, x, training):
-        n, h, w, c = x.shape
-        flat = x.reshape(n, h * w, c)
-        self.cache = (x.shape, flat.argmax(axis=1))                 # (n, c): the first maximum's cell
-        y = flat.max(axis=1)
-        return y.reshape(n, 1, 1, c) if self.keepdims else y
+        y = x.max(axis=(1, 2), keepdims=True)
+        at_max = x == y
+        self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True))
+        return y if self.keepdims else y[:, 0, 0, :]
 
     def call_backward(self, dz, input_grad=True):
-        (n, h, w, c), where = self.cache
-        xp = backend.get_array_module(dz)
-        routed = (xp.arange(h * w)[None, :, None] == where[:, None, :]) * dz.reshape(n, 1, c)
-        return routed.reshape(n, h, w, c)
+        at_max, ties = self.cache
+        return at_max * (dz.reshape(ties.shape) / ties)
 
     def get_config(self):
         return {**super().get_config(), "keepdims": self.keepdims}
