@@ -16,6 +16,7 @@ EXAMPLES = {
     "cats_vs_dogs": "image-folder CNN with ImageDataGenerator augmentation",
     "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
     "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
+    "xception_blocks": "separable vs plain convolutions: parameters, multiply-adds, depthwise + pointwise",
 }
 
 

@@ -291,7 +291,13 @@ def _loss_from_config(config, path="loss"):
     name = _field(path, config, "compile.loss", "name", str, "a loss name")
     with _Entry(path, "compile.loss.name"):
         loss = losses.get(name)
-    loss.from_logits = _field(path, config, "compile.loss", "from_logits", bool, "true or false")
+    _field(path, config, "compile.loss", "from_logits", bool, "true or false")
+    for key, value in config.items():          # from_logits, and a reduced loss's reduction (and delta)
+        if key != "name":
+            with _Entry(path, f"compile.loss.{key}"):
+                if not hasattr(loss, key):
+                    raise ValueError(f"{type(loss).__name__} has no setting {key!r}")
+                setattr(loss, key, value)
     return loss
 
 

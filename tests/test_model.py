@@ -122,7 +122,7 @@ def test_bad_fit_input_raises_before_any_step(mutate, match):
 
 
 @pytest.mark.parametrize("kwargs,match", [({"optimizer": "adamw", "loss": "binary_crossentropy"}, "unknown optimizer"),
-                                          ({"optimizer": "adam", "loss": "hinge"}, "unknown loss"),
+                                          ({"optimizer": "adam", "loss": "poisson"}, "unknown loss"),
                                           ({"optimizer": "adam", "loss": "binary_crossentropy", "metrics": ["f1"]},
                                            "unknown metric")])
 def test_unknown_names_raise(kwargs, match):
