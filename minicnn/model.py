@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend
+from . import backend, device_copy
 from .layers import Input, Layer
 from .summary import summary_table
 from .training import TrainingMixin
@@ -228,13 +228,16 @@ class Sequential(TrainingMixin):
         self.device = device
         return self
 
-    def to_device(self, array):
-        """``array`` on this model's device (host batches are copied to the GPU)."""
+    def to_device(self, array, rows=None):
+        """``array`` (or ``array[rows]``) on this model's device: host batches go to the GPU
+        through page-locked staging buffers, asynchronously (``device_copy.py``)."""
         if array is None:
             return None
         if self.device == "gpu":
-            return backend.require_gpu().asarray(array)
-        return backend.to_numpy(array)
+            backend.require_gpu()
+            return device_copy.to_gpu(array, rows)
+        array = backend.to_numpy(array)
+        return array if rows is None else array[rows]
 
     # -- parameters ----------------------------------------------------------
     def get_weights(self):

@@ -29,7 +29,7 @@ from .seeding import global_generator
 class ArrayBatches:
     """Mini-batches of in-memory arrays, reshuffled every epoch when ``shuffle``."""
 
-    def __init__(self, x, y, batch_size, shuffle, move=lambda a: a):
+    def __init__(self, x, y, batch_size, shuffle, move=lambda a, rows: a[rows]):
         self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
         self.order = np.arange(len(x))
 
@@ -43,7 +43,7 @@ class ArrayBatches:
     def __getitem__(self, i):
         rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
         idx = self.order[rows] if self.shuffle else rows      # unshuffled: views, no copies
-        return self.move(self.x[idx]), (None if self.y is None else self.move(self.y[idx]))
+        return self.move(self.x, idx), (None if self.y is None else self.move(self.y, idx))   # move gathers
 
 
 class SequenceBatches:
