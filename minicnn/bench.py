@@ -161,16 +161,10 @@ def _torch_conv_layer(shape, batch, channels_last):
                         {"torch": torch.__version__, "threads": torch.get_num_threads(), "channels_last": channels_last})
 
 
-def worker_torch(name, shape, batch, mode):
-    import numpy as np
-    import torch
+def torch_sequential(spec, shape):
+    """The PyTorch twin of the minicnn model ``spec`` (input ``shape``, NHWC): NCHW layers, the
+    output softmax / sigmoid left to the loss (also used by ``benchmarks/gpu_bench.py``)."""
     from torch import nn
-    from minicnn import architectures
-    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
-    torch.manual_seed(0)
-    if mode == "layer":
-        return _torch_conv_layer(shape, batch, channels_last)
-    spec = architectures.SEED_MODELS[name](shape)
 
     class ToNHWC(nn.Module):
         def forward(self, t):
@@ -195,7 +189,19 @@ def worker_torch(name, shape, batch, mode):
             modules.append(nn.Dropout(cfg["rate"]))
         if cfg.get("activation") == "relu":           # the output softmax/sigmoid live in the loss
             modules.append(nn.ReLU())
-    model = nn.Sequential(*modules)
+    return nn.Sequential(*modules)
+
+
+def worker_torch(name, shape, batch, mode):
+    import numpy as np
+    import torch
+    from torch import nn
+    from minicnn import architectures
+    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
+    torch.manual_seed(0)
+    if mode == "layer":
+        return _torch_conv_layer(shape, batch, channels_last)
+    model = torch_sequential(architectures.SEED_MODELS[name](shape), shape)
     x_np, y_np = data(shape, batch, classes_of(name))
     x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
     if channels_last:

@@ -22,6 +22,13 @@ if "MINICNN_DATA" not in os.environ and _default_data.is_dir():
 BACKENDS = ["numpy", "numba", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 
+def pytest_configure(config):
+    # CuPy's own warnings (a CUDA path it guesses, a transfer it cannot make asynchronous)
+    # are shown, not raised: the GPU tests judge minicnn's results, not the machine's setup
+    config.addinivalue_line("filterwarnings", "default::Warning:cupy.*")
+    config.addinivalue_line("filterwarnings", "default::Warning:cupyx.*")
+
+
 class Backend:
     """What the ``kernels`` fixture yields: called on a host array, it returns the array on
     this backend's device; ``device`` is where a model runs it (``model.to(device)``)."""

@@ -7,6 +7,7 @@ import pytest
 import minicnn as mc
 from minicnn import architectures, backend, device_copy
 
+pytestmark = pytest.mark.gpu       # the GPU backend's file: `pytest -m gpu` runs it whole
 needs_gpu = pytest.mark.skipif(not backend.gpu_status()[0], reason=backend.gpu_status()[1])
 
 
@@ -102,7 +103,6 @@ def test_on_the_cpu_a_model_gathers_its_batches_on_the_host():
 
 
 @needs_gpu
-@pytest.mark.gpu
 def test_fit_on_the_gpu_moves_its_batches_through_the_staging_buffers(monkeypatch):
     cupy = backend.cupy_or_none()
     calls = []
