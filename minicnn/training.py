@@ -118,7 +118,7 @@ class TrainingMixin:
             self.build((None, *x.shape[1:]))
         probe = np.zeros((len(y), *self.output_shape[1:]), dtype="float32")
         try:
-            self.loss.check_labels(probe, y)
+            self.loss.check_labels(probe, backend.to_numpy(y))      # (checked on the host, once)
         except ValueError as exc:
             raise ValueError(f"{what}: labels do not fit the model's output {self.output_shape} "
                              f"and the loss {self.loss.name!r}: {exc}") from None
