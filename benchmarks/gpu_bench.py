@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import minicnn  # noqa: E402  (first: sets the thread-pool policy before NumPy loads)
+import minicnn  # noqa: E402, F401  (first: sets the thread-pool policy before NumPy loads)
 from minicnn import bench  # noqa: E402
 from minicnn.saving import atomic_write_bytes  # noqa: E402
 
@@ -172,18 +172,7 @@ def torch_case(device, name, shape, batch, mode):
     binary = bench.classes_of(name) == 1
     y = torch.from_numpy(y_np if binary else y_np.argmax(1)).to(device.torch_device)
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
-
-    def train():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def infer():
-        with torch.inference_mode():
-            return model(x)
+    train, infer = bench.torch_steps(model, x, y, loss_fn)
     step = train if mode == "train" else infer
     if not bool(torch.isfinite(step()).all()):
         raise RuntimeError("non-finite result")

@@ -192,6 +192,25 @@ def torch_sequential(spec, shape):
     return nn.Sequential(*modules)
 
 
+def torch_steps(model, x, y, loss_fn):
+    """(train, infer): one RMSprop step (learning rate 1e-4, as minicnn's) returning the loss,
+    and the outputs without gradients (also used by ``benchmarks/gpu_bench.py``)."""
+    import torch
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def infer():
+        with torch.no_grad():
+            return model(x)
+    return train, infer
+
+
 def worker_torch(name, shape, batch, mode):
     import numpy as np
     import torch
@@ -209,18 +228,7 @@ def worker_torch(name, shape, batch, mode):
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(y_np)
     loss_fn = nn.BCEWithLogitsLoss() if classes_of(name) == 1 else nn.CrossEntropyLoss()
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
-
-    def train():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y if classes_of(name) == 1 else y.argmax(1))
-        loss.backward()
-        opt.step()
-        return loss
-
-    def infer():
-        with torch.no_grad():
-            return model(x)
+    train, infer = torch_steps(model, x, y if classes_of(name) == 1 else y.argmax(1), loss_fn)
     return _first_steps(train if mode == "train" else infer, lambda out: bool(torch.isfinite(out).all()),
                         {"torch": torch.__version__, "threads": torch.get_num_threads(),
                          "channels_last": channels_last, "np": np.__version__})

@@ -4,7 +4,6 @@ for, as asynchronous copies do; and, on a GPU, fit moving its batches that way."
 import numpy as np
 import pytest
 
-import minicnn as mc
 from minicnn import architectures, backend, device_copy
 
 pytestmark = pytest.mark.gpu       # the GPU backend's file: `pytest -m gpu` runs it whole
