@@ -17,7 +17,8 @@
 #              device; results go to a temporary folder unless --out is given.
 #   $OUT       when set (the device tool's folder), the results and logs are copied there.
 #   $PYTHON    the interpreter (default python3).
-#   $GPU_BENCH_BUDGET_S  seconds for the benchmark's cases (default 200).
+#   $GPU_BENCH_BUDGET_S  seconds for the benchmark's cases (default 120; the tests get at most 200,
+#              so that the whole check ends within about 6 minutes and a second run still fits).
 #   $GPU_CHECK_TESTS, $GPU_BENCH_MODELS  narrow the tests (paths) and the benchmark (model names,
 #              comma-separated): for the dry run's own test.
 set -uo pipefail
@@ -82,13 +83,13 @@ fi
 junit="$out/gpu-tests.xml"
 # -m gpu: the GPU cases only (tests/test_gpu.py and test_gpu_device_copy.py are marked
 # whole); NumPy host kernels, so that no Numba kernel is compiled on a fresh machine
-MINICNN_KERNELS=numpy timeout 330 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m gpu \
+MINICNN_KERNELS=numpy timeout 200 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m gpu \
     --junitxml="$junit" ${GPU_CHECK_TESTS:-"${files[@]}"} 2>&1 | tail -n 40
 
 # -- 3. benchmark and report ------------------------------------------------------------------
 say "3/3 benchmark"
 "$PYTHON" benchmarks/gpu_bench.py $([ "$dry_run" = 1 ] && echo --fake) --junit "$junit" \
-    --budget-s "${GPU_BENCH_BUDGET_S:-200}" ${GPU_BENCH_MODELS:+--models "$GPU_BENCH_MODELS"} --out "$out"
+    --budget-s "${GPU_BENCH_BUDGET_S:-120}" ${GPU_BENCH_MODELS:+--models "$GPU_BENCH_MODELS"} --out "$out"
 status=$?
 if [ "$dry_run" = 0 ] && [ $status = 0 ]; then    # on a GPU every GPU test must pass, and none skip
     "$PYTHON" -c "import json, sys; t = json.load(open(sys.argv[1]))['tests']; \

@@ -31,6 +31,8 @@ def test_the_dry_run_writes_the_report_from_every_piece(tmp_path):
     assert all("CuPy" in skip["message"] or "CUDA" in skip["message"] for skip in tests["skips"])
     assert [(c["model"], c["batch"], c["mode"]) for c in report["cases"]] == \
         [("face_cnn", b, m) for b in gpu_bench.FAKE_BATCHES for m in ("train", "infer")]
+    assert gpu_bench.cases(False)[:2] == [("face_fcnn", (64, 64, 1), 512, "train"), ("face_fcnn", (64, 64, 1), 512, "infer")]
+    assert {c[2] for c in gpu_bench.cases(False)[:16]} == {512}      # every model at 512 before any at 2048
     for case in report["cases"]:
         for framework in ("minicnn", "torch"):
             result = case[framework]
