@@ -46,7 +46,7 @@ def main(quick=False, out=None, data=None):
     seeding.set_seed(0)
     model = architectures.cats_dogs_cnn()
     check(model.count_params() == 3453121, "parameter count")
-    model.compile(optimizers.RMSprop(1e-4), "binary_crossentropy", ["acc"])
+    model.compile(optimizers.RMSprop(1e-4), "binary_crossentropy", metrics=["acc"])
     augment = ImageDataGenerator(rescale=1 / 255, rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
                                  shear_range=0.2, zoom_range=0.2, horizontal_flip=True)
     train = augment.flow_from_directory(os.path.join(data, "train"), target_size=(150, 150), batch_size=16,

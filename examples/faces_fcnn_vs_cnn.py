@@ -24,7 +24,7 @@ def main(quick=False, out=None):
     check(np.mean(results["face_cnn"]) > np.mean(results["face_fcnn"]), "the CNN should beat the FCNN on average")
     check(max(results["face_cnn"]) > 0.5, "the CNN should rise above chance in some seed")
     cnn = models["face_cnn"]
-    conv, pool = cnn.intermediate_outputs(x[:1], ["conv2d", "max_pooling2d"])
+    conv, pool = cnn.intermediate_outputs(x[:1], [cnn.layers[0].name, cnn.layers[1].name])
     check(conv.shape == (1, 57, 57, 4) and pool.shape == (1, 14, 14, 4), "conv/pool output shapes")
     figures.save(plots.plot_filters(cnn.layers[0].params["kernel"], title="the four learned 8×8 filters"), "filters")
     figures.save(plots.plot_feature_maps(conv, images_per_row=4, title="57×57 conv outputs"), "conv_outputs")

@@ -8,7 +8,7 @@ the same experiment on Fashion-MNIST (60K vs 10K), labelled as such.
 """
 import numpy as np
 
-from minicnn import architectures, optimizers, seeding
+from minicnn import Model, architectures, optimizers, seeding
 from minicnn.datasets import cifar10, fashion_mnist
 from minicnn.example_support import Figures, check, example_main
 from minicnn.viz import plots
@@ -37,20 +37,26 @@ def main(quick=False, out=None):
     for label, n in (("large", large), ("small", small)):
         seeding.set_seed(0)
         model = architectures.cifar_six_conv(x.shape[1:])
-        model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile(optimizers.Adam(), "sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(x[:n], y[:n], batch_size=32 if not quick else 64, epochs=1 if quick else 10, verbose=2)
         accuracies[label] = model.evaluate(xt, yt, verbose=0)[1]
         models[label] = model
         print(f"{label} training set ({n:,}): test accuracy {accuracies[label]:.4f}")
     check(min(accuracies.values()) > 0.2, "accuracy above chance (10 classes)")
     image = xt[:1]
-    convs = [layer.name for layer in models["large"].layers if layer.name.startswith("conv2d")]
+    acts, image_acts = {}, {}
+    for label, model in models.items():      # the tutorial's recipe: a model whose outputs are every layer's
+        layer_outputs = (layer.output for layer in model.layers)
+        features = Model(inputs=model.input, outputs=layer_outputs)
+        names = [layer.name for layer in model.layers]
+        convs = [n for n in names if n.startswith("conv2d")]
+        image_acts[label] = dict(zip(names, features.predict(image, verbose=0)))
+        acts[label] = {n: a for n, a in zip(names, features.predict(xt[:16], verbose=0)) if n in convs}
     first_last = [convs[0], convs[-1]]
-    for label, model in models.items():
-        for layer, act in zip(first_last, model.intermediate_outputs(image, first_last)):
-            figures.save(plots.plot_feature_maps(act, images_per_row=8, title=f"{label}: {layer}"),
+    for label in models:
+        for layer in first_last:
+            figures.save(plots.plot_feature_maps(image_acts[label][layer], images_per_row=8, title=f"{label}: {layer}"),
                          f"{label}_{layer}")
-    acts = {label: dict(zip(convs, m.intermediate_outputs(xt[:16], convs))) for label, m in models.items()}
     figures.save(plots.plot_activation_histograms(acts["large"], acts["small"], ("large set", "small set")),
                  "histograms")
     for label, model in models.items():

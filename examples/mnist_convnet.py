@@ -12,9 +12,10 @@ def main(quick=False, out=None):
     names = [layer.name for layer in model.layers[:5]]
     for name, act in zip(names, model.intermediate_outputs(x_test[:1], names)):
         figures.save(plots.plot_feature_maps(act, images_per_row=16, title=f"{name} {act.shape[1:]}"), f"out_{name}")
-    images, _ = maximize.maximize(model, "conv2d_2", list(range(16)), steps=20 if quick else 40,
+    last_conv = [layer.name for layer in model.layers if "conv2d" in layer.name][-1]
+    images, _ = maximize.maximize(model, last_conv, list(range(16)), steps=20 if quick else 40,
                                   modifiers=[maximize.Jitter(1)], seed=0)
-    figures.save(plots.plot_image_grid([maximize.deprocess_image(i) for i in images], suptitle="conv2d_2 patterns"),
+    figures.save(plots.plot_image_grid([maximize.deprocess_image(i) for i in images], suptitle=f"{last_conv} patterns"),
                  "filter_patterns")
     predicted = model.predict(x_test[:8]).argmax(1)
     cams = attribution.grad_cam(model, x_test[:8], predicted)

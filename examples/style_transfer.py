@@ -38,7 +38,8 @@ def main(quick=False, out=None, vgg16=None):
         content = photo_grayscale((size, size))[None, :, :, None]
         stripes = (np.sin(np.arange(size) / 2.0)[None, :] * np.ones((size, 1)) > 0).astype(np.float32)
         style_image = (0.5 * stripes + 0.5 * np.roll(content[0, :, :, 0], 7, axis=1))[None, :, :, None]
-        content_layer, style_layers = "conv2d_1", ["conv2d", "conv2d_1"]
+        first, second = (layer.name for layer in model.layers if "conv2d" in layer.name)
+        content_layer, style_layers = second, [first, second]
     else:
         from minicnn.applications import VGG16
         model = VGG16(weights=vgg16, input_shape=(128, 128, 3))

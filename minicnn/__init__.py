@@ -3,16 +3,26 @@
     import minicnn as mc
     model = mc.Sequential([mc.layers.Input((28, 28, 1)),
                            mc.layers.Conv2D(32, 3, activation="relu"), ...])
-    model.compile("adam", "categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=3)
+
+Importing minicnn has one side effect: where they are unset, it sets
+``OPENBLAS_THREAD_TIMEOUT=4`` and ``OMP_WAIT_POLICY=PASSIVE`` and restarts an already loaded
+OpenBLAS's threads, so that the BLAS and Numba thread pools do not starve each other
+(``threads.py``).  ``MINICNN_SHARE_CORES=0`` in the environment turns it off.
 """
+import os as _os
+
 from . import threads as _threads
 
-_threads.share_cores()      # OpenBLAS's and Numba's threads sleep promptly (threads.py)
+if _os.environ.get("MINICNN_SHARE_CORES", "1") != "0":
+    _threads.share_cores()
 
 from . import activations, backend, callbacks, initializers, layers, losses, metrics, optimizers  # noqa: E402
 from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: E402
-from .model import Sequential  # noqa: E402
+from .layers import Input  # noqa: E402
+from .model import Model, Sequential  # noqa: E402
+from . import models  # noqa: E402
 from .saving import load_keras_weights, load_model  # noqa: E402
 from .seeding import set_seed  # noqa: E402
 
@@ -29,7 +39,7 @@ def __getattr__(name):
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
+__all__ = ["Model", "Sequential", "Input", "models", "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
            "initializers", "backend", "set_seed", "set_floatx", "set_kernels", "get_kernels",
            "use_kernels", "load_model", "load_keras_weights", "viz", "study", "gradcheck",
            "compare_with_keras", "trace"]

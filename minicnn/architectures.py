@@ -4,7 +4,7 @@ for quick runs; the parameter counts quoted are for the tutorials' input sizes."
 from __future__ import annotations
 
 from .layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
-from .model import Sequential
+from .model import Model, Sequential
 
 
 def face_fcnn(input_shape=(64, 64, 1)):
@@ -21,12 +21,17 @@ def face_cnn(input_shape=(64, 64, 1)):
 
 def mnist_deconstructed(input_shape=(28, 28, 1), classes=10):
     """MNIST 'deconstructed': 24/48/64 3×3 'same' convs + MaxPool 2 each → Dense 128 →
-    Dropout 0.25 → Dense 10 softmax (113,514 params)."""
-    body = []
+    Dropout 0.25 → Dense 10 softmax (113,514 params).  Built with the functional API, as the tutorial builds it."""
+    inputs = Input(shape=input_shape)
+    x = inputs
     for filters in (24, 48, 64):
-        body += [Conv2D(filters, 3, padding="same", activation="relu"), MaxPooling2D(2)]
-    return Sequential([Input(input_shape), *body, Flatten(), Dense(128, activation="relu"), Dropout(0.25),
-                       Dense(classes, activation="softmax")], name="mnist_deconstructed")
+        x = Conv2D(filters, kernel_size=(3, 3), padding="same", activation="relu")(x)
+        x = MaxPooling2D(pool_size=(2, 2))(x)
+    x = Flatten()(x)
+    x = Dense(128, activation="relu")(x)
+    x = Dropout(0.25)(x)
+    output = Dense(classes, activation="softmax")(x)
+    return Model(inputs, output, name="mnist_deconstructed")
 
 
 def mnist_cnn(input_shape=(28, 28, 1), classes=10, dropout=0.5):
@@ -47,14 +52,19 @@ def mnist_convnet(input_shape=(28, 28, 1), classes=10):
 
 def cifar_six_conv(input_shape=(32, 32, 3), classes=10, dropout=0.5):
     """CIFAR-10: six 16-filter 3×3 'same' convs (MaxPool after the 2nd and 4th) → Dense 64
-    on the 4-D tensor → Dropout → Flatten → Dense 10 softmax."""
-    body = []
+    on the 4-D tensor → Dropout → Flatten → Dense 10 softmax.  Built with the functional
+    API and the tutorial's layer names."""
+    input_layer = Input(shape=input_shape, name="input")
+    h = input_layer
     for i in range(6):
-        body.append(Conv2D(16, 3, padding="same", activation="relu"))
+        h = Conv2D(filters=16, kernel_size=(3, 3), activation="relu", padding="same", name=f"conv2d_{i + 1}")(h)
         if i in (1, 3):
-            body.append(MaxPooling2D(2))
-    return Sequential([Input(input_shape), *body, Dense(64, activation="relu"), Dropout(dropout), Flatten(),
-                       Dense(classes, activation="softmax")], name="cifar_six_conv")
+            h = MaxPooling2D(pool_size=(2, 2), name=f"pool_{(i + 1) // 2}")(h)
+    h = Dense(64, activation="relu", name="dense_1")(h)
+    h = Dropout(dropout, name="dropout_1")(h)
+    h = Flatten(name="flatten_1")(h)
+    output_layer = Dense(classes, activation="softmax", name="dense_2")(h)
+    return Model(inputs=input_layer, outputs=output_layer, name="cifar_six_conv")
 
 
 def cats_dogs_cnn(input_shape=(150, 150, 3)):

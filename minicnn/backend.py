@@ -25,17 +25,19 @@ def check_choice(value, choices, what):
     return value
 
 
-_KERNEL_CHOICES = ("numpy", "numba")
+_KERNEL_CHOICES = ("reference", "numpy", "numba")
 _kernels = check_choice(os.environ.get("MINICNN_KERNELS", "numba"), _KERNEL_CHOICES, "MINICNN_KERNELS")
 
 
 def get_kernels() -> str:
-    """The CPU kernel family in use: 'numpy' or 'numba'."""
+    """The CPU kernel family in use: 'reference', 'numpy' or 'numba'."""
     return _kernels
 
 
 def set_kernels(name: str) -> None:
-    """Select the CPU kernels: 'numpy' (readable reference path) or 'numba' (fast)."""
+    """Select the CPU kernels: 'reference' (the plain ops, unfused, no buffer reuse: the
+    path that reads like docs/backprop.md), 'numpy' (vectorized NumPy, fused groups) or
+    'numba' (the fast kernels)."""
     global _kernels
     _kernels = check_choice(name, _KERNEL_CHOICES, "set_kernels")
 
@@ -102,6 +104,26 @@ def on_numba_kernels(x) -> bool:
 def to_numpy(x) -> np.ndarray:
     """A host copy (or the array itself when it already is on the host)."""
     return x.get() if is_gpu_array(x) else np.asarray(x)
+
+
+_names_taken: dict[str, int] = {}
+
+
+def unique_name(base: str) -> str:
+    """Keras's automatic names, counted per session: conv2d, conv2d_1, conv2d_2, ..."""
+    count = _names_taken.get(base, 0)
+    _names_taken[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def clear_session() -> None:
+    """Start the automatic layer names afresh (Keras's ``clear_session``)."""
+    _names_taken.clear()
+
+
+def image_data_format() -> str:
+    """Always 'channels_last' (NHWC, Keras's default)."""
+    return "channels_last"
 
 
 _FLOAT_TYPES = ("float32", "float64")

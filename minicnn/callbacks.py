@@ -8,10 +8,11 @@ after the current epoch.  (Non-finite losses always stop training — Keras's
 from __future__ import annotations
 
 import csv
-import math
 import os
 
 import numpy as np
+
+from . import arguments
 
 
 class Callback:
@@ -58,7 +59,9 @@ def _monitored(logs, monitor, who):
 class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
                  restore_best_weights=False):
-        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
+        self.monitor = monitor
+        self.min_delta = abs(arguments.real(min_delta, "EarlyStopping", "min_delta"))
+        self.patience = arguments.count(patience, "EarlyStopping", "patience")
         self.better = _improvement(mode, monitor)
         self.restore_best_weights = restore_best_weights
 
@@ -109,9 +112,8 @@ class LearningRateScheduler(Callback):
         self.schedule, self.verbose = schedule, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
-        lr = float(self.schedule(epoch, self.model.optimizer.learning_rate))
-        if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"LearningRateScheduler: schedule returned learning rate {lr!r} at epoch {epoch}")
+        lr = arguments.positive(self.schedule(epoch, self.model.optimizer.learning_rate),
+                                "LearningRateScheduler", f"the schedule's learning rate for epoch {epoch}")
         self.model.optimizer.learning_rate = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")

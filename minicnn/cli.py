@@ -14,6 +14,7 @@ EXAMPLES = {
     "feature_extraction": "six-conv model on a large vs a small training set (Fashion-MNIST stand-in)",
     "cats_vs_dogs": "image-folder CNN with ImageDataGenerator augmentation",
     "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
+    "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
 }
 
 

@@ -31,7 +31,7 @@ def olivetti_comparison(seeds=(0, 1, 2, 3, 4), epochs=20, verbose=0):
         for name in results:
             seeding.set_seed(seed)
             model = architectures.SEED_MODELS[name]()
-            model.compile(optimizers.Adam(0.003), "binary_crossentropy", ["accuracy"])
+            model.compile(optimizers.Adam(0.003), "binary_crossentropy", metrics=["accuracy"])
             history = model.fit(x, y, batch_size=5, epochs=epochs, verbose=verbose)
             results[name].append(history.history["accuracy"][-1])
             models[name] = model
@@ -51,7 +51,7 @@ def run(out_dir="minicnn-demo", epochs=6, quick=False):
     seeding.set_seed(0)
     model = architectures.mnist_deconstructed()
     model.summary()
-    model.compile(optimizers.Adam(0.002), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizers.Adam(0.002), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x_train, y_train, batch_size=128, epochs=2 if quick else epochs,
                         validation_data=(x_test, y_test))
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
@@ -67,7 +67,7 @@ def run(out_dir="minicnn-demo", epochs=6, quick=False):
         print(f"  {name}: {params:,} params, final training accuracy per seed {[round(a, 3) for a in accs]}")
         rows.append(f"<tr><td>{name}</td><td>{params:,}</td><td>{', '.join(f'{a:.3f}' for a in accs)}</td></tr>")
     cnn = face_models["face_cnn"]
-    conv_out, pool_out = cnn.intermediate_outputs(face_x[:1], ["conv2d", "max_pooling2d"])
+    conv_out, pool_out = cnn.intermediate_outputs(face_x[:1], [cnn.layers[0].name, cnn.layers[1].name])
     figures = os.path.join(out_dir, "figures")
     os.makedirs(figures, exist_ok=True)
     face_section = ("Olivetti faces: FCNN vs CNN",

@@ -82,7 +82,7 @@ def train_mnist_model(build, params, optimizer, batch_size, epochs, quick):
     model = build()
     model.summary()
     check(model.count_params() == params, f"parameter count: expected {params:,}, found {model.count_params():,}")
-    model.compile(optimizer, "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_test, y_test),
                         verbose=2)
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]

@@ -1,17 +1,17 @@
-"""Sequential: a stack of layers, and the whole of backpropagation in two loops.
+"""Model: a graph of layer calls, and the whole of backpropagation in two loops.
 
 ::
 
-    forward:   a₀ = x,   a_l = layer_l.forward(a_{l−1})            l = 1 … L
-    backward:  g_L = ∂L/∂a_L,   g_{l−1} = layer_l.backward(g_l)    l = L … 1
+    forward:   for each step in topological order:  outputs = step.forward(inputs)
+    backward:  for each step in reverse order:      ∂L/∂inputs += step.backward(∂L/∂outputs)
 
-No tape and no graph: each layer keeps what its own backward needs from the last
-forward.  One pair of layers is fused: a max-pool over a layer with a ReLU runs that
-ReLU's backward too, on its own (smaller) output gradient (``kernels/pool.py``), and over a
-Conv2D with a ReLU, on the Numba kernels, the forward of both in one kernel
-(``kernels/conv_relu_pool.py``).  The same two loops serve training (``training.py``) and
-the visualizations, which seed the backward pass with the gradient of any scalar of any
-layer's output (``gradient``).
+A functional model is the nodes between ``inputs`` and ``outputs`` (``graph.py``);
+``Sequential`` is the case where they form one chain.  The steps come from the plan
+(``plan.py``): the nodes in order, with fused groups where a group cannot change what
+anybody sees.  No tape: each layer keeps what its own backward needs from the last
+forward.  The same two loops serve training (``training.py``) and the visualizations,
+which seed the backward pass with the gradient of any scalar of any layer's output
+(``gradient``).
 """
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend, device_copy
-from .layers import Input, Layer
+from .graph import flatten, is_symbolic
+from .layers import Layer
+from .layers.core import InputLayer
+from .plan import Plan, nodes_for
 from .summary import summary_table
-from .training import TrainingMixin
+from .training import TrainingMixin, serialized
 
 
 class Gradient(NamedTuple):
@@ -31,167 +34,266 @@ class Gradient(NamedTuple):
     wrt_value: object    # the model input, or the output of layer `wrt`
 
 
-class Sequential(TrainingMixin):
-    def __init__(self, layers=None, name=None):
-        self.name = name or "sequential"
-        self.layers: list[Layer] = []
-        self.input_shape = None
+class Model(TrainingMixin, Layer):
+    """``Model(inputs, outputs)``: the layer calls between symbolic ``inputs`` (from
+    ``mc.Input``) and ``outputs``, each a tensor, a list or a dict of them (Keras)."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True):
+        Layer.__init__(self, name=name or backend.unique_name(self.default_name()), trainable=trainable)
         self.stop_training = False
         self.optimizer = self.loss = None
         self.device = "cpu"
-        for layer in layers or []:
-            self.add(layer)
+        self._plans, self._last_plan = {}, None
+        if type(self) is Model:
+            if inputs is None or outputs is None:
+                raise ValueError(f"Model {self.name!r}: give inputs and outputs, e.g. "
+                                 f"Model(inputs=x, outputs=y) with x = mc.Input(shape)")
+            self._set_graph(inputs, outputs)
 
-    # -- construction ---------------------------------------------------------
-    def add(self, layer) -> None:
-        if isinstance(layer, Input):
-            if self.layers or self.input_shape is not None:
-                raise ValueError(f"model {self.name!r}: Input must come first, before any layer")
-            self.input_shape = (None, *layer.shape)
-            return
-        if not isinstance(layer, Layer):
-            raise ValueError(f"model {self.name!r}: expected a minicnn layer, received {type(layer).__name__}")
-        if layer.name is None:
-            layer.name = self._unique_name(layer.default_name())
-        elif any(other.name == layer.name for other in self.layers):
-            raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
-        if not self.layers and self.input_shape is None and layer.batch_input_shape is not None:
-            self.input_shape = layer.batch_input_shape
-        self.layers.append(layer)
-        if self.input_shape is not None:
-            self.build(self.input_shape)
+    @classmethod
+    def default_name(cls) -> str:
+        return "functional" if cls is Model else super().default_name()
 
-    def _unique_name(self, base: str) -> str:
-        """Keras's numbering: conv2d, conv2d_1, conv2d_2, ..."""
-        taken = {layer.name for layer in self.layers}
-        name, i = base, 0
-        while name in taken:
-            i += 1
-            name = f"{base}_{i}"
-        return name
-
-    def build(self, input_shape) -> None:
-        """Build every layer from the input shape ``(None, h, w, c)``."""
-        shape = (None, *tuple(input_shape)[1:])
-        self.input_shape = shape
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-
-    @property
-    def built(self) -> bool:
-        return bool(self.layers) and all(layer.built for layer in self.layers)
+    # -- the graph ------------------------------------------------------------------
+    def _set_graph(self, inputs, outputs):
+        inputs, outputs = (flatten(s) if hasattr(s, "__next__") else s for s in (inputs, outputs))
+        for what, given in (("inputs", inputs), ("outputs", outputs)):
+            wrong = [type(t).__name__ for t in flatten(given) if not is_symbolic(t)]
+            if wrong:
+                raise ValueError(f"Model {self.name!r}: {what} must be symbolic tensors (from mc.Input(...) and "
+                                 f"layer calls on them), received {wrong}")
+        self.inputs, self.outputs = flatten(inputs), flatten(outputs)
+        self.output_names = list(outputs) if isinstance(outputs, dict) else \
+            [t.node.layer.name for t in self.outputs]
+        self.input_names = list(inputs) if isinstance(inputs, dict) else [t.name for t in self.inputs]
+        nodes = nodes_for(self.outputs, self.inputs)
+        given = {id(t) for t in self.inputs}
+        for node in nodes:
+            for t in node.inputs:
+                if t.node.layer.is_input_layer and id(t) not in given:
+                    raise ValueError(f"Model {self.name!r}: the outputs depend on input {t.name!r} {t.shape}, "
+                                     f"which is not among the model's inputs {[i.name for i in self.inputs]}")
+        layers = [t.node.layer for t in self.inputs] + [n.layer for n in nodes]
+        self._layers = list(dict.fromkeys(layers))
+        names = [layer.name for layer in self._layers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"Model {self.name!r}: duplicate layer names {twice}; every layer of a model "
+                             f"needs its own name")
+        self._plans, self._last_plan = {}, None
+        self.input_shape = self.inputs[0].shape if len(self.inputs) == 1 else [t.shape for t in self.inputs]
+        self._out_shape = self.outputs[0].shape if len(self.outputs) == 1 else [t.shape for t in self.outputs]
+        self.built = True
 
     @property
-    def output_shape(self):
-        return self.layers[-1].output_shape
+    def layers(self) -> list:
+        return list(self._layers)
+
+    @property
+    def input(self):
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
 
     def get_layer(self, name=None, index=None) -> Layer:
+        """The layer called ``name`` (searched in nested models too), or at ``index``."""
         if index is not None:
             return self.layers[index]
         for layer in self.layers:
             if layer.name == name:
                 return layer
+        for layer in self.layers:
+            if isinstance(layer, Model) and any(inner.name == name for inner in layer.flat_layers()):
+                return layer.get_layer(name)
         raise ValueError(f"model {self.name!r} has no layer {name!r}; layers: {[layer.name for layer in self.layers]}")
 
     def layer_index(self, name) -> int:
         return self.layers.index(self.get_layer(name))
 
+    def flat_layers(self) -> list:
+        """Every layer inside, nested models' layers in place of the models."""
+        out = []
+        for layer in self.layers:
+            out += layer.flat_layers() if isinstance(layer, Model) else [layer]
+        return out
+
+    def tensor_of(self, name):
+        """The output tensor of layer ``name`` in this model's graph (its call here)."""
+        layer = self.get_layer(name)
+        mine = {id(n) for n in nodes_for(self.outputs, self.inputs)}
+        for node in layer.inbound_nodes:
+            if id(node) in mine or layer.is_input_layer:
+                return node.outputs[0]
+        raise ValueError(f"model {self.name!r}: layer {name!r} is inside a nested model; take its output "
+                         f"from that model")
+
+    def plan(self, targets=None, keep=()) -> Plan:
+        """The plan for computing ``targets`` (default: the outputs) with the tensors in
+        ``keep`` left visible (not hidden inside a fused group), cached per kernel family."""
+        targets = self.outputs if targets is None else targets
+        key = (tuple(map(id, targets)), tuple(map(id, keep)), backend.get_kernels())
+        if key not in self._plans:
+            self._plans[key] = Plan(self.inputs, targets, keep)
+        return self._plans[key]
+
     # -- the two loops ----------------------------------------------------------
+    def run_forward(self, arrays, training, plan, record=None):
+        """Each step in order: its outputs from its inputs.  An array is dropped after its
+        last reader (``plan.last_use``) unless it is a target: its buffer is then free for
+        reuse.  Returns {id(tensor): array} for the targets.  ``record``: a list that
+        receives (step, outputs) for each step (``trace``)."""
+        for layer in self.flat_layers():
+            layer.release()
+        values = {id(t): a for t, a in zip(self.inputs, arrays)}
+        wanted = {id(t) for t in plan.targets}
+        for index, step in enumerate(plan.steps):
+            outputs = step.forward([values[id(t)] for t in step.inputs], training)
+            values.update(zip(map(id, step.outputs), outputs))
+            if record is not None:
+                record.append((step, outputs))
+            for t in step.inputs:
+                if plan.last_use[id(t)] == index and id(t) not in wanted:
+                    values.pop(id(t), None)
+        self._last_plan = plan
+        return values
+
+    def run_backward(self, seeds, stop=None, input_grad=True, logits=(), record=None):
+        """Backprop through the graph of the last forward:
+
+            ∂L/∂x = Σ over the steps c that read x of  c.backward(∂L/∂(outputs of c))
+
+        the chain rule through each step, and at a fan-out the gradients add up (a residual
+        block's skip connection receives the branch's gradient plus its own).  ``seeds``:
+        {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the model's
+        inputs); ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns
+        {id(tensor): gradient} for the stop tensor or the inputs (``record``: a list that
+        receives (step, output gradients, input gradients) for each step run)."""
+        plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
+        if plan is None:
+            raise ValueError(f"model {self.name!r}: backward called before forward")
+        grads, below = dict(seeds), self._steps_after(plan, stop)
+        plan.summed_grads.clear()
+        for step in (s for s in reversed(plan.steps) if s in below):
+            dys = [grads.pop(id(t), None) for t in step.outputs]
+            if all(dy is None for dy in dys):
+                continue                                     # L does not depend on this step
+            needed = input_grad or any(id(t) not in stop_ids for t in step.inputs)
+            dxs = step.backward(dys, needed, logits=any(id(t) in logits for t in step.outputs))
+            if record is not None:
+                record.append((step, dys, dxs if needed else None))
+            if not needed:
+                continue
+            for t, dx in zip(step.inputs, dxs):
+                grads[id(t)] = dx if id(t) not in grads else grads[id(t)] + dx
+        return {key: grads[key] for key in stop_ids if key in grads}
+
+    @staticmethod
+    def _steps_after(plan, stop):
+        """The steps that depend on tensor ``stop`` (every step, without one)."""
+        if stop is None:
+            return set(plan.steps)
+        reached, steps = {id(stop)}, set()
+        for step in plan.steps:
+            if any(id(t) in reached for t in step.inputs):
+                steps.add(step)
+                reached.update(map(id, step.outputs))
+        return steps
+
+    # -- the loops as layers and visualizations call them ---------------------------
     def check_input(self, x):
-        if not isinstance(x, np.ndarray) and not backend.is_gpu_array(x):
-            raise ValueError(f"model {self.name!r}: expected an array input, received {type(x).__name__}")
-        if x.dtype.kind != "f":
-            raise ValueError(f"model {self.name!r}: expected float input, received dtype {x.dtype}; "
-                             f"convert first, e.g. x.astype('float32') / 255")
-        if self.input_shape is not None:
-            expected = self.input_shape[1:]
-            if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
+        arrays = self._input_arrays(x)
+        for t, a in zip(self.inputs, arrays):
+            if not isinstance(a, np.ndarray) and not backend.is_gpu_array(a):
+                raise ValueError(f"model {self.name!r}: expected an array for input {t.name!r}, "
+                                 f"received {type(a).__name__}")
+            if a.dtype.kind != "f":
+                raise ValueError(f"model {self.name!r}: expected float input, received dtype {a.dtype}; "
+                                 f"convert first, e.g. x.astype('float32') / 255")
+            expected = t.shape[1:]
+            if a.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, a.shape[1:])):
+                which = f" (input {t.name!r})" if len(self.inputs) > 1 else ""
                 raise ValueError(f"model {self.name!r}: expected input shape {(None, *expected)}, "
-                                 f"received {tuple(x.shape)}")
-        return x
+                                 f"received {tuple(a.shape)}{which}")
+        return arrays if len(arrays) > 1 else arrays[0]
 
-    def forward(self, x, training=False, upto=None):
-        """Run the layers in order (through layer ``upto``, a name, when given) and return
-        the last output.  A max-pool over a Conv2D with a ReLU runs the forward of both in
-        one kernel where it can (``MaxPooling2D.forward_through_relu_of``): only the pool's
-        output is formed, not the conv's (``layer_outputs`` forms every one)."""
-        x, layers = self._start_pass(x, upto)
-        i = 0
-        while i < len(layers):
-            if i + 1 < len(layers) and layers[i + 1].fuses_forward_of(layers[i], x):
-                x = layers[i + 1].forward_through_relu_of(layers[i], x)    # (neither layer differs in training)
-                i += 2
-            else:
-                x = layers[i].forward(x, training=training)
-                i += 1
-        return x
+    def _input_arrays(self, x) -> list:
+        if isinstance(x, dict):
+            missing = [n for n in self.input_names if n not in x]
+            if missing:
+                raise ValueError(f"model {self.name!r}: no array for inputs {missing}; received keys {list(x)}")
+            return [x[n] for n in self.input_names]
+        arrays = flatten(x) if len(self.inputs) > 1 else [x]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"model {self.name!r}: expected {len(self.inputs)} input arrays "
+                             f"{[t.name for t in self.inputs]}, received {len(arrays)}")
+        return arrays
 
-    def layer_outputs(self, x, training=False, upto=None):
-        """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last)."""
-        x, layers = self._start_pass(x, upto)
-        for layer in layers:
-            x = layer.forward(x, training=training)
-            yield layer, x
-
-    def _start_pass(self, x, upto):
-        """(x checked, the layers through ``upto``).  A pass starts by releasing every
-        layer's arrays from the previous one (``Layer.release``), so that their buffers
-        can be reused in this one."""
-        x = self.check_input(x)
+    def forward(self, x, training=False, upto=None, record=None):
+        """The outputs for ``x`` (one array, or a list for several outputs); with ``upto``
+        (a layer name), that layer's output."""
         if not self.built:
             self.build((None, *x.shape[1:]))
-        for layer in self.layers:
-            layer.release()
-        return x, self.layers[:self.layer_index(upto) + 1 if upto is not None else None]
+        arrays = flatten(self.check_input(x)) if len(self.inputs) > 1 else [self.check_input(x)]
+        targets = self.outputs if upto is None else [self.tensor_of(upto)]
+        values = self.run_forward(arrays, training, self.plan(targets), record)
+        outputs = [values[id(t)] for t in targets]
+        self.output_shape_seen = outputs[0].shape if len(outputs) == 1 else [a.shape for a in outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
 
-    def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True):
-        """Run the layers' backward in reverse, from layer ``top`` (default: the last)
-        down to the model input, or down to the output of layer ``stop``.
+    def layer_outputs(self, x, training=False, upto=None):
+        """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last),
+        every output visible (no fused group hides one)."""
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        arrays = flatten(self.check_input(x)) if len(self.inputs) > 1 else [self.check_input(x)]
+        layers = [layer for layer in self.layers if not layer.is_input_layer]
+        layers = layers[:layers.index(self.get_layer(upto)) + 1] if upto is not None else layers
+        targets = [self.tensor_of(layer.name) for layer in layers]
+        values = self.run_forward(arrays, training, self.plan(targets))
+        for layer, t in zip(layers, targets):
+            yield layer, values[id(t)]
 
-        ``grad`` is ∂L/∂(output of ``top``); with ``from_logits`` it is ∂L/∂(its
-        pre-activation), and ``top``'s activation backward is skipped.  With
-        ``input_grad=False`` the first layer computes only its parameter gradients (a
-        training step needs no ∂L/∂(model input)).
-        """
-        end = self.layer_index(top) if top is not None else len(self.layers) - 1
-        begin = self.layer_index(stop) + 1 if stop is not None else 0
-        i = end
-        while i >= begin:
-            layer = self.layers[i]
-            if from_logits and i == end:
-                grad = layer.backward_logits(grad, input_grad or i > 0)
-            elif i > begin and layer.runs_relu_backward_of(self.layers[i - 1]):    # a max-pool over a ReLU
-                i -= 1
-                grad = layer.backward_through_relu_of(self.layers[i], grad, input_grad or i > 0)
-            else:
-                grad = layer.backward(grad, input_grad or i > 0)
-            i -= 1
-        return grad
+    def backward(self, grad, from_logits=False, top=None, stop=None, input_grad=True, record=None):
+        """∂L/∂(model input) — or ∂L/∂(output of layer ``stop``) — from ``grad`` =
+        ∂L/∂(output of ``top``, default the model's output; a list for several outputs).
+        With ``from_logits`` (one flag, or one per output), ``grad`` is ∂L/∂(pre-activation).  With
+        ``input_grad=False`` no ∂L/∂(model input) is formed (a training step needs none)."""
+        tops = self.outputs if top is None else [self.tensor_of(top)]
+        seeds = dict(zip(map(id, tops), grad if len(tops) > 1 else [grad]))
+        stop_tensor = None if stop is None else self.tensor_of(stop)
+        flags = from_logits if isinstance(from_logits, (list, tuple)) else [from_logits] * len(tops)
+        logits = {id(t) for t, fused in zip(tops, flags) if fused}
+        grads = self.run_backward(seeds, stop_tensor, input_grad, logits, record)
+        if not input_grad and stop is None:
+            return None
+        wanted = [stop_tensor] if stop is not None else self.inputs
+        result = [grads.get(id(t)) for t in wanted]
+        return result[0] if len(result) == 1 else result
 
+    def backward_logits(self, dz, input_grad=True, db=None):
+        return self.backward(dz, from_logits=True, input_grad=input_grad)
+
+    @serialized
     def backward_from(self, grads_by_layer: dict):
         """∂S/∂(model input) for ``S = Σ_l S_l(output of layer l)``, given
-        ``{layer name: ∂S_l/∂output}``: one reverse sweep from the highest of those layers,
-        adding each layer's term as the sweep passes its output (style transfer uses this)."""
-        top = max(self.layer_index(name) for name in grads_by_layer)
-        grad = None
-        for i in range(top, -1, -1):
-            layer = self.layers[i]
-            if layer.name in grads_by_layer:
-                term = grads_by_layer[layer.name]
-                grad = term if grad is None else grad + term
-            grad = layer.backward(grad)
-        return grad
+        ``{layer name: ∂S_l/∂output}`` (the last forward must have computed those outputs,
+        e.g. ``intermediate_outputs``): the terms enter the one reverse sweep where their
+        layers' outputs are (style transfer uses this)."""
+        seeds = {id(self.tensor_of(name)): g for name, g in grads_by_layer.items()}
+        grads = self.run_backward(seeds)
+        return grads.get(id(self.inputs[0]))
 
-    # -- what the tutorials build a functional Model for --------------------------
+    @serialized
     def intermediate_outputs(self, x, names):
         """The activations of the named layers for input ``x`` (inference mode), in order."""
-        wanted = [self.layer_index(n) for n in names]
-        passes = self.layer_outputs(x, upto=self.layers[max(wanted)].name)
-        outputs = {i: a.copy() for i, (_, a) in enumerate(passes) if i in wanted}
-        return [outputs[i] for i in wanted]
+        targets = [self.tensor_of(n) for n in names]
+        arrays = flatten(self.check_input(x)) if len(self.inputs) > 1 else [self.check_input(x)]
+        values = self.run_forward(arrays, False, self.plan(targets))
+        return [values[id(t)].copy() for t in targets]
 
+    @serialized
     def gradient(self, x, score_grad, layer=None, wrt=None, logits=False):
         """Gradient of a scalar score ``S`` of a layer's output, in inference mode.
 
@@ -201,15 +303,96 @@ class Sequential(TrainingMixin):
         model input (``wrt=None``) or the output of layer ``wrt``.
         """
         top = self.layers[-1].name if layer is None else layer
-        seen = {}
-        for layer, a in self.layer_outputs(x, upto=top):
-            seen[layer.name] = a
+        seen = dict((layer.name, a) for layer, a in self.layer_outputs(x, upto=top))
+        a = seen[top]
         target = self.get_layer(top).activation.logits if logits else a
         if target is None:
             raise ValueError(f"model {self.name!r}: layer {top!r} keeps no pre-activation ({self.get_layer(top).activation.name} "
                              f"works in place); logits=True is for layers with a linear, softmax or sigmoid output")
         grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
         return Gradient(grad, target, x if wrt is None else seen[wrt])
+
+    # -- a model is a layer -------------------------------------------------------
+    def record_call(self, inputs):
+        """Called on symbolic tensors: one node whose layer is this whole model."""
+        from .graph import Node
+        items = flatten(inputs)
+        if len(items) != len(self.inputs):
+            raise ValueError(f"model {self.name!r}: expected {len(self.inputs)} input tensors, received {len(items)}")
+        for given, mine in zip(items, self.inputs):
+            if any(a is not None and b is not None and a != b for a, b in zip(given.shape[1:], mine.shape[1:])) \
+                    or len(given.shape) != len(mine.shape):
+                raise ValueError(f"model {self.name!r}: input {mine.name!r} expects shape {mine.shape}, "
+                                 f"received {given.shape}")
+        shapes = [t.shape for t in self.outputs]
+        node = Node(self, items, shapes, as_list=len(items) > 1)
+        return node.outputs[0] if len(node.outputs) == 1 else node.outputs
+
+    def release(self) -> None:
+        for layer in self.flat_layers():
+            layer.release()
+
+    def call(self, x, training):
+        return self.forward(x, training)
+
+    def call_backward(self, dz, input_grad=True):
+        return self.backward(dz, input_grad=input_grad)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As Keras: a model's setting is given to every layer inside (nested ones too)."""
+        self._trainable = bool(value)
+        for layer in getattr(self, "_layers", []):
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    def trainable_params(self):
+        """(key, params dict, name) for every weight ``fit`` updates, in layer order."""
+        if not self.trainable:
+            return []
+        return [p for layer in self.layers for p in layer.trainable_params()]
+
+    @serialized
+    def get_weights(self):
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    @serialized
+    def set_weights(self, weights):
+        """Keras order; every shape is checked before any layer changes."""
+        weights, views = list(weights), self.weights
+        if len(weights) != len(views):
+            raise ValueError(f"model {self.name!r}: expected {len(views)} weight arrays, received {len(weights)}")
+        for view, new in zip(views, weights):
+            if tuple(np.shape(new)) != view.shape:
+                raise ValueError(f"model {self.name!r}, layer {view.layer.name!r}: weight {view.key!r} must have "
+                                 f"shape {view.shape}, received {tuple(np.shape(new))}")
+        for view, new in zip(views, weights):
+            view.assign(new)
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    @property
+    def output_shape(self):
+        return self._out_shape
+
+    def summary(self, details=False, batch_size=32, print_fn=print) -> str:
+        """Keras's table (with "Connected to" for graphs); ``details=True`` adds padding,
+        receptive field, stride, im2col bytes and the plan's steps and fused groups."""
+        text = summary_table(self, details=details, batch_size=batch_size)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable}
 
     # -- devices ----------------------------------------------------------------
     def to(self, device):
@@ -218,7 +401,7 @@ class Sequential(TrainingMixin):
         if device not in ("cpu", "gpu"):
             raise ValueError(f"model {self.name!r}: device must be 'cpu' or 'gpu', received {device!r}")
         move = backend.require_gpu().asarray if device == "gpu" else backend.to_numpy
-        for layer in self.layers:
+        for layer in self.flat_layers():
             layer.params = {k: move(v) for k, v in layer.params.items()}
             layer.grads = {k: move(v) for k, v in layer.grads.items()}
             layer.workspace.clear()
@@ -233,43 +416,73 @@ class Sequential(TrainingMixin):
         through page-locked staging buffers, asynchronously (``device_copy.py``)."""
         if array is None:
             return None
+        if isinstance(array, (list, tuple)):
+            return [self.to_device(a, rows) for a in array]
+        if isinstance(array, dict):
+            return {k: self.to_device(a, rows) for k, a in array.items()}
         if self.device == "gpu":
             backend.require_gpu()
             return device_copy.to_gpu(array, rows)
         array = backend.to_numpy(array)
         return array if rows is None else array[rows]
 
-    # -- parameters ----------------------------------------------------------
-    def get_weights(self):
-        return [w for layer in self.layers for w in layer.get_weights()]
 
-    def set_weights(self, weights):
-        """Keras order; every shape is checked before any layer changes."""
-        weights = list(weights)
-        counts = [len(layer.params) for layer in self.layers]
-        if len(weights) != sum(counts):
-            raise ValueError(f"model {self.name!r}: expected {sum(counts)} weight arrays, received {len(weights)}")
-        parts, start = [], 0
-        for layer, count in zip(self.layers, counts):
-            part, start = weights[start:start + count], start + count
-            for (key, old), new in zip(layer.params.items(), part):
-                if tuple(np.shape(new)) != tuple(old.shape):
-                    raise ValueError(f"model {self.name!r}, layer {layer.name!r}: weight {key!r} must have "
-                                     f"shape {tuple(old.shape)}, received {tuple(np.shape(new))}")
-            parts.append(part)
-        for layer, part in zip(self.layers, parts):
-            layer.set_weights(part)
+class Sequential(Model):
+    """A stack of layers: the graph is one chain, built once the input shape is known
+    (from an ``Input``, a first layer's ``input_shape=``, or the first data)."""
 
-    def count_params(self) -> int:
-        return sum(layer.count_params() for layer in self.layers)
+    def __init__(self, layers=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self._stack: list[Layer] = []
+        self._input_layer = None
+        self.built = False
+        self.input_shape = None
+        for layer in layers or []:
+            self.add(layer)
 
-    def trainable_params(self):
-        """(key, params dict, name) for every trainable parameter, in layer order."""
-        return [((layer.name, k), layer.params, k) for layer in self.layers if layer.trainable for k in layer.params]
+    def add(self, layer) -> None:
+        if is_symbolic(layer) and layer.node is not None and layer.node.layer.is_input_layer:
+            layer = layer.node.layer                                  # Sequential([Input(shape), ...])
+        if isinstance(layer, InputLayer):
+            if self._stack or self._input_layer is not None:
+                raise ValueError(f"model {self.name!r}: Input must come first, before any layer")
+            self._input_layer = layer
+            self.input_shape = layer.batch_shape
+            return
+        if not isinstance(layer, Layer):
+            raise ValueError(f"model {self.name!r}: expected a minicnn layer, received {type(layer).__name__}")
+        if any(other.name == layer.name for other in self._stack):
+            raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
+        if not self._stack and self._input_layer is None and layer.batch_input_shape is not None:
+            self.input_shape = layer.batch_input_shape
+        if not self._stack and self._input_layer is None and isinstance(layer, Model) and layer.built:
+            self.input_shape = layer.inputs[0].shape
+        self._stack.append(layer)
+        if self.built:
+            self._set_graph(self.inputs[0], layer(self.outputs[0]))
+        elif self.input_shape is not None:
+            self.build(self.input_shape)
 
-    def summary(self, details=False, batch_size=32, print_fn=print) -> str:
-        """Keras's table; ``details=True`` adds padding, receptive field, stride, im2col bytes."""
-        text = summary_table(self, details=details, batch_size=batch_size)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+    def pop(self) -> Layer:
+        if not self._stack:
+            raise ValueError(f"model {self.name!r} has no layers to pop")
+        layer = self._stack.pop()
+        self.built = False
+        if self._stack and self.input_shape is not None:
+            self.build(self.input_shape)
+        return layer
+
+    def build(self, input_shape) -> None:
+        """The chain from an input of shape ``(None, ...)`` through every layer."""
+        shape = (None, *tuple(input_shape)[1:])
+        if self._input_layer is None or self._input_layer.batch_shape != shape:
+            self._input_layer = InputLayer(batch_shape=shape)
+        self.input_shape = shape
+        x = self._input_layer.output
+        for layer in self._stack:
+            x = layer(x)
+        self._set_graph(self._input_layer.output, x)
+
+    @property
+    def layers(self) -> list:
+        return list(self._stack)

@@ -8,9 +8,10 @@
     optimizer.npz    "<layer>/<param>/<slot>" -> array
 
 It is written to a temporary file in the same folder and renamed over the target
-(``os.replace`` is atomic), so a crash never leaves a half-written model.
-``load_model`` validates everything before returning a model: a truncated, foreign
-or mismatched file raises a ``ValueError`` naming the file and the problem.
+(``os.replace`` is atomic), so a crash never leaves a half-written model; the next save of
+that path removes what a killed one left.  ``load_model`` validates every entry before
+returning a model: a truncated, foreign, damaged or mismatched file raises a
+``MalformedModelFile`` (a ``ValueError``) naming the file and the entry.
 
 ``load_keras_weights(model, path)`` reads Keras 3 ``.weights.h5``, ``.keras`` (a zip
 holding ``model.weights.h5``) and legacy Keras 2 ``.h5`` files with h5py — no
@@ -23,6 +24,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -30,14 +32,20 @@ from . import layers as layers_module
 from . import optimizers
 
 FORMAT = "minicnn-model-1"
+ENTRIES = ("config.json", "weights.npz", "optimizer.npz")
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename.
+
+    The temporary file is ``.<name>.tmp-<pid>-<random>`` beside ``path``; a writer killed
+    before its rename leaves one behind, which the next write of ``path`` removes (those of
+    processes no longer running)."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    _remove_stale_temporaries(folder, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -51,6 +59,31 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _remove_stale_temporaries(folder, name):
+    """Remove the temporary files of earlier writes of ``folder/name`` whose process is gone
+    (a live one may be writing it right now)."""
+    prefix = f".{name}.tmp-"
+    for entry in os.listdir(folder):
+        pid = entry[len(prefix):].partition("-")[0]
+        if entry.startswith(prefix) and pid.isdigit() and not _process_alive(int(pid)):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except FileNotFoundError:
+                pass                                # another writer removed it first
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True                   # no harmless probe (os.kill would end the process): keep its files
+    try:
+        os.kill(pid, 0)               # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True                   # it exists, under another user
+    return True
 
 
 def _npz_bytes(arrays: dict) -> bytes:
@@ -87,47 +120,156 @@ def save_model(model, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _layer_from_config(entry, path):
-    cls = getattr(layers_module, entry.get("class", ""), None)
+# -- loading: every entry checked, every error naming the file and the entry ------------
+
+class MalformedModelFile(ValueError):
+    """A model file that cannot be loaded; the message names the file and the entry."""
+
+
+class _Entry:
+    """``with _Entry(path, "layers[2]"):`` turns the errors a malformed entry provokes
+    (a constructor's TypeError, a lookup's KeyError, ...) into one ValueError naming the
+    file and the entry."""
+
+    def __init__(self, path, name):
+        self.path, self.name = path, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (TypeError, ValueError, KeyError, AttributeError, IndexError)) \
+                and not issubclass(kind, MalformedModelFile):
+            raise MalformedModelFile(f"{self.path}: entry {self.name} is malformed: {exc}") from None
+        return False
+
+
+def _field(path, mapping, where, key, kinds, expected):
+    """``mapping[key]``, which must be one of ``kinds`` (``bool`` only when listed)."""
+    name = f"{where}.{key}" if where else key
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise MalformedModelFile(f"{path}: entry {name} is missing")
+    value, kinds = mapping[key], kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise MalformedModelFile(f"{path}: entry {name} must be {expected}, found {value!r}")
+    return value
+
+
+def _read_entries(path, compile):
+    """(config dict, weights, slots) from the zip, each entry present and readable."""
+    wanted = ENTRIES if compile else ENTRIES[:2]
+    try:
+        with zipfile.ZipFile(path) as z:
+            missing = [e for e in wanted if e not in z.namelist()]
+            if missing:
+                raise MalformedModelFile(f"{path}: not a complete minicnn model file: entry {missing[0]} is missing")
+            raw = {e: z.read(e) for e in wanted}
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise MalformedModelFile(f"{path}: not a readable minicnn model file ({type(exc).__name__}: {exc})") from None
+    try:
+        config = json.loads(raw["config.json"])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedModelFile(f"{path}: entry config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise MalformedModelFile(f"{path}: entry config.json must hold a JSON object, found {type(config).__name__}")
+    arrays = []
+    for entry in wanted[1:]:
+        try:
+            arrays.append(dict(np.load(io.BytesIO(raw[entry]), allow_pickle=False)))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise MalformedModelFile(f"{path}: entry {entry} is not a readable .npz archive ({exc})") from None
+    return config, arrays[0], arrays[1] if compile else {}
+
+
+def _layer_from_config(entry, path, where="layer"):
+    class_name = _field(path, entry, where, "class", str, "a layer class name")
+    cls = getattr(layers_module, class_name, None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, layers_module.Layer):
-        raise ValueError(f"{path}: unknown layer class {entry.get('class')!r}")
-    config = dict(entry["config"])
-    trainable = config.pop("trainable", True)
-    layer = cls(**config)
+        raise MalformedModelFile(f"{path}: entry {where}.class: unknown layer class {class_name!r}")
+    config = dict(_field(path, entry, where, "config", dict, "a dict of the layer's arguments"))
+    with _Entry(path, f"{where}.config ({class_name})"):
+        trainable = config.pop("trainable", True)
+        layer = cls(**config)
     layer.trainable = trainable
     return layer
 
 
-def load_model(path, compile=True):
-    """Rebuild a model saved with ``model.save`` (architecture, weights, optimizer state)."""
+def _model_from_config(config, path):
     from .model import Sequential
-    path = os.fspath(path)
-    try:
-        with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read("config.json"))
-            weights = dict(np.load(io.BytesIO(z.read("weights.npz"))))
-            slots = dict(np.load(io.BytesIO(z.read("optimizer.npz"))))
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable minicnn model file ({type(exc).__name__}: {exc})") from None
     if config.get("format") != FORMAT:
-        raise ValueError(f"{path}: expected format {FORMAT!r}, found {config.get('format')!r}")
-    model = Sequential([_layer_from_config(e, path) for e in config["layers"]], name=config["name"])
-    model.build(tuple(config["input_shape"]))
+        raise MalformedModelFile(f"{path}: expected format {FORMAT!r}, found {config.get('format')!r}")
+    name = _field(path, config, "", "name", str, "a string")
+    entries = _field(path, config, "", "layers", list, "a list of layers")
+    shape = _field(path, config, "", "input_shape", list, "a list like [null, 28, 28, 1]")
+    if not shape or shape[0] is not None or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                    for d in shape[1:]):
+        raise MalformedModelFile(f"{path}: entry input_shape must be [null, positive ints...], found {shape!r}")
+    with _Entry(path, "layers"):
+        model = Sequential([_layer_from_config(e, path, f"layers[{i}]") for i, e in enumerate(entries)], name=name)
+    with _Entry(path, "input_shape"):
+        model.build(tuple(shape))
+    return model
+
+
+def _set_weights(model, weights, path):
     expected = {f"{layer.name}/{k}": tuple(v.shape) for layer in model.layers for k, v in layer.params.items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
     if expected != found:
-        raise ValueError(f"{path}: weights do not match the architecture: expected {expected}, found {found}")
+        raise MalformedModelFile(f"{path}: entry weights.npz does not match the architecture: "
+                                 f"expected {expected}, found {found}")
+    _check_float(weights, path, "weights.npz")
     for layer in model.layers:
         layer.set_weights([weights[f"{layer.name}/{k}"] for k in layer.params])
+
+
+def _check_float(arrays, path, entry):
+    for key, value in arrays.items():
+        if value.dtype.kind != "f":
+            raise MalformedModelFile(f"{path}: entry {entry}/{key} must hold floats, found dtype {value.dtype}")
+
+
+def _compile_from_config(model, config, slots, path):
+    """Compile ``model`` from config entry ``compile`` and load the optimizer's state, whose
+    keys, slot names and shapes must be those of this optimizer on this model's weights."""
+    optimizer_config = _field(path, config, "compile", "optimizer", dict, "an optimizer config")
+    with _Entry(path, "compile.optimizer"):
+        optimizer = optimizers.from_config(optimizer_config)
+    loss = _loss_from_config(_field(path, config, "compile", "loss", dict, "a loss config"), path)
+    metrics = _field(path, config, "compile", "metrics", list, "a list of metric names")
+    with _Entry(path, "compile.metrics"):
+        model.compile(optimizer, loss, metrics=metrics)
+    iterations = _field(path, config, "compile", "iterations", int, "a step count")
+    if iterations < 0:
+        raise MalformedModelFile(f"{path}: entry compile.iterations must be >= 0, found {iterations}")
+    optimizer.iterations = iterations
+    _check_float(slots, path, "optimizer.npz")
+    shapes = {f"{layer.name}/{k}": tuple(v.shape) for layer in model.layers for k, v in layer.params.items()}
+    who = type(optimizer).__name__
+    for key, value in slots.items():
+        weight, _, slot = key.rpartition("/")
+        if weight not in shapes or slot not in optimizer.slot_names:
+            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key}: not a slot of {who} "
+                                     f"(slots {list(optimizer.slot_names)}) for a weight of this model")
+        if tuple(value.shape) != shapes[weight]:
+            raise MalformedModelFile(f"{path}: entry optimizer.npz/{key} must have shape {shapes[weight]} "
+                                     f"(the weight's), found {tuple(value.shape)}")
+        optimizer.slots.setdefault(tuple(weight.split("/")), {})[slot] = value
+    for (layer, param), state in optimizer.slots.items():
+        if set(state) != set(optimizer.slot_names):
+            raise MalformedModelFile(f"{path}: entry optimizer.npz holds slots {sorted(state)} for {layer}/{param}; "
+                                     f"{who} needs {list(optimizer.slot_names)}")
+
+
+def load_model(path, compile=True):
+    """Rebuild a model saved with ``model.save`` (architecture, weights, optimizer state)."""
+    path = os.fspath(path)
+    config, weights, slots = _read_entries(path, compile)
+    model = _model_from_config(config, path)
+    _set_weights(model, weights, path)
     if compile and "compile" in config:
-        c = config["compile"]
-        model.compile(optimizers.from_config(c["optimizer"]), _loss_from_config(c["loss"]), c["metrics"])
-        model.optimizer.iterations = c["iterations"]
-        for key, value in slots.items():
-            layer, param, slot = key.split("/")
-            model.optimizer.slots.setdefault((layer, param), {})[slot] = value
+        _compile_from_config(model, _field(path, config, "", "compile", dict, "a dict"), slots, path)
     return model
 
 
@@ -144,10 +286,12 @@ def clone_model(model, dtype=None):
     return clone
 
 
-def _loss_from_config(config):
+def _loss_from_config(config, path="loss"):
     from . import losses
-    loss = losses.get(config["name"])
-    loss.from_logits = config["from_logits"]
+    name = _field(path, config, "compile.loss", "name", str, "a loss name")
+    with _Entry(path, "compile.loss.name"):
+        loss = losses.get(name)
+    loss.from_logits = _field(path, config, "compile.loss", "from_logits", bool, "true or false")
     return loss
 
 

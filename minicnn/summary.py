@@ -48,13 +48,36 @@ def layer_details(model, batch_size=32):
     return rows
 
 
+def connected_to(model, layer) -> str:
+    """Keras's "Connected to" cell: ``name[node][output]`` of each input of the layer's call
+    in this model."""
+    node = next((n for n in layer.inbound_nodes if n.outputs[0] is model.tensor_of(layer.name)), None)
+    if node is None or not node.inputs:
+        return "-"
+    return ", ".join(f"{t.node.layer.name}[{t.node.layer.inbound_nodes.index(t.node)}][{t.index}]"
+                     for t in node.inputs)
+
+
+def _shape_cell(shape) -> str:
+    return _shape(shape) if isinstance(shape, tuple) else ", ".join(_shape(s) for s in shape)
+
+
+def is_chain(model) -> bool:
+    from .model import Sequential
+    return isinstance(model, Sequential)
+
+
 def summary_table(model, details=False, batch_size=32) -> str:
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built: give an Input or input_shape, or call it on data")
     header = ["Layer (type)", "Output Shape", "Param #"]
-    rows = [[f"{layer.name} ({type(layer).__name__})", _shape(layer.output_shape), f"{layer.count_params():,}"]
+    rows = [[f"{layer.name} ({type(layer).__name__})", _shape_cell(layer.output_shape), f"{layer.count_params():,}"]
             for layer in model.layers]
-    if details:
+    if not is_chain(model):
+        header.append("Connected to")
+        for row, layer in zip(rows, model.layers):
+            row.append(connected_to(model, layer))
+    elif details:
         header += ["Padding (t,b,l,r)", "Receptive field", "Eff. stride", f"im2col (batch {batch_size})",
                    "Workspace held"]
         for row, d, layer in zip(rows, layer_details(model, batch_size), model.layers):
@@ -71,7 +94,7 @@ def summary_table(model, details=False, batch_size=32) -> str:
         return left + middle.join("─" * w for w in widths) + right
 
     total = model.count_params()
-    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights) if model.trainable else 0
     itemsize = 4
     out = [f'Model: "{model.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
     out += [line(r) for r in rows]
@@ -80,6 +103,7 @@ def summary_table(model, details=False, batch_size=32) -> str:
             f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * itemsize)})",
             f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * itemsize)})"]
     if details:
-        workspace = sum(layer.workspace.nbytes for layer in model.layers)
+        workspace = sum(layer.workspace.nbytes for layer in model.flat_layers())
         out.append(f" Workspace held now (im2col columns, reused outputs and gradients): {_fmt_bytes(workspace)}")
+        out.append(f" Plan ({model.plan().kernels} kernels): " + " -> ".join(model.plan().describe()))
     return "\n".join(out)

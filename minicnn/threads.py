@@ -2,10 +2,10 @@
 pool (the kernels).
 
 By default each pool's idle threads spin for a while after their work (OpenBLAS's for
-2²⁸ cycles, ~0.1 s) and so starve the other pool's next kernel: on 2 cores a max-pool
-that runs right after a GEMM took 11.3 ms instead of 5.8, and an MNIST training step
-(batch 256) about a quarter longer.  :func:`share_cores` asks both to sleep promptly
-(``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise.
+2²⁸ cycles, ~0.1 s) and so starve the other pool's next kernel (measured in
+docs/performance.md).  :func:`share_cores` asks both to sleep promptly
+(``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise;
+``import minicnn`` calls it unless ``MINICNN_SHARE_CORES=0``.
 
 The pools read these variables when they start: Numba's on its first parallel kernel
 (after ``import minicnn``), OpenBLAS's when NumPy loads it.  When NumPy was imported

@@ -11,34 +11,60 @@ One training step (``train_step``) is the whole algorithm::
 with Keras's conventions: ``validation_split`` takes the last fraction of the data
 *before* shuffling; the last partial batch is kept; the epoch's loss is the mean of the
 batch losses weighted by batch size.  A non-finite loss stops training at once, with the
-weights of the last finite step restored (Keras's ``TerminateOnNaN``, always on).
+weights of the last finite step restored and the optimizer's state reset (Keras's
+``TerminateOnNaN``, always on): a diverging step may have left NaN or inf in the moments,
+and ``fit`` must be able to go on from there with a saner learning rate.
+
+Threads: the layers keep per-call caches and reuse their buffers, so two calls may not run
+through one model at the same time.  Every public call (``fit``, ``evaluate``,
+``predict``, ``train_on_batch``, ``save``, and the model's gradient entry points) holds the
+model's ``call_lock`` for its whole duration (``serialized``): from several threads they
+give the results of the same calls made one after another.  Calls on different models
+run in parallel.
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 
-from . import backend, losses, optimizers
-from . import metrics as metric_registry
+from . import arguments, backend, optimizers
 from .callbacks import Callback, History
+from .compiled_loss import CompiledLoss
+from .graph import flatten
 from .progbar import Progbar
 from .seeding import global_generator
 
 
-class ArrayBatches:
-    """Mini-batches of in-memory arrays, reshuffled every epoch when ``shuffle``."""
+def take(data, rows):
+    """``data[rows]`` for an array, or for each array of a list or dict of them."""
+    if isinstance(data, dict):
+        return {k: v[rows] for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [v[rows] for v in data]
+    return data[rows]
 
-    def __init__(self, x, y, batch_size, shuffle, move=lambda a, rows: a[rows]):
+
+def sample_count(data) -> int:
+    return len(flatten(data)[0])
+
+
+class ArrayBatches:
+    """Mini-batches of in-memory arrays (or lists/dicts of them, for several inputs or
+    outputs), reshuffled every epoch when ``shuffle``."""
+
+    def __init__(self, x, y, batch_size, shuffle, move=take):
         self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
-        self.order = np.arange(len(x))
+        self.order = np.arange(sample_count(x))
 
     def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(sample_count(self.x) / self.batch_size)
 
     def on_epoch_begin(self):
         if self.shuffle:
-            self.order = global_generator().permutation(len(self.x))
+            self.order = global_generator().permutation(sample_count(self.x))
 
     def __getitem__(self, i):
         rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
@@ -67,8 +93,31 @@ class SequenceBatches:
 
 
 def is_sequence(x) -> bool:
-    return not isinstance(x, np.ndarray) and not backend.is_gpu_array(x) and hasattr(x, "__getitem__") \
+    return not isinstance(x, (np.ndarray, list, tuple, dict)) and not backend.is_gpu_array(x) \
+        and hasattr(x, "__getitem__") \
         and hasattr(x, "__len__")
+
+
+def split_for_validation(x, y, validation_split):
+    """(x_train, y_train, (x_val, y_val)): Keras takes the last ``validation_split`` of the
+    samples, before any shuffling; both parts must keep at least one sample."""
+    n = sample_count(x)
+    split = int(math.floor(n * (1.0 - validation_split)))
+    if split == 0 or split == n:
+        raise ValueError(f"fit: validation_split={validation_split!r} of {n} samples leaves {split} for "
+                         f"training and {n - split} for validation; each needs at least one")
+    return (take(x, slice(None, split)), take(y, slice(None, split)),
+            (take(x, slice(split, None)), take(y, slice(split, None))))
+
+
+def validation_pair(validation_data):
+    """``(x_val, y_val)`` from fit's ``validation_data``, which must be that tuple (or list)."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        described = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                     if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+        raise ValueError(f"fit: validation_data must be a tuple (x_val, y_val), received {described} "
+                         f"(sample weights, the Keras form (x_val, y_val, sample_weight), are not supported)")
+    return validation_data
 
 
 class RunningMeans:
@@ -86,102 +135,169 @@ class RunningMeans:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
-class TrainingMixin:
-    """The training methods of ``Sequential`` (kept apart from its architecture code)."""
+def serialized(method):
+    """``method`` run holding its model's ``call_lock`` (see the module docstring)."""
+    @functools.wraps(method)
+    def holding_the_lock(model, *args, **kwargs):
+        with model.call_lock:
+            return method(model, *args, **kwargs)
+    return holding_the_lock
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+
+_LOCK_CREATION = threading.Lock()
+
+
+def all_finite(x, rows_at_once=1024) -> bool:
+    """True when ``x`` holds no NaN or inf; checked ``rows_at_once`` samples at a time, so the
+    temporary mask is bounded by that, not by the data."""
+    xp = backend.get_array_module(x)
+    return all(bool(xp.isfinite(x[i:i + rows_at_once]).all()) for i in range(0, len(x), rows_at_once))
+
+
+class TrainingMixin:
+    """The training methods of a ``Model`` (kept apart from its graph code)."""
+
+    # After predict/evaluate, workspace buffers larger than this are released (the small
+    # ones are kept for the next call); a training loop keeps all of its buffers.
+    inference_buffer_limit = 32 * 2**20     # bytes
+
+    @property
+    def call_lock(self) -> threading.RLock:
+        """The model's re-entrant lock: held by every public call for its whole duration, so
+        that calls from several threads run one at a time.  Re-entrant, so a callback may
+        call ``predict`` or ``save`` from within ``fit``; hold it yourself (``with
+        model.call_lock:``) to make a sequence of low-level calls (``forward`` then
+        ``backward``) atomic.  It is taken once per call, not per batch: uncontended, its
+        cost is lost in that of one layer's forward."""
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:
+            with _LOCK_CREATION:              # two threads' first calls must not make two locks
+                lock = self.__dict__.setdefault("_call_lock", threading.RLock())
+        return lock
+
+    @serialized
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
+        """Keras's arguments, in Keras 3's order: ``loss``, ``loss_weights`` and ``metrics``
+        are one value for all outputs, a list in output order or a dict by output name."""
         if loss is None:
             raise ValueError(f"model {self.name!r}: compile needs a loss, e.g. loss='categorical_crossentropy'")
+        if isinstance(loss_weights, (list, tuple)) and any(isinstance(w, str) for w in loss_weights):
+            raise ValueError(f"model {self.name!r}: compile's third argument is loss_weights (Keras 3's order), "
+                             f"received {loss_weights!r}; pass metrics by name: metrics={list(loss_weights)!r}")
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self.metric_fns = dict(metric_registry.get(m, self.loss.name) for m in (metrics or []))
-        self.compiled = True
+        self.compiled_loss = CompiledLoss(self, loss, loss_weights, metrics)
+        self.loss = self.compiled_loss.terms[0].loss                 # one output: its loss and metrics
+        self.metric_fns = self.compiled_loss.terms[0].metric_fns
 
     # -- checks ------------------------------------------------------------------
     def _require_compiled(self):
         if getattr(self, "loss", None) is None:
-            raise ValueError(f"model {self.name!r}: call compile(optimizer, loss, metrics) first")
+            raise ValueError(f"model {self.name!r}: call compile(optimizer, loss, metrics=...) first")
+
+    def _outputs_list(self, data, what):
+        """Labels (or predictions) as a list in output order, from an array, list or dict."""
+        if isinstance(data, dict):
+            missing = [n for n in self.output_names if n not in data]
+            if missing:
+                raise ValueError(f"{what}: no labels for outputs {missing}; received keys {list(data)}")
+            return [data[n] for n in self.output_names]
+        items = flatten(data) if len(self.outputs) > 1 else [data]
+        if len(items) != len(self.outputs):
+            raise ValueError(f"{what}: expected labels for {len(self.outputs)} outputs {self.output_names}, "
+                             f"received {len(items)}")
+        return items
 
     def _check_xy(self, x, y, what="fit"):
-        if not isinstance(x, np.ndarray) and not backend.is_gpu_array(x):
-            raise ValueError(f"{what}: x must be an array, received {type(x).__name__}")
+        arrays = flatten(x) if isinstance(x, (list, tuple, dict)) else [x]
+        for a in arrays:
+            if not isinstance(a, np.ndarray) and not backend.is_gpu_array(a):
+                raise ValueError(f"{what}: x must be an array (or a list/dict of arrays, one per input), "
+                                 f"received {type(a).__name__}")
+        if not self.built:
+            self.build((None, *arrays[0].shape[1:]))
         self.check_input(x)
-        if len(x) == 0:
+        n = len(arrays[0])
+        if n == 0:
             raise ValueError(f"{what}: x is empty")
-        if not bool(backend.get_array_module(x).isfinite(x).all()):
+        if any(len(a) != n for a in arrays):
+            raise ValueError(f"{what}: every input array needs the same number of samples, "
+                             f"received {[len(a) for a in arrays]}")
+        if not all(all_finite(a) for a in arrays):
             raise ValueError(f"{what}: x contains NaN or inf values")
         if y is None:
             return
-        if len(y) != len(x):
-            raise ValueError(f"{what}: x and y must have the same length, received {len(x)} and {len(y)}")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        probe = np.zeros((len(y), *self.output_shape[1:]), dtype="float32")
-        try:
-            self.loss.check_labels(probe, backend.to_numpy(y))      # (checked on the host, once)
-        except ValueError as exc:
-            raise ValueError(f"{what}: labels do not fit the model's output {self.output_shape} "
-                             f"and the loss {self.loss.name!r}: {exc}") from None
+        labels = self._outputs_list(y, what)
+        for term, out_shape, labels_k in zip(self.compiled_loss.terms, flatten(self.output_shape)
+                                             if len(self.outputs) > 1 else [self.output_shape], labels):
+            if len(labels_k) != n:
+                raise ValueError(f"{what}: x and y must have the same length, received {n} and {len(labels_k)}")
+            probe = np.zeros((len(labels_k), *out_shape[1:]), dtype="float32")
+            try:
+                term.loss.check_labels(probe, backend.to_numpy(labels_k))      # (checked on the host, once)
+            except ValueError as exc:
+                raise ValueError(f"{what}: labels do not fit the model's output {out_shape} "
+                                 f"and the loss {term.loss.name!r}: {exc}") from None
 
     # -- one step --------------------------------------------------------------------
     def _loss_and_seed(self, y_pred, y):
-        """(L, ∂L/∂(seed), fused): fused means the seed is the last layer's logits."""
-        last = self.layers[-1]
-        fused = not self.loss.from_logits and self.loss.fuses_with == last.activation.name
-        if fused:
-            value = self.loss.forward_logits(last.activation.logits, y)
-        else:
-            value = self.loss.forward(y_pred, y)
-        return float(value), fused
+        """(L, fused) for a one-output model: fused means the backward starts from the
+        output layer's logits (the study tools use this)."""
+        value, _ = self.compiled_loss([y_pred], [y])
+        return value, self.compiled_loss.terms[0].fused
 
-    def _metric_values(self, y_pred, y):
-        xp = backend.get_array_module(y_pred)
-        return {name: float(fn(y_pred, xp.asarray(y)).mean()) for name, fn in self.metric_fns.items()}
+    def _losses(self, y_pred, y):
+        """(L = Σ_k w_k L_k, logs) for the outputs ``y_pred`` and labels ``y``."""
+        preds = y_pred if len(self.outputs) > 1 else [y_pred]
+        return self.compiled_loss(preds, self._outputs_list(y, "fit"))
 
     def train_step(self, x, y, snapshot=()):
-        """One gradient step on a batch; returns (loss, metrics) for the batch.
+        """One gradient step on a batch; returns (loss, logs) for the batch.
         A non-finite loss returns before any weight changes; after a finite one the
         current weights are copied into ``snapshot`` (preallocated buffers) first."""
-        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is caught below
+        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step shows in the next loss
             y_pred = self.forward(x, training=True)
-            value, fused = self._loss_and_seed(y_pred, y)
-        if not math.isfinite(value):
-            return value, {}
-        logs = self._metric_values(y_pred, y)
-        for params, name, saved in snapshot:            # the weights that gave a finite loss
-            backend.get_array_module(saved).copyto(saved, params[name])
-        self.backward(self.loss.backward(), from_logits=fused, input_grad=False)
-        grads = [(key, params, name, self.get_layer(key[0]).grads[name])
-                 for key, params, name in self.trainable_params()]
-        self.optimizer.apply(grads)
+            value, logs = self._losses(y_pred, y)
+            if not math.isfinite(value):
+                return value, {}
+            for params, name, saved in snapshot:            # the weights that gave a finite loss
+                backend.get_array_module(saved).copyto(saved, params[name])
+            seeds, fused = self.compiled_loss.seeds()
+            self.backward(seeds if len(seeds) > 1 else seeds[0],
+                          from_logits=fused if len(fused) > 1 else fused[0], input_grad=False)
+            grads = [(key, params, name, self.get_layer(key[0]).grads[name])
+                     for key, params, name in self.trainable_params()]
+            self.optimizer.apply(grads)
         return value, logs
 
+    @serialized
     def train_on_batch(self, x, y):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
         self._check_xy(x, y, "train_on_batch")
         value, logs = self.train_step(self.to_device(x), self.to_device(y))
-        return [value, *logs.values()] if self.metric_fns else value
+        return [value, *logs.values()] if logs else value
 
     # -- fit ---------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
+    @serialized
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None):
         """Train for ``epochs`` epochs; returns a ``History``."""
         self._require_compiled()
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"fit: batch_size must be a positive int, received {batch_size!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), received {validation_split!r}")
+        batch_size = arguments.batch_size(batch_size, "fit")
+        epochs = arguments.count(epochs, "fit", "epochs")
+        initial_epoch = arguments.count(initial_epoch, "fit", "initial_epoch")
+        validation_split = arguments.fraction(validation_split, "fit", "validation_split")
+        if steps_per_epoch is not None:
+            steps_per_epoch = arguments.count(steps_per_epoch, "fit", "steps_per_epoch", minimum=1)
         if is_sequence(x):
             batches = SequenceBatches(x, steps_per_epoch, self.to_device)
         else:
             self._check_xy(x, y)
             if validation_split:
-                split = int(math.floor(len(x) * (1.0 - validation_split)))
-                x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+                x, y, validation_data = split_for_validation(x, y, validation_split)
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
         if validation_data is not None:
-            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+            self._check_xy(*validation_pair(validation_data), "fit (validation_data)")
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -214,13 +330,9 @@ class TrainingMixin:
             xb, yb = batches[step]
             value, metric_logs = self.train_step(xb, yb, snapshot)
             if not math.isfinite(value):
-                for params, name, saved in snapshot:
-                    params[name][...] = saved
-                print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopping training and "
-                      f"restoring the weights of the last finite step (TerminateOnNaN)")
-                self.stop_training = True
+                self._terminate_on_nan(value, epoch, step, snapshot)
                 break
-            means.add({**metric_logs, "loss": value}, len(xb))
+            means.add({**metric_logs, "loss": value}, sample_count(xb))
             bar.update(step + 1, means.result())
             for cb in callbacks:
                 cb.on_train_batch_end(step, {**metric_logs, "loss": value})
@@ -231,42 +343,84 @@ class TrainingMixin:
         bar.finish(logs)
         return logs
 
+    def _terminate_on_nan(self, value, epoch, step, snapshot):
+        """Stop training with the weights that gave the last finite loss, and the optimizer
+        as new: the step that diverged (or one before it) may have left NaN or inf in its
+        moments (Adam's ``v`` = inf leaves the weights finite for a step)."""
+        self.stop_training = True
+        for params, name, saved in snapshot:
+            params[name][...] = saved
+        self.optimizer.reset_state()
+        print(f"Epoch {epoch + 1}, step {step + 1}: loss is {value}; stopped training (TerminateOnNaN), "
+              f"restored the weights of the last finite step and reset the optimizer's state "
+              f"(slots zero, step count 0)")
+
     # -- evaluate / predict ---------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, bar=None):
         means = RunningMeans()
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = self.to_device(x[start:start + batch_size]), self.to_device(y[start:start + batch_size])
-            y_pred = self.forward(xb, training=False)
-            value, _ = self._loss_and_seed(y_pred, yb)
-            means.add({**self._metric_values(y_pred, yb), "loss": value}, len(xb))
+        for step, start in enumerate(range(0, sample_count(x), batch_size)):
+            rows = slice(start, start + batch_size)
+            xb, yb = self.to_device(take(x, rows)), self.to_device(take(y, rows))
+            value, logs = self._losses(self.forward(xb, training=False), yb)
+            means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
+                                                                       # buffers are free for the next batch)
             if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+    @serialized
+    def evaluate(self, x, y, batch_size=None, verbose=1, return_dict=False):
         """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
+        batch_size = arguments.batch_size(batch_size, "evaluate")
         self._check_xy(x, y, "evaluate")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        result = self._evaluate_arrays(x, y, batch_size, bar)
+        bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
+        try:
+            result = self._evaluate_arrays(x, y, batch_size, bar)
+        finally:
+            self._release_inference_buffers()
         bar.finish(result)
         if return_dict:
             return result
-        return [result["loss"], *(result[k] for k in self.metric_fns)] if self.metric_fns else result["loss"]
+        others = self.compiled_loss.metric_names()
+        return [result["loss"], *(result[k] for k in others)] if others else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
+    @serialized
+    def predict(self, x, batch_size=None, verbose=0):
+        """The model's outputs for ``x`` (a list for several outputs), computed ``batch_size``
+        samples at a time into host arrays (as Keras returns them): beyond that result, the
+        memory used is bounded by ``batch_size``, not by the number of samples."""
+        batch_size = arguments.batch_size(batch_size, "predict")
         self._check_xy(x, None, "predict")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        parts = []
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            parts.append(backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size]))).copy())
-            bar.update(step + 1)
+        n = sample_count(x)
+        bar = Progbar(math.ceil(n / batch_size), verbose)
+        results = None
+        try:
+            for step, start in enumerate(range(0, n, batch_size)):
+                outputs = self.forward(self.to_device(take(x, slice(start, start + batch_size))))
+                for k, y in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+                    y = backend.to_numpy(y)
+                    if results is None or len(results) <= k:
+                        results = (results or []) + [np.empty((n, *y.shape[1:]), dtype=y.dtype)]
+                    results[k][start:start + len(y)] = y
+                del outputs            # the output buffers are free for the next batch
+                bar.update(step + 1)
+        finally:
+            self._release_inference_buffers()
         bar.finish()
-        return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
+        return results[0] if len(results) == 1 else results
+
+    def _release_inference_buffers(self):
+        """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
+        than ``inference_buffer_limit``: a large batch's buffers are not held until the next
+        call."""
+        for layer in self.flat_layers():
+            layer.release()
+            layer.workspace.release_larger_than(self.inference_buffer_limit)
 
     # -- persistence (see saving.py) ---------------------------------------------------
+    @serialized
     def save(self, path):
         from .saving import save_model
         save_model(self, path)

@@ -94,3 +94,10 @@ def record_calls(monkeypatch, module, names):
             return _function(*args, **kwargs)
         monkeypatch.setattr(module, name, spy)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer_names():
+    """Layer names are counted per session, as in Keras: each test starts afresh."""
+    backend.clear_session()
+    yield

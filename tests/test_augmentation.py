@@ -84,7 +84,7 @@ def test_flow_is_usable_in_fit():
     import minicnn as mc
     mc.set_seed(0)
     model = mc.Sequential([mc.layers.Input((9, 7, 3)), mc.layers.Flatten(), mc.layers.Dense(2, activation="softmax")])
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     gen = ImageDataGenerator(rescale=1 / 255, rotation_range=10)
     history = model.fit(gen.flow(batch(n=10), np.arange(10) % 2, batch_size=4, seed=0), epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2

@@ -24,7 +24,7 @@ def tiny_model(seed=0, dropout=0.3):
     mc.set_seed(seed)
     model = mc.Sequential([layers.Input((12, 12, 1)), layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(),
                            layers.Flatten(), layers.Dropout(dropout), layers.Dense(3, activation="softmax")])
-    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", ["acc"])
+    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["acc"])
     return model
 
 
@@ -229,8 +229,8 @@ def test_live_bar_on_a_terminal_redraws_in_place():
 
 @given(cfg=window_configs(max_channels=6), seed=st.integers(0, 2**16), use_bias=st.booleans())
 def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, cfg, seed, use_bias, monkeypatch):
-    """Model.backward lets a max-pool run the ReLU backward of the Conv2D below it (the
-    gate applied on the pooled gradient, ∂L/∂b summed there): the same ∂L/∂x and
+    """The plan fuses a max-pool with the Conv2D + ReLU below it (the ReLU's gate applied
+    on the pooled gradient, ∂L/∂b summed there, fusion.py): the same ∂L/∂x and
     ∂L/∂W as the two layers' own backwards, for every pool window, stride and padding."""
     conv = layers.Conv2D(cfg["c"], 3, padding="same", activation="relu", use_bias=use_bias)
     pool = layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"])
@@ -245,7 +245,7 @@ def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, c
         monkeypatch.setattr(conv.activation, name, lambda da, _own=own: relu_backwards.append(1) or _own(da))
     fused_dx = backend.to_numpy(model.backward(dy)).copy()
     fused = {k: backend.to_numpy(v).copy() for k, v in conv.grads.items()}
-    assert relu_backwards == [] and pool.runs_relu_backward_of(conv)
+    assert relu_backwards == [] and len(model.plan().groups) == 1
     routed = pool.backward(dy)
     summed = np.abs(backend.to_numpy(routed)).sum(axis=(0, 1, 2))    # Σ|terms| of each ∂L/∂b
     two_layers_dx = backend.to_numpy(conv.backward(routed))
@@ -257,4 +257,4 @@ def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, c
         np.testing.assert_allclose(fused["bias"], backend.to_numpy(conv.grads["bias"]),     # float32 sums in
                                    rtol=0, atol=1e-6 * summed.max())            # other orders: ~ε·log2(n)·Σ|terms|
     conv.activation.rule = "guided"
-    assert not pool.runs_relu_backward_of(conv)
+    assert not model.plan().groups[0].group.gates_on_pooled_gradient()

@@ -43,7 +43,7 @@ def test_three_epochs_match_keras(arch, opt):
     ours = build()
     theirs = to_keras(ours)
     x, y = make_data(ours.input_shape[1:], loss, classes)
-    ours.compile(OPTIMIZERS[opt][0](), loss, ["accuracy"])
+    ours.compile(OPTIMIZERS[opt][0](), loss, metrics=["accuracy"])
     theirs.compile(OPTIMIZERS[opt][1](), loss)   # Keras 3.15's accuracy metric fails on TF 2.21 here
     h_ours = ours.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
     h_theirs = theirs.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)

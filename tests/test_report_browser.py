@@ -19,7 +19,7 @@ def test_report_loads_in_headless_chromium(tmp_path):
     x = x[..., None].astype("float32") / 255
     mc.set_seed(0)
     model = architectures.mnist_convnet()
-    model.compile("rmsprop", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x[:512], y[:512].astype(np.int64), batch_size=64, epochs=2, verbose=0,
                         validation_split=0.2)
     path = mc.viz.report(model, x[2500:2600], y[2500:2600], str(tmp_path / "report.html"), history=history,

@@ -99,14 +99,16 @@ def test_trace_numbers_against_a_hand_computation():
     model = small_model()
     before = model.get_layer("hidden").get_weights()[0].copy()
     rows = trace(model, x.astype("float32"), y.astype("float32"), verbose=False)
-    assert [r["layer"] for r in rows] == ["conv", "pool", "flat", "hidden", "drop", "out"]
+    assert [r["layer"] for r in rows] == ["conv + pool (fused)", "flat", "hidden", "drop", "out"]
     after = model.get_layer("hidden").get_weights()[0]
-    hidden = rows[3]
+    hidden = rows[2]
     assert np.isclose(hidden["update_ratio"]["kernel"], np.linalg.norm(after - before) / np.linalg.norm(before))
-    conv_out = model.intermediate_outputs(x.astype("float32"), ["conv"])[0]
-    assert rows[0]["shape"] == (4, 6, 6, 3)
-    assert 0 <= rows[0]["dead_relu_fraction"] <= 1
-    assert np.isfinite(rows[0]["param_grad_norms"]["kernel"]) and conv_out.shape == (4, 6, 6, 3)
+    assert rows[0]["shape"] == (4, 3, 3, 3)                 # the group's output: the pool's
+    assert 0 <= rows[0]["dead_relu_fraction"] <= 1 and np.isfinite(rows[0]["param_grad_norms"]["kernel"])
+    with mc.use_kernels("reference"):                      # no fused group: one row per layer
+        rows = trace(model, x.astype("float32"), y.astype("float32"), verbose=False)
+    assert [r["layer"] for r in rows] == ["conv", "pool", "flat", "hidden", "drop", "out"]
+    assert rows[0]["shape"] == (4, 6, 6, 3) and rows[0]["algorithm"] == "im2col + GEMM"
 
 
 def test_optimizer_microscope_matches_adam_by_hand():
@@ -186,3 +188,20 @@ def test_summary_details_show_the_workspace_each_layer_holds():
     text = model.summary(details=True, batch_size=2, print_fn=None)
     assert "768.00 B" in text and "512.00 B" in text
     assert "Workspace held now (im2col columns, reused outputs and gradients): 1.25 KB" in text
+
+
+def test_gradcheck_bisect_and_keras_diff_on_a_functional_model(monkeypatch):
+    """The study tools walk any graph: a residual block's planted bug is found at its layer."""
+    x_in = mc.Input((6, 6, 2), name="x")
+    h = layers.Conv2D(2, 3, padding="same", activation="relu", name="branch")(x_in)
+    h = layers.Add(name="skip")([x_in, h])
+    out = layers.Dense(3, activation="softmax", name="out")(layers.Flatten(name="flat")(h))
+    model = mc.Model(x_in, out)
+    model.compile("sgd", "categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 6, 6, 2)).astype("float32"), np.eye(3)[[0, 1, 2, 0]].astype("float32")
+    assert gc.gradcheck(model, x, y, bisect=True, verbose=False) is None
+    rows, _ = compare_with_keras(model, x=x, y=y, verbose=False)
+    assert max(r[3] for r in rows) < 1e-4
+    monkeypatch.setattr(layers.Add, "call_backward", lambda self, dy, input_grad=True: [dy, 0.5 * dy])
+    assert gc.gradcheck(model, x, y, bisect=True, verbose=False) == "skip"

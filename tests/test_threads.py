@@ -43,3 +43,14 @@ def test_minicnn_first_sets_the_variables_and_restarts_nothing():
 def test_the_users_own_settings_are_kept():
     settings = run_python(REPORT, OPENBLAS_THREAD_TIMEOUT="12", OMP_WAIT_POLICY="ACTIVE")
     assert settings["OPENBLAS_THREAD_TIMEOUT"] == "12" and settings["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_import_side_effect_can_be_switched_off():
+    code = "import os, minicnn; print(os.environ.get('OMP_WAIT_POLICY'), minicnn.threads.restarted_openblas)"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    off = subprocess.run([sys.executable, "-c", "import numpy; " + code], capture_output=True, text=True,
+                         env={**env, "MINICNN_SHARE_CORES": "0"}, check=True)
+    on = subprocess.run([sys.executable, "-c", "import numpy; " + code], capture_output=True, text=True,
+                        env=env, check=True)
+    assert off.stdout.split()[0] == "None" and off.stdout.strip().endswith("[]")
+    assert on.stdout.split()[0] == "PASSIVE"

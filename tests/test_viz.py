@@ -210,3 +210,24 @@ def test_stitch_images_and_confusion_matrix():
     np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
     maps = plots.normalize_channels(np.random.default_rng(0).standard_normal((8, 8, 3)) * 5 + 3)
     assert maps.dtype == np.uint8 and abs(maps.mean() - 128) < 3
+
+
+def test_every_visualization_gives_the_same_maps_on_the_functional_twin():
+    """The same architecture and weights as a Sequential and as a functional Model: saliency,
+    guided backprop, deconvnet, Grad-CAM and activation maximization agree exactly."""
+    from minicnn.viz import attribution
+    mc.set_seed(0)
+    chain = architectures.mnist_convnet((20, 20, 1))
+    x_in = mc.Input((20, 20, 1))
+    h = x_in
+    for layer in chain.layers:
+        h = layer(h)
+    graph = mc.Model(x_in, h)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 20, 20, 1)).astype("float32")
+    for method in (attribution.saliency, attribution.guided_backprop, attribution.deconvnet):
+        np.testing.assert_array_equal(method(chain, x, [1, 2]), method(graph, x, [1, 2]))
+    np.testing.assert_array_equal(attribution.grad_cam(chain, x, [1, 2]), attribution.grad_cam(graph, x, [1, 2]))
+    conv = chain.layers[2].name
+    a, _ = maximize.maximize(chain, conv, [0, 3], steps=5, seed=0)
+    b, _ = maximize.maximize(graph, conv, [0, 3], steps=5, seed=0)
+    np.testing.assert_array_equal(a, b)

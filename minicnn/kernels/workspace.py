@@ -40,6 +40,9 @@ class Workspace:
     def reusable(self, name: str, shape: tuple, dtype, like=None):
         """An uninitialized buffer for a result that leaves the op: last time's, if nothing
         outside this workspace holds it (or a view of it) any more, else a new one."""
+        if backend.get_kernels() == "reference":      # the reference path reuses nothing
+            xp = backend.get_array_module(like) if like is not None else np
+            return xp.empty(shape, dtype=dtype)
         held = self._buffers.get(name)
         if held is not None and sys.getrefcount(held) > _WORKSPACE_REFS:
             del self._buffers[name]          # its holder keeps it; this name gets a new one
@@ -53,3 +56,9 @@ class Workspace:
 
     def clear(self) -> None:
         self._buffers.clear()
+
+    def release_larger_than(self, nbytes: int) -> None:
+        """Let go of every buffer larger than ``nbytes`` (the memory returns once no caller
+        holds it either); the smaller ones stay for the next call."""
+        for name in [name for name, buf in self._buffers.items() if buf.nbytes > nbytes]:
+            del self._buffers[name]

@@ -12,13 +12,15 @@ A layer with an ``activation`` computes ``a = activation(z)``, ``z = call(x)``; 
 layer's ``z`` is its matrix product plus its bias.  When the activation is linear or a
 ReLU, the weighted layer's kernels apply it too, as they write their output
 (``call(x, training, relu)``, the fused epilogue, ``kernels/epilogue.py``), and the
-activation only keeps the result (``kept``).  Backward runs the activation's backward
-(the ReLU's also sums ``∂L/∂bias`` in the same pass), then ``call_backward`` (which sums
-``∂L/∂bias`` when that has not: ``bias_grad=True``).  ``backward_logits`` starts from
-``∂L/∂z`` instead — the model uses it when the loss is fused with a final softmax /
-sigmoid, and below a max-pool that ran this layer's ReLU backward itself
-(``backward_through_relu_of``).  Each forward overwrites the one cache slot that
-backward reads; each backward *overwrites* ``grads`` (never accumulates).
+activation only keeps the result (``kept``); ``set_kernels("reference")`` runs the two
+apart.  Backward runs the activation's backward, then ``call_backward``;
+``backward_logits`` starts from ``∂L/∂z`` instead (the model uses it when the loss is
+fused with a final softmax / sigmoid, and a fused group, ``fusion.py``, below a max-pool).
+Each forward overwrites the one cache slot that backward reads; each backward
+*overwrites* ``grads`` (never accumulates).
+
+Called on a symbolic tensor (``mc.Input``), a layer builds itself and records a node
+(``graph.py``) instead of computing: that is how functional models are made.
 
 Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
 reused by the next call once nothing holds the previous ones (``kernels/workspace.py``).  A
@@ -34,6 +36,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import activations, backend
+from ..graph import Node, flatten, is_symbolic
 from ..kernels.workspace import Workspace
 
 
@@ -43,18 +46,51 @@ def snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+class Weight:
+    """A view of one of a layer's weights, as Keras's ``layer.weights`` gives them
+    (``.name``, ``.shape``, ``.numpy()``, ``.assign``); the array lives in ``layer.params``."""
+
+    def __init__(self, layer, key):
+        self.layer, self.key = layer, key
+
+    @property
+    def value(self):
+        return self.layer.params[self.key]
+
+    name = property(lambda self: self.key)
+    path = property(lambda self: f"{self.layer.name}/{self.key}")
+    shape = property(lambda self: tuple(self.value.shape))
+    dtype = property(lambda self: self.value.dtype)
+    trainable = property(lambda self: self.layer.trainable and self.key not in self.layer.non_trainable_keys)
+
+    def numpy(self):
+        return backend.to_numpy(self.value).copy()
+
+    def assign(self, new):
+        self.layer.set_weight(self.key, new)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.numpy(), dtype=dtype)
+
+    def __repr__(self):
+        return f"<Weight path={self.path}, shape={self.shape}, dtype={self.dtype}>"
+
+
 class Layer(ABC):
     """Base class: subclasses implement ``call``, ``call_backward`` and, if they have
     weights, ``build_params``; and ``output_shape_of`` for shapes."""
 
-    has_activation = False
     input_rank: int | None = None     # expected ndim of the input, None for any >= 2
     cache = None                      # what call keeps for call_backward
+    output_shape_seen = None          # the shape of the last forward's output (checks dy)
+    non_trainable_keys: tuple = ()    # params that fit never changes (e.g. moving statistics)
+    is_input_layer = False
 
     def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, received {name!r}")
-        self.name = name
+        self.name = name or backend.unique_name(self.default_name())
+        self.inbound_nodes = []           # one Node per call on symbolic tensors (graph.py)
         self.activation = activations.get(activation, self._who())
         self.params: dict = {}
         self.grads: dict = {}
@@ -62,7 +98,7 @@ class Layer(ABC):
         self.input_shape = None
         self.batch_input_shape = None if input_shape is None else (None, *tuple(input_shape))
         self.dtype = dtype
-        self.trainable = trainable
+        self._trainable = bool(trainable)
         self._out_shape = None
         self.workspace = self.activation.workspace = Workspace()
 
@@ -150,6 +186,50 @@ class Layer(ABC):
         if any(e is not None and e != s for e, s in zip(expected, shape[1:])):
             raise self.error(f"expected input shape {(None, *expected)}, received {shape}")
 
+    # -- calls: on symbolic tensors (a graph is recorded) or on arrays (computed) --------
+    def __call__(self, inputs, training=None):
+        """On symbolic tensors: build from their shapes and record a node (returns the
+        output tensor); on arrays: run ``forward`` and return the output array."""
+        items = flatten(inputs)
+        symbolic = [is_symbolic(t) for t in items]
+        if not any(symbolic):
+            return self.forward(inputs, training=bool(training))
+        if not all(symbolic):
+            raise self.error("was called on a mix of symbolic tensors and arrays: call it on the "
+                             "tensors of a model being built (mc.Input(...)), or on arrays only")
+        return self.record_call(inputs)
+
+    def record_call(self, inputs):
+        """Build from the inputs' shapes (or check them, if built) and add a node."""
+        shapes = [t.shape for t in flatten(inputs)]
+        as_list = isinstance(inputs, (list, tuple))
+        shape = shapes if as_list else shapes[0]
+        if not self.built:
+            self.build(shape)
+        elif not as_list:
+            self._check_rank(len(shape), shape)
+            self.check_built_shape(shape)
+        node = Node(self, flatten(inputs), [self.compute_output_shape(shape)], as_list)
+        return node.outputs[0]
+
+    @property
+    def input(self):
+        """The input tensor of the layer's first call (Keras's ``layer.input``)."""
+        node = self._first_node("input")
+        return node.inputs if node.as_list else node.inputs[0]
+
+    @property
+    def output(self):
+        """The output tensor of the layer's first call (Keras's ``layer.output``)."""
+        outputs = self._first_node("output").outputs
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _first_node(self, what):
+        if not self.inbound_nodes:
+            raise self.error(f"has no {what} yet: it has never been called on a symbolic tensor "
+                             f"(build a model with mc.Input(...) first)")
+        return self.inbound_nodes[0]
+
     # -- forward / backward ---------------------------------------------------
     def release(self) -> None:
         """Let go of the arrays the last forward kept for backward (its cache and its
@@ -157,13 +237,23 @@ class Layer(ABC):
         self.cache = None
         self.activation.release()
 
+    def call_state(self):
+        """What backward reads from the last forward; a layer called at several nodes of a
+        model has it saved per node and put back before that node's backward."""
+        act = self.activation
+        return self.cache, self.output_shape_seen, act.out, act.logits, act.mask
+
+    def restore_call_state(self, state):
+        act = self.activation
+        self.cache, self.output_shape_seen, act.out, act.logits, act.mask = state
+
     def forward(self, x, training=False):
         x = self.begin_forward(x)
-        if self.params and self.activation.epilogue:            # linear or ReLU: the layer's kernels apply it
+        if self.params and self.activation.epilogue and backend.get_kernels() != "reference":
             y = self.activation.kept(self.call(x, training, relu=self.activation.epilogue == "relu"))
         else:
             y = self.activation.forward(self.call(x, training))
-        self._last_out_shape = y.shape
+        self.output_shape_seen = y.shape
         return y
 
     def begin_forward(self, x):
@@ -180,8 +270,8 @@ class Layer(ABC):
     def backward(self, dy, input_grad=True):
         """∂L/∂x from ∂L/∂y (the layer's output, after its activation).  With
         ``input_grad=False`` only the parameter gradients are computed (returns None)."""
-        dy = self._check_grad(dy)
-        if "bias" in self.params:
+        dy = self.check_grad(dy)
+        if "bias" in self.params and backend.get_kernels() != "reference":
             dz, db = self.activation.backward_with_bias_grad(dy)
         else:
             dz, db = self.activation.backward(dy), None
@@ -190,18 +280,7 @@ class Layer(ABC):
     def backward_logits(self, dz, input_grad=True, db=None):
         """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output (``db``: ∂L/∂bias
         when the caller summed it already)."""
-        return self._backward_through_call(self._check_grad(dz), db, input_grad)
-
-    def runs_relu_backward_of(self, below) -> bool:
-        """True when this layer's backward can also run the ReLU backward of ``below``, the
-        layer whose output it takes (``backward_through_relu_of``): only a max-pool can."""
-        return False
-
-    def fuses_forward_of(self, below, x) -> bool:
-        """True when this layer can run its forward and that of ``below`` (the layer whose
-        output it takes, about to take ``x``) as one (``forward_through_relu_of``): only a
-        max-pool can."""
-        return False
+        return self._backward_through_call(self.check_grad(dz), db, input_grad)
 
     def _backward_through_call(self, dz, db, input_grad):
         if "bias" not in self.params:
@@ -212,8 +291,9 @@ class Layer(ABC):
         self.grads["bias"] = db
         return dx
 
-    def _check_grad(self, dy):
-        expected = getattr(self, "_last_out_shape", None)
+    def check_grad(self, dy):
+        """``dy`` must have the shape of the last forward's output."""
+        expected = self.output_shape_seen
         if expected is None:
             raise self.error("backward called before forward")
         if tuple(dy.shape) != tuple(expected):
@@ -248,6 +328,39 @@ class Layer(ABC):
         for key, new in zip(list(self.params), weights):
             xp = backend.get_array_module(self.params[key])
             self.params[key] = xp.asarray(np.asarray(new), dtype=self.dtype)
+
+    def set_weight(self, key, new):
+        """Replace one weight (same shape)."""
+        old = self.params[key]
+        if tuple(np.shape(new)) != tuple(old.shape):
+            raise self.error(f"weight {key!r} must have shape {tuple(old.shape)}, received {tuple(np.shape(new))}")
+        self.params[key] = backend.get_array_module(old).asarray(np.asarray(new), dtype=self.dtype)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    @property
+    def weights(self):
+        return [Weight(self, key) for key in self.params]
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.weights if not w.trainable]
+
+    def trainable_params(self):
+        """(key, params dict, name) of each weight ``fit`` updates."""
+        if not self.trainable:
+            return []
+        return [((self.name, k), self.params, k) for k in self.params if k not in self.non_trainable_keys]
 
     def count_params(self) -> int:
         if not self.built:

@@ -22,7 +22,6 @@ from .base import Layer
 
 class Conv2D(Layer):
     input_rank = 4
-    has_activation = True
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
@@ -45,11 +44,6 @@ class Conv2D(Layer):
             return (n, None, None, self.filters)
         oh, ow, _ = window_geometry(h, w, self.kernel_size, self.strides, self.padding, self._who())
         return (n, oh, ow, self.filters)
-
-    def padding_amounts(self, input_shape):
-        """(top, bottom, left, right) zero padding for this input shape."""
-        return window_geometry(input_shape[1], input_shape[2], self.kernel_size, self.strides,
-                               self.padding, self._who())[2]
 
     def build_params(self, input_shape):
         self.add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters))

@@ -1,5 +1,8 @@
 """Parameter-free layers: Input, Flatten, Dropout, Activation, ReLU.
 
+* Input: ``mc.Input(shape)`` returns a symbolic tensor (``graph.py``) made by an
+  ``InputLayer``; a model's arrays enter there.
+
 * Flatten: ``y = x.reshape(n, -1)``; ``∂L/∂x = dy.reshape(x.shape)``.
 * Dropout (inverted): in training ``y = x · m / (1 − rate)`` with ``m ~ Bernoulli(1 − rate)``
   drawn fresh each step; ``∂L/∂x = dy · m / (1 − rate)``.  At inference ``y = x``.
@@ -10,19 +13,48 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..graph import Node
 from ..seeding import new_generator
 from .base import Layer
 
 
-class Input:
-    """``Input(shape)`` — the shape of one sample, without the batch axis (Keras)."""
+class InputLayer(Layer):
+    """Where a model's input enters: its one node has no inputs and one output tensor."""
 
-    def __init__(self, shape, name=None):
-        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
-        if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
-            raise ValueError(f"Input: shape must be a tuple of positive ints, received shape={shape!r}")
-        self.shape = shape
-        self.name = name
+    is_input_layer = True
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
+        super().__init__(name=name or backend.unique_name("input_layer"), dtype=dtype)
+        if batch_shape is None:
+            if shape is None:
+                raise self.error("needs a shape, e.g. Input(shape=(28, 28, 1))")
+            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+            batch_shape = (batch_size, *shape)
+        batch_shape = tuple(batch_shape)
+        if len(batch_shape) < 2 or any(d is not None and (not isinstance(d, (int, np.integer)) or d <= 0)
+                                       for d in batch_shape[1:]):
+            raise self.error(f"shape must be a tuple of positive ints (or None), received shape={batch_shape[1:]!r}")
+        self.batch_shape = (None, *(None if d is None else int(d) for d in batch_shape[1:]))
+        self.shape = self.batch_shape[1:]
+        self.dtype = dtype or backend.floatx()
+        self.built = True
+        self.input_shape = self._out_shape = self.batch_shape
+        Node(self, [], [self.batch_shape], as_list=False)
+
+    def call(self, x, training):
+        return x
+
+    def call_backward(self, dz, input_grad=True):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "batch_shape": self.batch_shape, "dtype": self.dtype}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
+    """``Input(shape)`` — the shape of one sample, without the batch axis (Keras): a
+    symbolic tensor that layers can be called on to build a functional model."""
+    return InputLayer(shape, batch_size, dtype, name, batch_shape).output
 
 
 class Flatten(Layer):
@@ -32,11 +64,11 @@ class Flatten(Layer):
         return (input_shape[0], size)
 
     def call(self, x, training):
-        self.x_shape = x.shape
+        self.cache = x.shape
         return x.reshape(x.shape[0], -1)
 
     def call_backward(self, dz, input_grad=True):
-        return dz.reshape(self.x_shape)
+        return dz.reshape(self.cache)
 
 
 class Dropout(Layer):
@@ -48,12 +80,10 @@ class Dropout(Layer):
         self.seed = seed
         self.rng = None          # host generator (drawn from the global one on first use)
         self.device_rng = None   # CuPy generator, seeded from the host one, for GPU inputs
-        self.mask = None
 
     def call(self, x, training):
         if not training or self.rate == 0:
-            self.mask = None
-            return x
+            return x                                        # cache None: backward passes dy through
         if self.rng is None:
             self.rng = new_generator(self.seed)
         xp = backend.get_array_module(x)
@@ -63,20 +93,18 @@ class Dropout(Layer):
                 self.device_rng = xp.random.default_rng(int(self.rng.integers(2**63)))
             rng = self.device_rng
         keep = rng.random(x.shape, dtype=np.float32) >= self.rate     # P(keep) = 1 − rate
-        self.mask = keep.astype(x.dtype)
-        self.mask *= 1.0 / (1.0 - self.rate)                            # inverted dropout: E[mask] = 1
-        return x * self.mask
+        self.cache = mask = keep.astype(x.dtype)
+        mask *= 1.0 / (1.0 - self.rate)                                 # inverted dropout: E[mask] = 1
+        return x * mask
 
     def call_backward(self, dz, input_grad=True):
-        return dz if self.mask is None else dz * self.mask
+        return dz if self.cache is None else dz * self.cache
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 class Activation(Layer):
-    has_activation = True
-
     def __init__(self, activation, name=None, **kwargs):
         super().__init__(name=name, activation=activation, **kwargs)
 

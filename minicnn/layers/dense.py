@@ -18,7 +18,6 @@ from .base import Layer
 
 
 class Dense(Layer):
-    has_activation = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, **kwargs):

@@ -6,10 +6,8 @@ MaxPooling2D (see ``kernels/pool.py``)::
     ∂L/∂x routes each dy[b,p,q,c] to its window's arg-max (the first, on ties);
     overlapping windows add.
 
-Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Below
-a layer with a ReLU, its backward runs that ReLU's too (``backward_through_relu_of``);
-over a Conv2D with a ReLU, on the Numba kernels, the forward of both can be one kernel
-(``forward_through_relu_of``, ``kernels/conv_relu_pool.py``).
+Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Over a
+layer ending in a ReLU it can run in a fused group with that layer (``fusion.py``).
 
 GlobalAveragePooling2D::
 
@@ -18,12 +16,9 @@ GlobalAveragePooling2D::
 from __future__ import annotations
 
 from .. import backend
-from ..activations import ReLU
-from ..kernels import conv_relu_pool
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
-from ..kernels.pool import maxpool_backward, maxpool_forward, maxpool_relu_backward
+from ..kernels.pool import maxpool_backward, maxpool_forward
 from .base import Layer
-from .conv import Conv2D
 
 
 class MaxPooling2D(Layer):
@@ -52,41 +47,6 @@ class MaxPooling2D(Layer):
     def call_backward(self, dz, input_grad=True):
         return maxpool_backward(dz, self.cache, self.workspace)
 
-    def runs_relu_backward_of(self, below):
-        return (isinstance(below.activation, ReLU) and below.activation.rule == "gradient"
-                and self.activation.name == "linear")
-
-    def fuses_forward_of(self, below, x) -> bool:
-        """True when this pool and ``below`` (the layer under it, about to take ``x``) can run
-        their forwards as one kernel (``forward_through_relu_of``): ``below`` a Conv2D with a
-        bias and a ReLU whose backward this pool runs, on the Numba kernels."""
-        return (isinstance(below, Conv2D) and "bias" in below.params and self.runs_relu_backward_of(below)
-                and below.built and x.ndim == 4 and x.shape[-1] == below.input_shape[-1]
-                and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
-                                           self.pool_size, self.strides, self.padding))
-
-    def forward_through_relu_of(self, below, x):
-        """This pool's output over ``below``'s, from ``below``'s input, by one kernel
-        (``kernels/conv_relu_pool.py``); ``below``'s own output is not formed.  Both layers keep
-        what their backward needs: run them back with ``backward_through_relu_of``."""
-        x = below.begin_forward(x)
-        self.release()
-        y, below.cache, self.cache = conv_relu_pool.conv2d_relu_maxpool_forward(
-            x, below.params["kernel"], below.params["bias"], below.strides, below.padding,
-            below.workspace, self.workspace)
-        below._last_out_shape = self.cache.x_shape
-        y = self.activation.forward(y)
-        self._last_out_shape = y.shape
-        return y
-
-    def backward_through_relu_of(self, below, dy, input_grad=True):
-        """∂L/∂x of ``below`` (a layer ending in a ReLU, whose output this pool took) from
-        this pool's dy: the pool's backward with the ReLU's gate applied on the pooled
-        gradient, and ∂L/∂bias summed there (``kernels/pool.py``); then ``below``'s backward
-        from its pre-activation."""
-        dz, db = maxpool_relu_backward(self._check_grad(dy), self.cache, self.workspace)
-        return below.backward_logits(dz, input_grad, db)
-
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
                 "padding": self.padding}
@@ -99,10 +59,10 @@ class GlobalAveragePooling2D(Layer):
         return (input_shape[0], input_shape[3])
 
     def call(self, x, training):
-        self.hw = x.shape[1:3]
+        self.cache = x.shape[1:3]
         return x.mean(axis=(1, 2))
 
     def call_backward(self, dz, input_grad=True):
-        (h, w), (n, c) = self.hw, dz.shape
+        (h, w), (n, c) = self.cache, dz.shape
         xp = backend.get_array_module(dz)
         return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()

@@ -58,8 +58,11 @@ def compare(layer_name, tensor_name, shape, analytic_flat, numeric, indices) -> 
                        float(diff[worst]) if len(diff) else 0.0)
 
 
-def check_layer(layer, x, upstream=None, max_samples=64, eps=1e-6, seed=0):
-    """Check ∂/∂x and ∂/∂param of ``layer`` at float64 input ``x``; list of CheckResult."""
+def check_layer(layer, x, upstream=None, max_samples=64, eps=1e-6, seed=0, skip_zero_inputs=False):
+    """Check ∂/∂x and ∂/∂param of ``layer`` at float64 input ``x`` (an array, or a list of
+    arrays for a merge layer) against central differences of ``Σ y·G``; list of
+    CheckResult.  ``skip_zero_inputs``: inputs exactly 0 (after a ReLU) are not sampled —
+    a max-pool window of tied zeros has no derivative there."""
     rng = np.random.default_rng(seed)
     y = layer.forward(x, training=False)
     G = rng.standard_normal(y.shape) if upstream is None else upstream
@@ -70,13 +73,17 @@ def check_layer(layer, x, upstream=None, max_samples=64, eps=1e-6, seed=0):
     layer.forward(x, training=False)
     dx = layer.backward(G)
     grads = {k: v.copy() for k, v in layer.grads.items()}
+    name = layer.name or type(layer).__name__
+    inputs, dxs = (x, dx) if isinstance(x, list) else ([x], [dx])
     results = []
-    idx = sample_indices(x.size, max_samples, rng)
-    results.append(compare(layer.name or type(layer).__name__, "input", x.shape, dx.reshape(-1),
-                           numeric_gradient(scalar, x, idx, eps), idx))
+    for i, (a, g) in enumerate(zip(inputs, dxs)):
+        candidates = np.flatnonzero(a.reshape(-1) != 0) if skip_zero_inputs else np.arange(a.size)
+        idx = candidates[sample_indices(len(candidates), max_samples, rng)]
+        results.append(compare(name, "input" if len(inputs) == 1 else f"input {i}", a.shape, g.reshape(-1),
+                               numeric_gradient(scalar, a, idx, eps), idx))
     for key, param in layer.params.items():
         idx = sample_indices(param.size, max_samples, rng)
-        results.append(compare(layer.name or type(layer).__name__, key, param.shape, grads[key].reshape(-1),
+        results.append(compare(name, key, param.shape, grads[key].reshape(-1),
                                numeric_gradient(scalar, param, idx, eps), idx))
     return results
 
@@ -99,55 +106,57 @@ def _model_loss(model, loss, y, G):
     return value, grad
 
 
-def check_model(model, x, y=None, loss=None, max_samples=24, eps=1e-6, seed=0):
-    """Per layer: (i) ∂L/∂(layer input) and (ii) ∂L/∂(each parameter), analytic vs central
-    differences, in float64 and inference mode.  Returns a list of CheckResult in layer order
-    (the 'input' row of layer i checks its backward; its parameter rows check its grads).
+def float64_copy(model):
+    """A copy of ``model`` (any graph) with float64 weights; ``model`` is left as it is."""
+    import copy
+    clone = copy.deepcopy(model)
+    for layer in [clone, *clone.flat_layers()]:
+        if hasattr(layer, "_plans"):
+            layer._plans, layer._last_plan = {}, None           # plans are keyed by the originals' tensors
+        layer.dtype = "float64"
+        layer.params = {k: np.asarray(v, dtype=np.float64) for k, v in layer.params.items()}
+        layer.workspace.clear()
+    return clone
 
-    Inputs that are exactly 0 after a ReLU are not sampled: the loss has no derivative
-    there (a ReLU kink, or a max-pool window of tied zeros)."""
-    from ..saving import clone_model
-    from .. import losses
+
+def check_model(model, x, y=None, loss=None, max_samples=24, eps=1e-6, seed=0):
+    """Per layer call, in the order the model runs them: the layer's backward — ∂L/∂(its
+    input) and ∂L/∂(each parameter) — against central differences of ``Σ dy·layer(x)``,
+    with the very ``x`` and ``dy`` that this call sees inside the model (float64,
+    inference mode, the reference kernels: every call its own step).  Any graph works; a
+    wrong backward shows at its own layer only (the calls below it check their own
+    backward with whatever gradient reaches them).  Returns a list of CheckResult."""
+    from .. import backend, losses
     loss = losses.get(loss) if loss is not None else (getattr(model, "loss", None) if y is not None else None)
     if y is not None and loss is None:
         raise ValueError("gradcheck: labels were given but no loss: compile the model or pass loss=")
-    model = clone_model(model, "float64")
-    x = np.array(x, dtype=np.float64)
+    model = float64_copy(model)
+    xs = [np.array(a, dtype=np.float64) for a in (x if isinstance(x, (list, tuple)) else [x])]
     rng = np.random.default_rng(seed)
-    activations = [x]                                  # a_0 = x, a_i = output of layer i
-    for layer in model.layers:
-        activations.append(layer.forward(activations[-1]))
-    G = rng.standard_normal(activations[-1].shape)
-    value, grad = _model_loss(model, loss, y, G)
-    upstream = grad(activations[-1])
-    analytic_inputs, analytic_params = [None] * len(model.layers), [None] * len(model.layers)
-    for i in range(len(model.layers) - 1, -1, -1):
-        upstream = model.layers[i].backward(upstream)
-        analytic_inputs[i] = upstream
-        analytic_params[i] = {k: g.copy() for k, g in model.layers[i].grads.items()}
-    results = []
-    for i, layer in enumerate(model.layers):
-        a = activations[i].copy()
-
-        def from_layer_i(a=a, i=i):
-            h = a
-            for later in model.layers[i:]:
-                h = later.forward(h)
-            return value(h)
-        candidates = np.arange(a.size) if i == 0 else np.flatnonzero(a.reshape(-1) != 0)
-        idx = candidates[sample_indices(len(candidates), max_samples, rng)]
-        results.append(compare(layer.name, "input", a.shape, analytic_inputs[i].reshape(-1),
-                               numeric_gradient(from_layer_i, a, idx, eps), idx))
-        for key, param in layer.params.items():
-            idx = sample_indices(param.size, max_samples, rng)
-            results.append(compare(layer.name, key, param.shape, analytic_params[i][key].reshape(-1),
-                                   numeric_gradient(lambda: from_layer_i(activations[i]), param, idx, eps), idx))
+    forward_steps, backward_steps = [], []
+    with backend.use_kernels("reference"):
+        out = model.forward(xs if len(xs) > 1 else xs[0], record=forward_steps)
+        G = rng.standard_normal(np.shape(out))
+        value, grad = _model_loss(model, loss, y, G)
+        model.backward(grad(out), record=backward_steps)
+        values = {id(t): a for t, a in zip(model.inputs, xs)}
+        for step, outputs in forward_steps:
+            values.update(zip(map(id, step.outputs), outputs))
+        upstream = {id(step): dys for step, dys, _ in backward_steps}
+        results = []
+        for step, _ in forward_steps:
+            if id(step) not in upstream:
+                continue                                  # the loss does not depend on this call
+            node, dys = step.node, upstream[id(step)]
+            inputs = [values[id(t)] for t in node.inputs]
+            results += check_layer(node.layer, inputs if node.as_list else inputs[0],
+                                   dys[0] if len(dys) == 1 else dys, max_samples, eps, seed,
+                                   skip_zero_inputs=not any(t is i for t in node.inputs for i in model.inputs))
     return results
 
 
 def first_wrong_layer(results, tol=1e-5):
-    """The layer whose backward is wrong: the topmost layer with a wrong gradient.  Errors
-    flow downward, so every layer below the culprit looks wrong too."""
+    """The layer whose backward is wrong: the last (topmost) layer with a wrong gradient."""
     wrong = [r.layer for r in results if r.rel_error > tol]
     if not wrong:
         return None
@@ -168,7 +177,8 @@ def gradcheck(model_or_layer, x, y=None, loss=None, bisect=False, verbose=True, 
     """Check every layer's backward by finite differences; print the table.  Returns the
     results, or with ``bisect=True`` the name of the first wrong layer (None if all pass)."""
     from ..layers import Layer
-    if isinstance(model_or_layer, Layer):
+    from ..model import Model
+    if isinstance(model_or_layer, Layer) and not isinstance(model_or_layer, Model):
         from ..saving import _layer_from_config
         layer = _layer_from_config({"class": type(model_or_layer).__name__,
                                     "config": model_or_layer.get_config()}, "gradcheck")

@@ -52,10 +52,11 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
         twin.set_weights(model.get_weights())
     x = np.asarray(x, dtype=np.float32)
     rows, notes = [], set()
-    # forward, layer by layer
-    h_ours, h_theirs = x, tf.constant(x)
-    for ours, theirs in zip(model.layers, twin.layers):
-        h_ours, h_theirs = ours.forward(h_ours), theirs(h_theirs)
+    # forward, layer by layer (every output visible, then backward through the same pass)
+    ours_outputs = list(model.layer_outputs(x))
+    probe = keras.Model(twin.inputs, [twin.get_layer(layer.name).output for layer, _ in ours_outputs])
+    theirs_outputs = probe(tf.constant(x))
+    for (ours, h_ours), h_theirs in zip(ours_outputs, theirs_outputs):
         rows.append(("forward", ours.name, "output", *_stats(h_ours, h_theirs.numpy())))
         if hasattr(ours, "pool_size") and len(np.unique(np.round(h_ours, 7))) < h_ours.size * 0.9:
             notes.add("pool_ties")
@@ -63,7 +64,7 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
                                                         or ours.pool_size)) or max(ours.strides) > 1):
             notes.add("same_padding")
     # loss and gradients (the forward above left every layer's cache ready for backward)
-    loss_ours, fused = model._loss_and_seed(h_ours, y)
+    loss_ours, fused = model._loss_and_seed(ours_outputs[-1][1], y)
     keras_loss = {"categorical_crossentropy": keras.losses.CategoricalCrossentropy,   # mean over the batch
                   "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
                   "binary_crossentropy": keras.losses.BinaryCrossentropy}[model.loss.name](

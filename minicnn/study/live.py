@@ -55,15 +55,19 @@ class LiveView(Callback):
         for title, maps, prefix in (("Activations for a fixed sample", acts, ""),
                                     ("Activation gradients (of the mean output)", grads, "∂/∂ ")):
             figures = [png_tag(plots.plot_feature_maps(a, images_per_row=16, title=f"{prefix}{layer.name}", scale=0.6),
-                               f"{prefix}{layer.name}") for layer, a in zip(model.layers, maps) if a.ndim == 4]
+                               f"{prefix}{layer.name}") for layer, a in zip(self.plotted_layers(), maps)
+                       if a.ndim == 4]
             parts.append((title, "".join(figures)))
-        convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+        convs = [layer for layer in model.flat_layers() if isinstance(layer, Conv2D)]
         if convs:
             parts.append(("First-layer filters", png_tag(plots.plot_filters(convs[0].params["kernel"]), "filters")))
         if weight_grads:
             parts.append(("Weight-gradient histograms (last training step)",
                           png_tag(self.gradient_histograms(weight_grads), "weight gradients")))
         return parts
+
+    def plotted_layers(self):
+        return [layer for layer in self.model.layers if not layer.is_input_layer]
 
     @staticmethod
     def gradient_histograms(weight_grads):
@@ -78,22 +82,19 @@ class LiveView(Callback):
         """Each layer's output for the fixed sample, and ∂S/∂(that output) for S = the mean
         model output — one forward and one backward sweep."""
         model = self.model
-        acts = [self.sample]
-        for layer in model.layers:
-            acts.append(layer.forward(acts[-1]))
-        grad = np.ones_like(acts[-1]) / acts[-1].size
-        grads = []
-        for layer in reversed(model.layers):
-            grads.append(grad)
-            grad = layer.backward(grad)
-        return acts[1:], grads[::-1]
+        outputs = [(layer, a.copy()) for layer, a in model.layer_outputs(self.sample)]
+        last = outputs[-1][1]
+        steps = []
+        model.backward(np.ones_like(last) / last.size, record=steps)
+        grads = {step.layers[0].name: dys[0] for step, dys, _ in steps}
+        return [a for _, a in outputs], [grads.get(layer.name, np.zeros_like(a)) for layer, a in outputs]
 
     def update(self):
         # read the training step's gradients before the view's own backward overwrites them
-        saved = {layer.name: dict(layer.grads) for layer in self.model.layers if getattr(layer, "grads", None)}
+        saved = {layer.name: dict(layer.grads) for layer in self.model.flat_layers() if getattr(layer, "grads", None)}
         weight_grads = {f"{name}/kernel": g["kernel"] for name, g in saved.items() if "kernel" in g}
         body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in self.sections(weight_grads))
-        for layer in self.model.layers:                        # leave the training gradients in place
+        for layer in self.model.flat_layers():                 # leave the training gradients in place
             if layer.name in saved:
                 layer.grads = saved[layer.name]
         self.updates += 1

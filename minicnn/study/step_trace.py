@@ -1,6 +1,8 @@
-"""``trace``: one training step, layer by layer, forward then backward.
+"""``trace``: one training step, step by step of the model's plan, forward then backward.
 
-For each layer: the output shape, the equation it applies, the norm and a histogram of
+It runs the model's own forward and backward (``Model.forward``/``backward`` with a
+``record``), so what it shows is what training runs: each step is a layer or a fused group
+(``fusion.py``), and each convolution says which algorithm it ran.  For each step: the output shape, the equation it applies, the norm and a histogram of
 its activations; then ∂L/∂X (input-gradient norm), ∂L/∂F (parameter-gradient norm), the
 update/weight ratio ‖Δw‖/‖w‖ of the optimizer step (≈ 1e-3 is the usual healthy range),
 and the dead-ReLU fraction (units that are zero for every sample of the batch).
@@ -23,65 +25,79 @@ EQUATIONS = {
 }
 
 
+def conv_algorithm(layer, x_shape):
+    """Which convolution algorithm ``layer`` runs on a host input of ``x_shape`` with the
+    kernels selected now (the same tests ``kernels/conv.py`` applies)."""
+    from ..kernels import conv as conv_ops
+    from ..kernels.geometry import window_geometry
+    x = np.broadcast_to(np.zeros((), layer.dtype), x_shape)       # the shape and type, no memory
+    W = layer.params["kernel"]
+    oh, ow, _ = window_geometry(x_shape[1], x_shape[2], layer.kernel_size, layer.strides, layer.padding, layer.name)
+    if conv_ops.winograd_applies(x, W, layer.strides, (oh, ow)):
+        return "Winograd F(4x4, 3x3)"
+    if conv_ops.implicit_gemm_applies(x, x_shape[0] * oh * ow * W.size):
+        return "implicit GEMM"
+    return "im2col + GEMM"
+
+
 def trace(model, x, y, verbose=True, bins=30):
-    """Run one training step (it updates the weights) and return one dict per layer."""
+    """Run one training step (it updates the weights) through the model's own forward and
+    backward, and return one dict per step of its plan (a layer, or a fused group)."""
     if model.loss is None:
         raise ValueError("trace: compile the model first")
+    from ..layers.conv import Conv2D
+    forward_steps, backward_steps = [], []
+    y_pred = model.forward(x, training=True, record=forward_steps)
+    value, _ = model._losses(y_pred, y)
+    seeds, fused = model.compiled_loss.seeds()
+    model.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
+                   record=backward_steps)
+    input_grads = {id(step): dxs for step, _, dxs in backward_steps}
+    layers = [layer for step, _ in forward_steps for layer in step.layers]
+    before = {(layer.name, k): v.copy() for layer in layers for k, v in layer.params.items()}
     rows = []
-    h = x
-    for layer in model.layers:
-        h = layer.forward(h, training=True)
-        act = layer.activation
-        row = {"layer": layer.name, "type": type(layer).__name__, "shape": tuple(h.shape),
-               "equation": EQUATIONS.get(type(layer).__name__, "") +
-               (f";  then {act.name}" if act.name != "linear" and type(layer).__name__ not in ("Activation", "ReLU")
-                else ""),
-               "activation_norm": float(np.linalg.norm(h)), "histogram": np.histogram(np.asarray(h), bins=bins)}
+    for step, outputs in forward_steps:
+        h = outputs[0]
+        kinds = [type(layer).__name__ for layer in step.layers]
+        last = step.layers[-1]
+        act = next((layer.activation for layer in step.layers if layer.activation.name != "linear"), last.activation)
+        equation = "\n    then ".join(EQUATIONS.get(k, "") for k in kinds)
+        if act.name != "linear" and kinds[-1] not in ("Activation", "ReLU"):
+            equation += f";  then {act.name}"
+        one_kernel = getattr(getattr(step, "group", None), "one_kernel", False)
+        row = {"layer": step.describe(), "type": " + ".join(kinds), "shape": tuple(h.shape), "equation": equation,
+               "activation_norm": float(np.linalg.norm(h)), "histogram": np.histogram(np.asarray(h), bins=bins),
+               "algorithm": "conv + bias + ReLU + max-pool in one kernel" if one_kernel else
+               ", ".join(conv_algorithm(layer, (len(h), *layer.input_shape[1:]))
+                         for layer in step.layers if isinstance(layer, Conv2D))}
         if isinstance(act, activations.ReLU):
             alive = np.asarray(h).reshape(len(h), -1) > 0
             row["dead_relu_fraction"] = float(1 - alive.any(axis=0).mean())
+        dxs = input_grads.get(id(step))
+        row["input_grad_norm"] = float(np.linalg.norm(dxs[0])) if dxs else float("nan")
+        row["param_grad_norms"] = {k: float(np.linalg.norm(g)) for layer in step.layers for k, g in layer.grads.items()}
         rows.append(row)
-    value, fused = model._loss_and_seed(h, y)
-    grad = model.loss.backward()
-    before = {(layer.name, k): v.copy() for layer in model.layers for k, v in layer.params.items()}
-    for i in range(len(model.layers) - 1, -1, -1):
-        layer = model.layers[i]
-        grad = layer.backward_logits(grad) if (fused and i == len(model.layers) - 1) else layer.backward(grad)
-        rows[i]["input_grad_norm"] = float(np.linalg.norm(grad))
-        rows[i]["param_grad_norms"] = {k: float(np.linalg.norm(g)) for k, g in layer.grads.items()}
     model.optimizer.apply([(key, params, name, model.get_layer(key[0]).grads[name])
                            for key, params, name in model.trainable_params()])
-    for row, layer in zip(rows, model.layers):
+    for row, (step, _) in zip(rows, forward_steps):
         row["update_ratio"] = {k: float(np.linalg.norm(v - before[(layer.name, k)]) /
                                         max(np.linalg.norm(before[(layer.name, k)]), 1e-12))
-                               for k, v in layer.params.items()}
+                               for layer in step.layers for k, v in layer.params.items()}
     if verbose:
-        print(f"loss {value:.5f}")
+        print(f"loss {value:.5f}   (plan: {model.plan().kernels} kernels)")
         print(format_trace(rows))
     return rows
 
 
 def format_trace(rows) -> str:
-    head = f"{'layer':18s} {'output shape':18s} {'‖a‖':>9s} {'‖∂L/∂X‖':>10s} {'‖∂L/∂F‖':>10s} {'‖Δw‖/‖w‖':>10s} {'dead ReLU':>9s}"
+    head = f"{'step':34s} {'output shape':18s} {'‖a‖':>9s} {'‖∂L/∂X‖':>10s} {'‖∂L/∂F‖':>10s} {'‖Δw‖/‖w‖':>10s} {'dead ReLU':>9s}"
     lines = [head]
     for r in rows:
         grad_f = r["param_grad_norms"].get("kernel")
         ratio = r["update_ratio"].get("kernel")
-        lines.append(f"{r['layer']:18s} {str(r['shape']):18s} {r['activation_norm']:9.3g} "
+        lines.append(f"{r['layer']:34s} {str(r['shape']):18s} {r['activation_norm']:9.3g} "
                      f"{r['input_grad_norm']:10.3g} {'' if grad_f is None else f'{grad_f:10.3g}':>10s} "
                      f"{'' if ratio is None else f'{ratio:10.2e}':>10s} "
                      f"{'' if 'dead_relu_fraction' not in r else format(r['dead_relu_fraction'], '9.1%'):>9s}")
-        lines.append(f"    {r['equation']}")
+        lines.append(f"    {r['equation']}" + (f"   [{r['algorithm']}]" if r.get("algorithm") else ""))
     return "\n".join(lines)
-
-
-def trace_figure(rows):
-    """Activation histograms per layer (a Figure)."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.2), squeeze=False)
-    for ax, r in zip(axes[0], rows):
-        counts, edges = r["histogram"]
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge")
-        ax.set_title(r["layer"], fontsize=7)
-        ax.tick_params(labelsize=6)
-    return fig

@@ -109,7 +109,7 @@ def relu_rule(model, rule):
     """Temporarily switch every ReLU's backward rule ('gradient', 'deconvnet', 'guided')."""
     if rule not in activations.ReLU.RULES:
         raise ValueError(f"relu_rule: expected one of {activations.ReLU.RULES}, received {rule!r}")
-    relus = [layer.activation for layer in model.layers if isinstance(layer.activation, activations.ReLU)]
+    relus = [layer.activation for layer in model.flat_layers() if isinstance(layer.activation, activations.ReLU)]
     for r in relus:
         r.rule = rule
     try:
@@ -165,7 +165,7 @@ def randomization_check(model, x, class_index, method=saliency, seed=0):
     rng = new_generator(seed)
     results = []
     try:
-        for layer in reversed([weighted for weighted in model.layers if weighted.params]):
+        for layer in reversed([weighted for weighted in model.flat_layers() if weighted.params]):
             weights = []
             for key, value in layer.params.items():
                 init = layer.kernel_initializer if key == "kernel" else (lambda shape, r: r.normal(0, 0.1, shape))
