@@ -52,7 +52,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
         --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if ! "$PYTHON" -c "import cupy" 2> /dev/null; then
-    run timeout 180 "$PYTHON" -m pip install -q cupy-cuda12x \
+    run timeout 120 "$PYTHON" -m pip install -q --retries 1 --timeout 15 cupy-cuda12x \
         || say "CuPy could not be installed: no registry? carry the wheel in .whl/ (see the issue's report)"
 fi
 run "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index -e . \

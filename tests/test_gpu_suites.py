@@ -127,7 +127,7 @@ def test_fit_evaluate_and_save_from_the_backend(kernels, tmp_path):
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 1, (40, 16, 16, 1)).astype("float32")
     y = rng.integers(0, 10, 40)
-    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0)
     assert all(np.isfinite(v).all() for v in history.history.values())
     loss, accuracy = model.evaluate(x, y, verbose=0)
