@@ -14,7 +14,7 @@ import minicnn as mc  # first: thread-pool settings before NumPy loads
 import numpy as np
 
 from minicnn import architectures
-from minicnn.bench import machine
+from bench_harness import machine
 from minicnn.datasets import fashion_mnist
 from minicnn.preprocessing import ImageDataGenerator
 from minicnn.saving import atomic_write_bytes

@@ -34,15 +34,18 @@ import subprocess
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+for folder in (REPO, HERE):          # minicnn, and the benchmark modules beside this script
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
 import minicnn  # noqa: E402, F401  (first: sets the thread-pool policy before NumPy loads)
-from minicnn import bench  # noqa: E402
+import bench_workers  # noqa: E402
 from minicnn.saving import atomic_write_bytes  # noqa: E402
+from gpu_report import (device_facts, kernel_rows_from_python_profile, kernel_rows_from_trace,  # noqa: E402
+                        kernel_summary, markdown, summary_of, test_outcome)
 
 TUTORIAL_INPUTS = {"face_fcnn": (64, 64, 1), "face_cnn": (64, 64, 1), "mnist_deconstructed": (28, 28, 1),
                    "mnist_cnn": (28, 28, 1), "mnist_convnet": (28, 28, 1), "cifar_six_conv": (32, 32, 3),
@@ -52,7 +55,6 @@ BATCHES, FAKE_BATCHES = (512, 2048), (2, 4)
 PROFILED_BATCH = {False: 512, True: 2}
 ROUNDS, MIN_STEPS, MIN_ROUND_S = 3, 3, 0.1
 PROFILED_STEPS = 3
-TOP_KERNELS = 8
 GRACE_S = 20      # past its deadline, a worker's case in progress may finish for this long
 REPLY = "@gpu "
 
@@ -146,9 +148,9 @@ def minicnn_case(device, name, shape, batch, mode):
     from minicnn import architectures
     mc.set_seed(0)
     model = architectures.SEED_MODELS[name](shape)
-    loss = "binary_crossentropy" if bench.classes_of(name) == 1 else "categorical_crossentropy"
+    loss = "binary_crossentropy" if bench_workers.classes_of(name) == 1 else "categorical_crossentropy"
     model.compile(mc.optimizers.RMSprop(1e-4), loss)
-    x_host, y_host = bench.data(shape, batch, bench.classes_of(name))
+    x_host, y_host = bench_workers.data(shape, batch, bench_workers.classes_of(name))
     with mc.use_kernels("numpy"):
         expected = model.predict(x_host[:2])
         model.to(device.model_device)
@@ -168,13 +170,13 @@ def torch_case(device, name, shape, batch, mode):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    model = bench.torch_sequential(architectures.SEED_MODELS[name](shape), shape).to(device.torch_device)
-    x_np, y_np = bench.data(shape, batch, bench.classes_of(name))
+    model = bench_workers.torch_sequential(architectures.SEED_MODELS[name](shape), shape).to(device.torch_device)
+    x_np, y_np = bench_workers.data(shape, batch, bench_workers.classes_of(name))
     x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(device.torch_device)
-    binary = bench.classes_of(name) == 1
+    binary = bench_workers.classes_of(name) == 1
     y = torch.from_numpy(y_np if binary else y_np.argmax(1)).to(device.torch_device)
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
-    train, infer = bench.torch_steps(model, x, y, loss_fn)
+    train, infer = bench_workers.torch_steps(model, x, y, loss_fn)
     step = train if mode == "train" else infer
     if not bool(torch.isfinite(step()).all()):
         raise RuntimeError("non-finite result")
@@ -199,39 +201,6 @@ def time_case(device, framework, case):
     best = min(rounds)
     return {**facts, "setup_s": setup_s, "first_step_s": first, "rounds_ms": [r * 1000 for r in rounds],
             "ms_per_step": best * 1000, "images_per_s": batch / best}, step
-
-
-def kernel_rows_from_trace(trace, steps):
-    """Per kernel name: launches and microseconds per step, from a PyTorch (Kineto) trace
-    ``{"traceEvents": [...]}``, whose GPU kernels are the events of category 'kernel'."""
-    rows = {}
-    for event in trace.get("traceEvents", []):
-        if event.get("cat") == "kernel":
-            row = rows.setdefault(event["name"], [0, 0.0])
-            row[0] += 1
-            row[1] += float(event.get("dur", 0.0))
-    return {name: (calls / steps, us / steps) for name, (calls, us) in rows.items()}
-
-
-def kernel_rows_from_python_profile(stats, steps):
-    """The fake device's stand-in for the trace: calls and own time (µs) per step of the
-    functions of minicnn's kernel modules, from ``pstats.Stats``."""
-    rows = {}
-    for (path, _, function), (_, calls, own_s, _, _) in stats.stats.items():
-        if os.sep + "kernels" + os.sep in path and "minicnn" in path:
-            key = f"{os.path.basename(path)[:-3]}.{function}"
-            previous = rows.get(key, (0, 0.0))
-            rows[key] = (previous[0] + calls / steps, previous[1] + own_s * 1e6 / steps)
-    return rows
-
-
-def kernel_summary(rows):
-    """Launches per step, the microseconds they take, and the ``TOP_KERNELS`` longest."""
-    total_us = sum(us for _, us in rows.values())
-    top = sorted(rows.items(), key=lambda item: -item[1][1])[:TOP_KERNELS]
-    return {"launches_per_step": sum(calls for calls, _ in rows.values()), "kernel_us_per_step": total_us,
-            "top": [{"kernel": name[:80], "calls_per_step": calls, "us_per_step": us,
-                     "share": us / total_us if total_us else 0.0} for name, (calls, us) in top]}
 
 
 def profile_steps(device, step):
@@ -347,96 +316,6 @@ def describe(case):
     return f"{name} {tuple(shape)} b{batch} {mode}"
 
 
-def summary_of(result):
-    if "error" in result:
-        return result["error"]
-    return f"{result['ms_per_step']:.2f} ms/step, {result['images_per_s']:,.0f} img/s"
-
-
-# -- the device's facts, the tests, the report --------------------------------------------------
-def device_facts(fake):
-    """GPU model, driver, CUDA, CuPy and PyTorch versions (or the host, for the fake)."""
-    facts = {"machine": bench.machine(), "device": "fake (the CPU stands in; no GPU figure)" if fake else "gpu"}
-    if fake:
-        return facts
-    try:
-        query = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                                "--format=csv,noheader"], capture_output=True, text=True, timeout=30).stdout
-        facts["nvidia_smi"] = [line.strip() for line in query.splitlines() if line.strip()]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        facts["nvidia_smi"] = f"failed: {exc}"
-    try:
-        import cupy
-        props = cupy.cuda.runtime.getDeviceProperties(0)
-    except Exception as exc:                          # the report still says what is missing
-        facts["cupy"] = f"unusable: {type(exc).__name__}: {exc}"[:300]
-        return facts
-    facts.update(gpu=props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
-                 compute_capability=f"{props['major']}.{props['minor']}",
-                 gpu_memory_gib=props["totalGlobalMem"] / 2**30, cupy=cupy.__version__,
-                 cuda_runtime=cupy.cuda.runtime.runtimeGetVersion(), cuda_driver=cupy.cuda.runtime.driverGetVersion())
-    return facts
-
-
-def test_outcome(junit_path):
-    """Counts, and the failing and skipped tests with their messages, from JUnit XML."""
-    if not junit_path or not os.path.exists(junit_path):
-        return {"error": f"no test report at {junit_path!r}"}
-    outcome = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": [], "skips": []}
-    for case in ElementTree.parse(junit_path).getroot().iter("testcase"):
-        name = f"{case.get('classname')}::{case.get('name')}"
-        kinds = {child.tag: child for child in case}
-        if "failure" in kinds or "error" in kinds:
-            child = kinds.get("failure", kinds.get("error"))
-            outcome["failed" if child.tag == "failure" else "errors"] += 1
-            outcome["failures"].append({"test": name, "message": (child.get("message") or "")[:300]})
-        elif "skipped" in kinds:
-            outcome["skipped"] += 1
-            outcome["skips"].append({"test": name, "message": (kinds["skipped"].get("message") or "")[:200]})
-        else:
-            outcome["passed"] += 1
-    return outcome
-
-
-def markdown(report):
-    facts, tests = report["facts"], report["tests"]
-    lines = [f"# GPU check ({'DRY RUN on the CPU: no figure here measures a GPU' if report['fake'] else 'measured'})",
-             "", f"Device: {facts.get('gpu', facts['device'])}"
-             + (f", compute capability {facts['compute_capability']}, {facts['gpu_memory_gib']:.0f} GiB"
-                if "gpu" in facts else "") + f"; host CPU {facts['machine']['cpu']}.",
-             f"nvidia-smi: {facts.get('nvidia_smi', '—')}; CUDA runtime {facts.get('cuda_runtime', '—')}, "
-             f"driver API {facts.get('cuda_driver', '—')}; CuPy {facts.get('cupy', '—')}; PyTorch {facts.get('torch')} "
-             f"(CUDA {facts.get('torch_cuda')}, cuDNN {facts.get('cudnn')}).", ""]
-    if "error" in tests:
-        lines.append(f"Tests: {tests['error']}")
-    else:
-        lines.append(f"Tests: {tests['passed']} passed, {tests['failed']} failed, {tests['errors']} errors, "
-                     f"{tests['skipped']} skipped.")
-        lines += [f"- FAILED {f['test']}: {f['message']}" for f in tests["failures"]]
-        lines += [f"- skipped {s['test']}: {s['message']}" for s in tests["skips"][:20]]
-    lines += ["", "| model | input | batch | mode | minicnn (CuPy) | PyTorch eager | minicnn speed / PyTorch |",
-              "|---|---|---|---|---|---|---|"]
-    for row in report["cases"]:
-        ours, theirs = row["minicnn"], row["torch"]
-        ratio = f"{theirs['ms_per_step'] / ours['ms_per_step']:.2f}×" \
-            if "ms_per_step" in ours and "ms_per_step" in theirs else "—"
-        lines.append(f"| {row['model']} | {'×'.join(map(str, row['shape']))} | {row['batch']} | {row['mode']} | "
-                     f"{summary_of(ours)[:70]} | {summary_of(theirs)[:70]} | {ratio} |")
-    lines += ["", f"ms/step: the best of {ROUNDS} rounds (≥ {MIN_STEPS} steps, ≥ {MIN_ROUND_S} s each), timed with "
-              + ("the host clock (fake device)." if report["fake"] else "CUDA events."),
-              "", f"Kernels of minicnn's training step (batch {PROFILED_BATCH[report['fake']]}, "
-              f"{'Python profiler over the kernel modules' if report['fake'] else 'CUPTI through torch.profiler'}):", "",
-              "| model | launches / step | kernel time / step | longest kernels (µs / step, calls / step) |",
-              "|---|---|---|---|"]
-    for model, k in report["kernels"].items():
-        if "error" in k:
-            lines.append(f"| {model} | — | — | {k['error'][:100]} |")
-            continue
-        top = "; ".join(f"{t['kernel'][:40]} {t['us_per_step']:.0f} ({t['calls_per_step']:.0f})" for t in k["top"][:4])
-        lines.append(f"| {model} | {k['launches_per_step']:.0f} | {k['kernel_us_per_step'] / 1000:.2f} ms | {top} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(fake, junit, budget_s, out, models=None):
     print(f"gpu_bench: {'fake device (dry run)' if fake else 'GPU'}; budget {budget_s:.0f} s", flush=True)
     facts = device_facts(fake)
@@ -451,7 +330,8 @@ def main(fake, junit, budget_s, out, models=None):
                         for c in map(list, cases(fake, models))]}
     os.makedirs(out, exist_ok=True)
     atomic_write_bytes(os.path.join(out, "gpu.json"), json.dumps(report, indent=1).encode())
-    atomic_write_bytes(os.path.join(out, "gpu.md"), markdown(report).encode())
+    text = markdown(report, ROUNDS, MIN_STEPS, MIN_ROUND_S, PROFILED_BATCH[fake])
+    atomic_write_bytes(os.path.join(out, "gpu.md"), text.encode())
     print(f"gpu_bench: wrote {out}/gpu.json and gpu.md", flush=True)
     return report
 

@@ -8,7 +8,7 @@ benchmarks/results/benchmark.{json,md,png}.
 import argparse
 
 import minicnn  # noqa: F401  (first: sets the thread-pool spin policy before NumPy loads)
-from minicnn.bench import main
+from bench_harness import main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,7 +16,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from minicnn import architectures  # noqa: E402
-from minicnn.bench import machine  # noqa: E402
+from bench_harness import machine  # noqa: E402
 from minicnn.keras_bridge import to_keras  # noqa: E402
 from minicnn.saving import atomic_write_bytes  # noqa: E402
 from minicnn.viz import attribution, maximize  # noqa: E402

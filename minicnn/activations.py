@@ -19,10 +19,8 @@ The ReLU backward has two more *rules* used by the visualizations: ``'deconvnet'
 """
 from __future__ import annotations
 
-import numpy as np
-
-from . import backend
 from .backend import get_array_module
+from .kernels.dispatch import pick
 from .kernels.epilogue import relu_backward_bias_grad
 
 
@@ -99,16 +97,19 @@ class ReLU(ActivationFunction):
 def relu_backward_from_output(da, out, guided=False, dz=None):
     """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel;
     written into ``dz`` when given."""
-    if backend.is_gpu_array(da) and not guided:
-        from .kernels import cuda_kernels
-        return cuda_kernels.activation_backward(da, out, "relu", dz)
-    if guided or backend.get_kernels() != "numba":
-        keep = out > 0
-        return get_array_module(da).multiply(da, keep & (da > 0) if guided else keep, out=dz)
-    from .kernels.numba_kernels import relu_backward
-    dz = np.empty(da.shape, da.dtype) if dz is None else dz    # C-contiguous: the kernel writes through a view
-    relu_backward(np.ascontiguousarray(da).reshape(-1), out.reshape(-1), dz.reshape(-1))
-    return dz
+    if guided:
+        return get_array_module(da).multiply(da, (out > 0) & (da > 0), out=dz)
+    return pick(da, _relu_backward_expressions, numba="numba_epilogue.relu_backward_from_output",
+                cuda=_relu_backward_on_cuda)(da, out, dz)
+
+
+def _relu_backward_expressions(da, out, dz):
+    return get_array_module(da).multiply(da, out > 0, out=dz)
+
+
+def _relu_backward_on_cuda(da, out, dz):
+    from .kernels import cuda_kernels
+    return cuda_kernels.activation_backward(da, out, "relu", dz)
 
 
 def stable_sigmoid(z):

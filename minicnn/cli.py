@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import sys
 
 EXAMPLES = {
@@ -45,6 +46,18 @@ def build_parser():
     return parser
 
 
+def benchmark_harness():
+    """``benchmarks/bench_harness.py`` of the source checkout this package runs from (the
+    benchmarks are not part of the installed package)."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    if not os.path.isfile(os.path.join(folder, "bench_harness.py")):
+        raise FileNotFoundError("the benchmark harness is not installed with the package: run minicnn bench "
+                                "(or python benchmarks/run_benchmarks.py) from a checkout of the minicnn repository")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("bench_harness")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,8 +84,7 @@ def run_command(args):
                     raise ValueError(f"--{k} does not apply to the example {args.name!r}")
             module.main(quick=args.quick, out=args.out or f"out/{args.name}", **extra)
     elif args.command == "bench":
-        from .bench import main as bench_main
-        bench_main(quick=args.quick, out=args.out)
+        benchmark_harness().main(quick=args.quick, out=args.out)
     elif args.command == "report":
         from .study.commands import report_command
         report_command(args.model, args.out)

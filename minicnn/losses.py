@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import stable_sigmoid, stable_softmax
-from . import backend
 from .backend import get_array_module
+from .kernels.dispatch import pick
 
 EPSILON = 1e-7
 
@@ -43,12 +43,13 @@ def _in_range(q):
 def softmax_cross_entropy_from_logits(z, y):
     """(L, ∂L/∂z) of the categorical cross-entropy of softmax(z) against y (one-hot or
     any non-negative targets): one fused kernel on the GPU and on the Numba kernels."""
-    if z.ndim == 2 and backend.is_gpu_array(z):
-        from .kernels import cuda_kernels
-        return cuda_kernels.softmax_cross_entropy(z, y)
-    if z.ndim == 2 and backend.get_kernels() == "numba":
-        from .kernels import numba_kernels
-        return numba_kernels.softmax_cross_entropy(z, y)
+    if z.ndim == 2:
+        return pick(z, _from_logits_expressions, numba="numba_loss.softmax_cross_entropy",
+                    cuda="cuda_kernels.softmax_cross_entropy")(z, y)
+    return _from_logits_expressions(z, y)
+
+
+def _from_logits_expressions(z, y):
     n = z.shape[0]
     value = (_logsumexp(z) * y.sum(axis=-1) - (y * z).sum(axis=-1)).sum() / n
     return value, (stable_softmax(z) * y.sum(axis=-1, keepdims=True) - y) / n

@@ -17,7 +17,7 @@ A step is never half applied by Ctrl-C: ``apply`` runs with SIGINT deferred to i
 (``interrupts.py``), so the KeyboardInterrupt comes after the last parameter's update.
 
 On the Numba kernels RMSprop (without momentum) and Adam update each large parameter in
-one pass (``numba_kernels.rmsprop_update`` / ``adam_update``: the same operations in the
+one pass (``numba_optimizers.rmsprop_update`` / ``adam_update``: the same operations in the
 same order, so the same bits; measured on the 3.2 M-weight Dense kernel of the cats vs
 dogs model, 17.3 → 4.3 ms per step, the NumPy expressions making five temporaries).
 """
@@ -116,7 +116,7 @@ class RMSprop(Optimizer):
         xp = get_array_module(w)
         v = slots["velocity"]
         if self.momentum == 0 and _in_one_pass(w, v):
-            from .kernels.numba_kernels import rmsprop_update
+            from .kernels.numba_optimizers import rmsprop_update
             rmsprop_update(w, g, v, self.learning_rate, self.rho, self.epsilon)
             return w
         v *= self.rho
@@ -153,7 +153,7 @@ class Adam(Optimizer):
         xp = get_array_module(w)
         m, v = slots["m"], slots["v"]
         if _in_one_pass(w, m, v):
-            from .kernels.numba_kernels import adam_update
+            from .kernels.numba_optimizers import adam_update
             adam_update(w, g, m, v, self.step_size(), self.beta_1, self.beta_2, self.epsilon)
             return w
         m += (1 - self.beta_1) * (g - m)

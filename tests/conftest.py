@@ -101,3 +101,12 @@ def fresh_layer_names():
     """Layer names are counted per session, as in Keras: each test starts afresh."""
     backend.clear_session()
     yield
+
+
+@pytest.fixture(params=["avx2", "avx512"])
+def tile_set(request):
+    """Run the test body on each vector ISA's register tiles (``kernels/register_tiles.py``):
+    both compute the same sums on any x86 CPU, so both are checked on whichever runs the tests."""
+    from minicnn.kernels.register_tiles import use_tile_set
+    with use_tile_set(request.param):
+        yield request.param

@@ -2,7 +2,9 @@
 reported as an error (never a number), and the table's per-round ratio."""
 import pytest
 
-from minicnn import bench
+from minicnn.cli import benchmark_harness, main
+
+bench = benchmark_harness()
 
 FACE = ("face_cnn", (64, 64, 1), 5, "train")
 
@@ -50,3 +52,13 @@ def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
     assert f"{peer['gflops']:.0f} GFLOP/s" in row.splitlines()[-1]
     assert row.endswith(f"| {peer['ms_per_step'] / ours['ms_per_step']:.2f}× "
                         f"({peer['ms_per_step'] / ours['ms_per_step']:.2f}–{peer['ms_per_step'] / ours['ms_per_step']:.2f}×) |")
+
+
+def test_minicnn_bench_outside_a_checkout_says_where_to_run_it(monkeypatch, tmp_path, capsys):
+    """An installed package has no benchmarks/: the command says so instead of failing on an import."""
+    import minicnn.cli
+    monkeypatch.setattr(minicnn.cli, "__file__", str(tmp_path / "site-packages" / "minicnn" / "cli.py"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--quick"])
+    assert exit_.value.code == 2
+    assert "from a checkout of the minicnn repository" in capsys.readouterr().err

@@ -17,10 +17,11 @@ from strategies import window_configs
 
 @given(cfg=window_configs(max_size=11, max_channels=6), filters=st.sampled_from([3, 16, 20, 40]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
-def test_fused_forward_equals_the_three_passes_and_the_loops(cfg, filters, dtype, seed, monkeypatch):
+def test_fused_forward_equals_the_three_passes_and_the_loops(tile_set, cfg, filters, dtype, seed, monkeypatch):
     """y and the switches exactly as conv → bias + ReLU → pool give them (odd sizes: the
-    last row/column of conv pixels in no window; filters not a multiple of the 16-column
-    panel), the loops' y, and the same gradients through the two layers' backward."""
+    last row/column of conv pixels in no window; filters not a multiple of the 16- or
+    32-column panel), the loops' y, and the same gradients through the two layers' backward,
+    on each ISA's register tiles."""
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"])).astype(dtype)

@@ -12,6 +12,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_bench  # noqa: E402
+import gpu_report  # noqa: E402
 
 
 
@@ -55,9 +56,9 @@ def test_kernel_rows_count_the_traces_gpu_kernels_per_step():
         {"cat": "gpu_memcpy", "name": "Memcpy HtoD", "dur": 5.0},
         {"ph": "M", "name": "process_name"},
     ]}
-    rows = gpu_bench.kernel_rows_from_trace(trace, steps=2)
+    rows = gpu_report.kernel_rows_from_trace(trace, steps=2)
     assert rows == {"im2col<float>": (1.0, 12.0), "sgemm_128x64": (0.5, 20.0)}
-    summary = gpu_bench.kernel_summary(rows)
+    summary = gpu_report.kernel_summary(rows)
     assert summary["launches_per_step"] == 1.5 and summary["kernel_us_per_step"] == 32.0
     assert [t["kernel"] for t in summary["top"]] == ["sgemm_128x64", "im2col<float>"]
     assert summary["top"][0]["share"] == pytest.approx(20 / 32)
@@ -71,7 +72,7 @@ def test_the_test_outcome_counts_passes_failures_and_skips(tmp_path):
                     '<testcase classname="tests.test_gpu" name="c"><skipped message="no GPU"/></testcase>'
                     '<testcase classname="tests.test_gpu" name="d"><error message="setup broke"/></testcase>'
                     '</testsuite></testsuites>')
-    outcome = gpu_bench.test_outcome(str(path))
+    outcome = gpu_report.test_outcome(str(path))
     assert (outcome["passed"], outcome["failed"], outcome["skipped"], outcome["errors"]) == (1, 1, 1, 1)
     assert outcome["failures"][0] == {"test": "tests.test_gpu::b", "message": "off by 1e-3"}
-    assert gpu_bench.test_outcome(str(tmp_path / "missing.xml"))["error"].startswith("no test report")
+    assert gpu_report.test_outcome(str(tmp_path / "missing.xml"))["error"].startswith("no test report")

@@ -23,9 +23,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def trained_model():
     mc.set_seed(0)
-    model = mc.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
-                           layers.Dense(2, activation="softmax")])
-    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", ["acc"])
+    model = mc.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(3, 3, activation="relu", name="conv2d"),
+                           layers.Flatten(name="flatten"), layers.Dense(2, activation="softmax", name="dense")])
+    model.compile(mc.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["acc"])
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (8, 8, 8, 1)).astype("float32")
     model.train_on_batch(x, np.eye(2, dtype="float32")[rng.integers(0, 2, 8)])

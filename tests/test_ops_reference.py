@@ -32,22 +32,23 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
         check_conv_equals_loops(np.asarray, cfg, seed)
 
 
-@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70]),
+@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70, 100]),
        seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
-def test_conv_through_the_implicit_gemm_equals_loops(cfg, filters, seed, budget, monkeypatch):
-    """Conv2D on the Numba implicit GEMM — the forward; ∂L/∂x for stride 1; ∂L/∂W (fewer
-    filters than a panel: zero-padded to one, 5 on the 4 × 16 tile, 20 on the 3 × 24; more,
-    not a multiple: the last panel overlaps the one before, 40 on 4 × 16, 70 on 3 × 24) —
+def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, monkeypatch):
+    """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
+    for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
+    tile, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
+    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch."""
-    from minicnn.kernels import conv, numba_kernels
+    from minicnn.kernels import conv, implicit_gemm
     monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
     monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", np.inf)     # (its own tests: test_winograd.py)
     monkeypatch.setattr(conv, "IMPLICIT_INPUT_GRAD_FROM_CHANNELS", 1)
     monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
-    monkeypatch.setattr(numba_kernels, "KERNEL_GRAD_PIXELS", 7)
-    calls = record_calls(monkeypatch, numba_kernels, ("conv2d", "conv2d_kernel_grad"))
+    monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
+    calls = record_calls(monkeypatch, implicit_gemm, ("conv2d", "conv2d_kernel_grad"))
     cfg = {**cfg, "f": filters or cfg["f"]}
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget)
@@ -119,10 +120,10 @@ def test_numba_maxpool_switch_of_an_all_minus_inf_window_lies_inside_the_image()
     """The Numba backward writes at the switch with no bounds check, so a window whose
     pixels are all −inf must still name one inside the image: its first, (max(0, p−1),
     max(0, q−1)) for a 3×3 window with padding 1."""
-    from minicnn.kernels import numba_kernels
+    from minicnn.kernels import numba_pool
     x = np.full((2, 4, 4, 1), -np.inf)
-    y, switches = numba_kernels.maxpool_forward(x, (3, 3), (1, 1), (1, 1, 1, 1), (4, 4))
-    dx = numba_kernels.maxpool_backward(np.ones_like(y), switches, x.shape, (3, 3), (1, 1), (1, 1, 1, 1))
+    y, switches = numba_pool.maxpool_forward(x, (3, 3), (1, 1), (1, 1, 1, 1), (4, 4))
+    dx = numba_pool.maxpool_backward(np.ones_like(y), switches, x.shape, (3, 3), (1, 1), (1, 1, 1, 1))
     expected = np.zeros((4, 4))
     for p in range(4):
         for q in range(4):
@@ -181,32 +182,32 @@ def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, re
 def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypatch):
     """The Numba im2col picks its per-pixel or its window-row kernel by the channel count;
     each of the two, forced, equals the NumPy im2col (and col2im stays its adjoint)."""
-    from minicnn.kernels import numba_kernels
+    from minicnn.kernels import numba_copies
     from minicnn.kernels.geometry import window_geometry
     from minicnn.kernels.im2col import im2col_numpy
-    monkeypatch.setattr(numba_kernels, "IM2COL_PIXELS_FROM_CHANNELS", pixels_from)
+    monkeypatch.setattr(numba_copies, "IM2COL_PIXELS_FROM_CHANNELS", pixels_from)
     x = np.random.default_rng(seed).standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"]))
     oh, ow, pads = window_geometry(cfg["h"], cfg["w"], cfg["kernel"], cfg["strides"], cfg["padding"], "test")
     args = (cfg["kernel"], cfg["strides"], pads, (oh, ow))
-    np.testing.assert_array_equal(numba_kernels.im2col(x, *args), im2col_numpy(x, *args))
+    np.testing.assert_array_equal(numba_copies.im2col(x, *args), im2col_numpy(x, *args))
 
 
 @given(m=st.integers(1, 40), depth=st.integers(1, 40), n=st.integers(1, 50), dtype=st.sampled_from(["float32", "float64"]),
        transposed_b=st.booleans(), seed=st.integers(0, 2**16))
-def test_numba_register_blocked_matmul_equals_numpy(m, depth, n, dtype, transposed_b, seed):
-    """Row counts around the 4-row tile, column counts around the 16-column panel, a
+def test_numba_register_blocked_matmul_equals_numpy(tile_set, m, depth, n, dtype, transposed_b, seed):
+    """Row counts around the 4-row tile, column counts around the 16- and 32-column panels, a
     left operand that is a strided view, and a transposed right one (as in dY @ W2ᵀ)."""
-    from minicnn.kernels import numba_kernels
+    from minicnn.kernels import implicit_gemm
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, depth + 3)).astype(dtype)[:, 1:depth + 1]      # rows not contiguous
     b = rng.standard_normal((n, depth) if transposed_b else (depth, n)).astype(dtype)
     b = b.T if transposed_b else b
     out = np.full((m, n), np.nan, dtype=dtype)
-    result = numba_kernels.matmul(a, b, out)
+    result = implicit_gemm.matmul(a, b, out)
     assert result is out
     tolerance = 1e-12 if dtype == "float64" else 1e-5
     np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64), rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(numba_kernels.matmul(a, b), out, rtol=0, atol=0)
+    np.testing.assert_allclose(implicit_gemm.matmul(a, b), out, rtol=0, atol=0)
 
 
 def test_conv_layer_backward_twice_after_one_forward(kernels):
@@ -223,3 +224,18 @@ def test_conv_layer_backward_twice_after_one_forward(kernels):
     np.testing.assert_array_equal(first[0], second[0])
     for key in first[1]:
         np.testing.assert_array_equal(first[1][key], second[1][key])
+
+
+@given(n=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 5),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), value=st.sampled_from([0.0, -np.inf]), seed=st.integers(0, 2**16))
+def test_numba_padding_equals_the_array_expressions(n, h, w, c, pads, value, seed):
+    """The one pad op: its Numba kernel and its array expressions frame x alike."""
+    from minicnn.kernels.padding import pad
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype("float32")
+    with mc.use_kernels("numba"):
+        fast = pad(x, pads, value)
+    with mc.use_kernels("numpy"):
+        plain = pad(x, pads, value)
+    expected = np.pad(x, ((0, 0), pads[:2], pads[2:], (0, 0)), constant_values=value)
+    np.testing.assert_array_equal(fast, expected)
+    np.testing.assert_array_equal(plain, expected)

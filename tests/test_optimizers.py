@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minicnn as mc
-from minicnn.kernels import numba_kernels
+from minicnn.kernels import numba_optimizers
 
 OPTIMIZERS = {
     "rmsprop": (lambda lr, b: mc.optimizers.RMSprop(lr, rho=b), "rmsprop_update"),
@@ -33,8 +33,8 @@ def test_one_pass_update_equals_the_numpy_expressions(name, shape, dtype, lr, be
     make_optimizer, kernel_name = OPTIMIZERS[name]
     monkeypatch.setattr(mc.optimizers, "ONE_PASS_FROM", 1)      # every size (by default: large parameters)
     calls = []
-    kernel = getattr(numba_kernels, kernel_name)
-    monkeypatch.setattr(numba_kernels, kernel_name, lambda *args: calls.append(1) or kernel(*args))
+    kernel = getattr(numba_optimizers, kernel_name)
+    monkeypatch.setattr(numba_optimizers, kernel_name, lambda *args: calls.append(1) or kernel(*args))
     expected = train("numpy", lambda: make_optimizer(lr, beta), shape, dtype, seed)
     assert calls == []
     np.testing.assert_array_equal(train("numba", lambda: make_optimizer(lr, beta), shape, dtype, seed), expected)

@@ -1,7 +1,14 @@
 """Stateless ops: ``<op>_forward(...) -> (y, cache)`` and ``<op>_backward(dy, cache)``.
 
-``geometry`` (output sizes and padding), ``im2col`` (and col2im), ``conv``, ``pool``,
-``workspace`` (reused buffers), ``epilogue`` (bias + activation, fused), ``naive`` (the
-loop references), ``numba_kernels`` and ``cuda_kernels`` (the fast bodies, chosen by
-``minicnn.backend``).
+The ops, with their equations and NumPy bodies: ``geometry`` (output sizes and padding),
+``padding``, ``im2col`` (and col2im), ``conv``, ``pool``, ``conv_relu_pool``, ``winograd``,
+``epilogue`` (bias + activation, fused), ``matmul``; ``naive`` (the loop references);
+``workspace`` (reused buffers).  ``dispatch`` picks, per call, the CUDA, Numba or NumPy
+body of an op.
+
+The Numba bodies, one idea per module: ``numba_copies`` (im2col, col2im, padding),
+``numba_pool``, ``register_tiles`` (the matrix products' micro-kernel), ``implicit_gemm``
+(convolution without the column matrix), ``numba_conv_relu_pool``, ``numba_epilogue``,
+``numba_loss``, ``numba_optimizers``; ``jit`` (how they compile).  The CUDA bodies:
+``cuda_kernels``.
 """

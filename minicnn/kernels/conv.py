@@ -19,7 +19,7 @@ Backward, given ``dy = ∂L/∂y``::
 ``docs/backprop.md`` derives these step by step.
 
 On the Numba kernels a large convolution skips ``cols`` with an *implicit GEMM* that
-reads every column entry from the padded input where it lies (``numba_kernels``):
+reads every column entry from the padded input where it lies (``kernels/implicit_gemm.py``):
 
 * the forward (``conv2d``);
 * ∂L/∂x for stride 1 and ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS input channels, the same kernel: the 'valid'
@@ -46,6 +46,7 @@ from . import epilogue
 from .geometry import window_geometry
 from .im2col import col2im, im2col
 from .matmul import matmul
+from .padding import pad, padded_shape
 from .workspace import Workspace
 
 IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; measured as fast or faster than im2col + BLAS down to
@@ -96,12 +97,7 @@ def winograd_applies(x, W, strides, out_hw):
 def padded(x, pads, workspace, name):
     """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
     (on the Numba kernels: the implicit GEMM's input)."""
-    if not any(pads):
-        return x
-    from . import numba_kernels
-    n, h, w, c = x.shape
-    top, bottom, left, right = pads
-    return numba_kernels.pad(x, pads, workspace.get(name, (n, h + top + bottom, w + left + right, c), x.dtype))
+    return pad(x, pads, out=workspace.get(name, padded_shape(x.shape, pads), x.dtype)) if any(pads) else x
 
 
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False):
@@ -123,9 +119,9 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
         from . import winograd
         winograd.conv2d(x, pads, W, y.reshape(n, oh, ow, f), workspace, b, relu)
     elif implicit_gemm_applies(x, y.size * kh * kw * c):
-        from . import numba_kernels
+        from . import implicit_gemm
         x_pad = padded(x, pads, workspace, "x_pad")
-        numba_kernels.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
+        implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
     elif chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
@@ -174,9 +170,9 @@ def _kernel_grad(dy2, cache, workspace):
     the cached columns, else with the columns rebuilt chunk by chunk."""
     x, (kh, kw, c, f) = cache.x, cache.W.shape
     if implicit_gemm_applies(x, dy2.size * kh * kw * c):
-        from . import numba_kernels
+        from . import implicit_gemm
         x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
-        return numba_kernels.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
+        return implicit_gemm.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
                                                 cache.strides, workspace)
     if cache.cols is not None:
         return cache.cols.T @ dy2
@@ -205,8 +201,8 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
             from . import winograd
             return winograd.conv2d(dy, full_pads, W_rot, dx, workspace)
         if c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS and implicit_gemm_applies(dy, x.size * kh * kw * f):
-            from . import numba_kernels
-            return numba_kernels.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
+            from . import implicit_gemm
+            return implicit_gemm.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
     if cache.cols is not None:

@@ -8,7 +8,7 @@ With ``z = conv(x, W)`` (``kernels/conv.py``) and the pool's 2×2 windows, strid
     y[n, P, Q, ch] = max_{r ∈ window (P, Q)} a[r, ch]     switch = the first arg-max r = i·2 + j
 
 computed window by window while the four pixels' sums are still in registers
-(``numba_kernels.conv2d_relu_maxpool``): ``a``, four times the pool's output, is never
+(``numba_conv_relu_pool.conv2d_relu_maxpool``): ``a``, four times the pool's output, is never
 written, nor read back by the bias pass and by the pool.  The numbers are those of the
 three passes — the same sums, and relu(z + b) per pixel before the max — switches
 included.  A last odd row or column of conv pixels lies in no window and is not computed.
@@ -46,13 +46,13 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, padding, conv_workspace, pool_
     """``(y, conv_cache, pool_cache)`` for y = maxpool2×2(relu(conv(x, W) + b)), the caches
     those of the two layers' own forwards; y and the switches are ``pool_workspace``'s
     reusable ``'y'`` and ``'switches'`` buffers (as in ``maxpool_forward``)."""
-    from . import numba_kernels
+    from . import numba_conv_relu_pool
     n, h, w, _ = x.shape
     kh, kw, _, f = W.shape
     oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
     x_pad = padded(x, pads, conv_workspace, "x_pad")
     y = pool_workspace.reusable("y", (n, oh // 2, ow // 2, f), x.dtype, like=x)
     switches = pool_workspace.reusable("switches", y.shape, np.int32, like=x)
-    numba_kernels.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches)
+    numba_conv_relu_pool.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches)
     conv_cache = ConvCache(x, None, x_pad, W, tuple(strides), pads, (oh, ow), n)
     return y, conv_cache, PoolCache((n, oh, ow, f), y, switches, POOL, POOL, (0, 0, 0, 0))

@@ -13,15 +13,15 @@ sum their gradients::
 
     dx_pad[b, p·sh + i, q·sw + j, ch] += dcols[(b, p, q), (i, j, ch)]
 
-The NumPy bodies below are the readable path.  ``im2col``/``col2im`` dispatch on the
-array (CuPy -> CUDA kernels in ``kernels/``) and on ``backend.get_kernels()``
-(``'numba'`` -> ``kernels/numba_kernels.py``).
+The NumPy bodies below are the readable path; ``im2col``/``col2im`` run the CUDA or
+Numba body instead where ``kernels/dispatch.py`` picks it (``numba_copies``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .dispatch import pick
+from .padding import pad
 
 
 def padded_windows(x_pad, kernel, strides, out_hw):
@@ -33,16 +33,9 @@ def padded_windows(x_pad, kernel, strides, out_hw):
     return np.lib.stride_tricks.as_strided(x_pad, shape, strides_, writeable=False)
 
 
-def pad_nhwc(x, pads, value=0.0):
-    top, bottom, left, right = pads
-    if not any(pads):
-        return x
-    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
-
-
 def im2col_numpy(x, kernel, strides, pads, out_hw, out=None):
     """x (n, h, w, c) -> cols (n·oh·ow, kh·kw·c), written into ``out`` when given."""
-    windows = padded_windows(pad_nhwc(x, pads), kernel, strides, out_hw)
+    windows = padded_windows(pad(x, pads), kernel, strides, out_hw)
     if out is None:
         return windows.reshape(-1, kernel[0] * kernel[1] * x.shape[3])  # copies
     np.copyto(out.reshape(windows.shape), windows)
@@ -73,22 +66,12 @@ def col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out=None):
 
 
 def im2col(x, kernel, strides, pads, out_hw, out=None):
-    """Dispatching im2col: CUDA for CuPy arrays, else Numba or NumPy (backend switch)."""
-    if backend.is_gpu_array(x):
-        from . import cuda_kernels
-        return cuda_kernels.im2col(x, kernel, strides, pads, out_hw, out)
-    if backend.get_kernels() == "numba":
-        from . import numba_kernels
-        return numba_kernels.im2col(x, kernel, strides, pads, out_hw, out)
-    return im2col_numpy(x, kernel, strides, pads, out_hw, out)
+    """im2col on the kernels ``kernels/dispatch.py`` picks for x."""
+    return pick(x, im2col_numpy, numba="numba_copies.im2col", cuda="cuda_kernels.im2col")(
+        x, kernel, strides, pads, out_hw, out)
 
 
 def col2im(cols, x_shape, kernel, strides, pads, out_hw, out=None):
-    """Dispatching col2im (see :func:`im2col`), written into ``out`` when given."""
-    if backend.is_gpu_array(cols):
-        from . import cuda_kernels
-        return cuda_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw, out)
-    if backend.get_kernels() == "numba":
-        from . import numba_kernels
-        return numba_kernels.col2im(cols, x_shape, kernel, strides, pads, out_hw, out)
-    return col2im_numpy(cols, x_shape, kernel, strides, pads, out_hw, out)
+    """col2im on the kernels ``kernels/dispatch.py`` picks for cols, written into ``out`` when given."""
+    return pick(cols, col2im_numpy, numba="numba_copies.col2im", cuda="cuda_kernels.col2im")(
+        cols, x_shape, kernel, strides, pads, out_hw, out)

@@ -6,13 +6,14 @@ Both have a tall left operand (one row per output pixel) and a small right one (
 layer's kernel, tens to hundreds of columns).  OpenBLAS runs these skinny shapes well
 below its square-matrix speed (measured on the reference VM: 35–65 GFLOP/s, 2048³ at
 73), so on the Numba kernels a large enough product goes to a register-blocked kernel
-that packs only the small operand (``numba_kernels.matmul``; 10–25% faster on the seed
+that packs only the small operand (``implicit_gemm.matmul``; 10–25% faster on the seed
 models' conv shapes, measured); elsewhere to the array module's ``matmul`` (BLAS,
 cuBLAS).
 """
 from __future__ import annotations
 
 from .. import backend
+from .dispatch import pick
 
 NUMBA_MATMUL_FROM = 10**7   # multiply-adds; measured: below this (≲ 0.3 ms) BLAS is as fast or faster
 
@@ -20,7 +21,4 @@ NUMBA_MATMUL_FROM = 10**7   # multiply-adds; measured: below this (≲ 0.3 ms) B
 def matmul(a, b, out=None):
     """out = a @ b for 2-D ``a`` and ``b``; written into ``out`` when given."""
     large = a.shape[0] * a.shape[1] * b.shape[1] >= NUMBA_MATMUL_FROM
-    if large and backend.on_numba_kernels(a):
-        from . import numba_kernels
-        return numba_kernels.matmul(a, b, out)
-    return backend.get_array_module(a).matmul(a, b, out=out)
+    return pick(a, backend.get_array_module(a).matmul, numba="implicit_gemm.matmul" if large else None)(a, b, out=out)

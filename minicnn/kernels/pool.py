@@ -33,10 +33,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import backend
+from .dispatch import pick
 from .epilogue import bias_grad
 from .geometry import window_geometry
-from .im2col import pad_nhwc, padded_windows, written_into
+from .im2col import padded_windows, written_into
+from .padding import pad
 
 
 class PoolCache(NamedTuple):
@@ -49,7 +50,7 @@ class PoolCache(NamedTuple):
 
 
 def maxpool_forward_numpy(x, pool, strides, pads, out_hw, out=None):
-    windows = padded_windows(pad_nhwc(x, pads, -np.inf), pool, strides, out_hw)
+    windows = padded_windows(pad(x, pads, -np.inf), pool, strides, out_hw)
     n, oh, ow, ph, pw, c = windows.shape
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, oh, ow, c, ph * pw)  # copies
     switches = flat.argmax(axis=-1).astype(np.int32)                            # first max
@@ -78,14 +79,8 @@ def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=Non
     oh, ow, pads = window_geometry(h, w, pool, strides, padding, "max_pooling2d")
     out = None if workspace is None else (workspace.reusable("y", (n, oh, ow, c), x.dtype, like=x),
                                           workspace.reusable("switches", (n, oh, ow, c), np.int32, like=x))
-    if backend.is_gpu_array(x):
-        from . import cuda_kernels
-        y, switches = cuda_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow), out)
-    elif backend.get_kernels() == "numba":
-        from . import numba_kernels
-        y, switches = numba_kernels.maxpool_forward(x, pool, strides, pads, (oh, ow), out)
-    else:
-        y, switches = maxpool_forward_numpy(x, pool, strides, pads, (oh, ow), out)
+    forward = pick(x, maxpool_forward_numpy, numba="numba_pool.maxpool_forward", cuda="cuda_kernels.maxpool_forward")
+    y, switches = forward(x, pool, strides, pads, (oh, ow), out)
     return y, PoolCache(x.shape, y, switches, tuple(pool), strides, pads)
 
 
@@ -99,21 +94,20 @@ def _backward_args(dy, cache, workspace):
 def maxpool_backward(dy, cache: PoolCache, workspace=None):
     """dx (n, h, w, c) from dy (n, oh, ow, c): routed to the switches, summed on overlap
     (into the workspace's reusable ``'dx'`` buffer when one is given)."""
-    args = _backward_args(dy, cache, workspace)
-    if backend.is_gpu_array(dy):
-        from . import cuda_kernels
-        return cuda_kernels.maxpool_backward(*args)
-    if backend.get_kernels() == "numba":
-        from . import numba_kernels
-        return numba_kernels.maxpool_backward(*args)
-    return maxpool_backward_numpy(*args)
+    backward = pick(dy, maxpool_backward_numpy, numba="numba_pool.maxpool_backward",
+                    cuda="cuda_kernels.maxpool_backward")
+    return backward(*_backward_args(dy, cache, workspace))
 
 
 def maxpool_relu_backward(dy, cache: PoolCache, workspace=None):
     """(∂L/∂z, ∂L/∂b) of the ReLU layer below the pool, from the pool's dy (see the module
     docstring): ∂L/∂z into the workspace's reusable ``'dx'`` buffer when one is given."""
-    if backend.on_numba_kernels(dy):
-        from . import numba_kernels
-        return numba_kernels.maxpool_backward(*_backward_args(dy, cache, workspace), relu_output=cache.y)
-    gated = dy * (cache.y > 0)
-    return maxpool_backward(gated, cache, workspace), bias_grad(gated)
+    return pick(dy, _maxpool_relu_backward_in_two_passes, numba="numba_pool.maxpool_relu_backward")(
+        *_backward_args(dy, cache, workspace), cache.y)
+
+
+def _maxpool_relu_backward_in_two_passes(dy, switches, x_shape, pool, strides, pads, out, y):
+    """The gate, then the pool's own backward (NumPy or CUDA) and ∂L/∂b's sum: three passes."""
+    gated = dy * (y > 0)
+    backward = pick(dy, maxpool_backward_numpy, cuda="cuda_kernels.maxpool_backward")
+    return backward(gated, switches, x_shape, pool, strides, pads, out), bias_grad(gated)

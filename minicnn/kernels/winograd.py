@@ -28,7 +28,7 @@ The backward is the adjoint of the same three steps::
 
 On the Numba kernels each block of SUB tiles is transformed into a scratch ``V`` small
 enough to stay in the cache, multiplied on the implicit GEMM's register tiles
-(``numba_kernels._tile_products``, with V's rows as the "pixels" and the channels as the
+(``register_tiles.tile_products``, with V's rows as the "pixels" and the channels as the
 "taps"), and transformed back: V and M never leave the cache.  An output whose height or
 width is not a multiple of 4 ends in tiles that reach past it: their patches read zeros
 there and their outputs past the edge are not stored (a 14×14 output takes 16×16 of tiles,
@@ -56,11 +56,14 @@ same number of blocks.)
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
 from . import jit
-from .numba_kernels import TILES, _panels, _tile_products, bias_act, register_tile, tile_for
+from .numba_epilogue import bias_act
+from .register_tiles import pack_panels, register_tile, three_row_tile, tile_for, tile_products
 
 B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
@@ -71,18 +74,17 @@ A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
 TWO, FOUR, FIVE, EIGHT = np.float32([2, 4, 5, 8])   # float32: an int times a float32 would be a float64
 
 SUB = 36        # tiles per block: V and M of one block stay in the L2 cache (a multiple of 3 and 4 rows)
-ON_A_TIE = (3, 24)  # the register tile when both pad f alike (f = 48, 96, …): the products' depth, c, is short
 PARTS = 16      # blocks are split into this many runs (parts), each with its own scratch
 
 
 def kernel_transform(W, panel):
     """U = G g Gᵀ for every (input, output) channel pair of W (3, 3, c, f), computed in W's
     dtype, as the 36 matrices U[ξ] (c, f) packed into panels of ``panel`` columns
-    (``numba_kernels._panels``): (36·n_panels, c, panel).  (In float64 for float32 weights,
+    (``register_tiles.pack_panels``): (36·n_panels, c, panel).  (In float64 for float32 weights,
     its temporaries were 8× the weights' bytes, each step.)"""
     c, f = W.shape[2:]
     U = _sandwich(G.astype(W.dtype), W).reshape(36, c, f)
-    return _panels(U, panel, W.dtype).reshape(-1, c, panel)
+    return pack_panels(U, panel, W.dtype).reshape(-1, c, panel)
 
 
 def _sandwich(L, X):
@@ -230,6 +232,7 @@ def _store(M, part, t, T, E, bias, relu, y, b, y0, x0):
                     y[b, y0 + i, x0 + j, k] = bias_act(E[part, j, k], bias[k], relu)
 
 
+@functools.cache
 def _forward_kernel(ROWS, PANEL):
     """The Winograd forward compiled for one register tile, ROWS × PANEL."""
     @jit.kernel(fastmath={"contract"})
@@ -259,7 +262,7 @@ def _forward_kernel(ROWS, PANEL):
                         o = _at_v(part, xi, r0, c)
                         for p in range(n_panels):
                             acc = register_tile((ROWS, PANEL), y.dtype)
-                            _tile_products(acc, V, o, o + step, o + np.uint64(2) * step,
+                            tile_products(acc, V, o, o + step, o + np.uint64(2) * step,
                                            o + np.uint64(ROWS - 1) * step, tap, panels, xi * n_panels + p)
                             for i in range(ROWS):
                                 for j in range(PANEL):
@@ -269,9 +272,6 @@ def _forward_kernel(ROWS, PANEL):
                     _store(M, part, t, T, E, bias, relu, y, b, y0, x0)
                     b, y0, x0 = _next_tile(b, y0, x0, y.shape[1], y.shape[2])
     return winograd_forward
-
-
-_FORWARD = {tile: _forward_kernel(*tile) for tile in TILES}
 
 
 @njit(inline="always")
@@ -318,6 +318,7 @@ def _transform_output_grad(dy, b, y0, x0, Q, T, dM, bias_sum, part, t):
         _transform_grad_patch(Q, part, 0, 0, T, dM, bias_sum, part, t)
 
 
+@functools.cache
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂U's kernel compiled for one register tile, ROWS (channels) × PANEL (filters)."""
     @jit.kernel(fastmath={"contract"})
@@ -366,16 +367,13 @@ def _kernel_grad_kernel(ROWS, PANEL):
                             for i in range(ROWS):               # the sum so far: loaded into the registers, not
                                 for j in range(PANEL):          # added to after (measured on F(2×2): 7% of the kernel)
                                     acc[i, j] = partial[part, xi, c0 + i, p * PANEL + j]
-                            _tile_products(acc, V, o + np.uint64(c0), o + np.uint64(min(c0 + 1, last)),
+                            tile_products(acc, V, o + np.uint64(c0), o + np.uint64(min(c0 + 1, last)),
                                            o + np.uint64(min(c0 + 2, last)), o + np.uint64(min(c0 + ROWS - 1, last)),
                                            tap, dM, _at_dm(part, xi, p, n_panels))
                             for i in range(ROWS):
                                 for j in range(PANEL):
                                     partial[part, xi, c0 + i, p * PANEL + j] = acc[i, j]
     return winograd_kernel_grad
-
-
-_KERNEL_GRAD = {tile: _kernel_grad_kernel(*tile) for tile in TILES}
 
 
 def _scratch(workspace, name, shape, dtype):
@@ -400,14 +398,14 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     ``workspace``."""
     _check_padding(x, pads, y.shape[1:3], "conv2d")
     c, f = W.shape[2:]
-    tile = tile_for(f, ON_A_TIE)
+    tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), y.dtype)
     T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), y.dtype)
     E = _scratch(workspace, "E", (PARTS, 4, f), y.dtype)
     V = _scratch(workspace, "V", (PARTS * 36 * SUB * c,), y.dtype)
     M = _scratch(workspace, "M", (PARTS, 36, SUB, -(-f // tile[1]) * tile[1]), y.dtype)
     bias = np.zeros(f, y.dtype) if bias is None else bias
-    _FORWARD[tile](np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1]), bias, relu, y,
+    _forward_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1]), bias, relu, y,
                    P, T, E, V, M)
     return y
 
@@ -417,7 +415,7 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     (Σ_parts partial) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back."""
     _check_padding(x, pads, dy.shape[1:3], "conv2d_kernel_grad")
     c, f = x.shape[3], dy.shape[3]
-    tile = tile_for(f, ON_A_TIE)
+    tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
     n_panels = -(-f // tile[1])
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), dy.dtype)
     Q = _scratch(workspace, "Q", (PARTS, 4, 4, f), dy.dtype)
@@ -426,7 +424,7 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     dM = _scratch(workspace, "dM", (PARTS * 36 * n_panels, SUB, tile[1]), dy.dtype)
     partial = _scratch(workspace, "dU", (PARTS, 36, -(-c // tile[0]) * tile[0], n_panels * tile[1]), dy.dtype)
     bias_sum = _scratch(workspace, "db", (PARTS, f), np.float64)
-    _KERNEL_GRAD[tile](np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
+    _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
                        bias_sum)
     dU = partial.sum(axis=0)[:, :c, :f].reshape(6, 6, c, f)
     return _sandwich(G.T.astype(dy.dtype), dU), bias_sum.sum(axis=0).astype(dy.dtype)

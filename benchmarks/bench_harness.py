@@ -23,12 +23,13 @@ import json
 import os
 import platform
 import queue
-import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from bench_workers import CONV_LAYER_FILTERS, REPLY, MIN_ROUND_S
 
 CASES = [  # (model, input shape, batch, mode)
     ("face_cnn", (64, 64, 1), 5, "train"),
@@ -39,8 +40,6 @@ CASES = [  # (model, input shape, batch, mode)
     ("mnist_deconstructed", (28, 28, 1), 1024, "infer"),
     ("conv_layer", (14, 14, 24), 256, "layer"),
 ]
-CONV_LAYER_FILTERS = 48     # the "layer" case: one Conv2D 24 → 48, 3×3 'same', forward + backward (∂L/∂x,
-                            # ∂L/∂W, ∂L/∂b) on a fixed ∂L/∂y, as in the issue's reference figure
 
 
 def conv_layer_gflops(shape, batch, ms):
@@ -61,244 +60,15 @@ CONFIGS = {
 }
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's,
-    as Linux keeps it across fork and exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_workers.py")
 
 
-def classes_of(model_name):
-    return 1 if model_name.startswith(("face", "cats")) else 10
-
-
-def data(shape, batch, classes, seed=0):
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (batch, *shape)).astype("float32")
-    y = rng.integers(0, 2, (batch, 1)).astype("float32") if classes == 1 else \
-        np.eye(classes, dtype="float32")[rng.integers(0, classes, batch)]
-    return x, y
-
-
-def worker_minicnn(name, shape, batch, mode):
-    import numpy as np
-    import minicnn as mc
-    from minicnn import architectures
-    if mode == "layer":
-        return _minicnn_conv_layer(shape, batch)
-    t0 = time.perf_counter()
-    mc.set_seed(0)
-    model = architectures.SEED_MODELS[name](shape)
-    loss = "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy"
-    model.compile(mc.optimizers.RMSprop(1e-4), loss)
-    x, y = data(shape, batch, classes_of(name))
-    reference = model.predict(x[:2])                      # check the kernels before timing
-    with mc.use_kernels("numpy"):
-        np.testing.assert_allclose(reference, model.predict(x[:2]), rtol=1e-4, atol=1e-5)
-    step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict(x, batch_size=batch))
-    return _first_steps(step, lambda out: np.isfinite(out).all(), {
-        "setup_s": time.perf_counter() - t0, "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()})
-
-
-def _minicnn_conv_layer(shape, batch):
-    import numpy as np
-    import minicnn as mc
-    mc.set_seed(0)
-    x, dy = layer_data(shape, batch)
-    layer = mc.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
-    reference = layer.forward(x[:2], training=True)                 # check the kernels before timing
-    with mc.use_kernels("numpy"):
-        np.testing.assert_allclose(reference, layer.forward(x[:2], training=True), rtol=1e-4, atol=1e-5)
-
-    def step():
-        layer.forward(x, training=True)
-        return layer.backward(dy)
-    return _first_steps(step, lambda dx: np.isfinite(dx).all(), {"threads": mc.threads.thread_settings(),
-                                                                 "kernels": mc.get_kernels()})
-
-
-def layer_data(shape, batch, seed=0):
-    """The "layer" case's input and its fixed ∂L/∂y."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((batch, *shape)).astype("float32"),
-            rng.standard_normal((batch, *shape[:2], CONV_LAYER_FILTERS)).astype("float32"))
-
-
-def _first_steps(step, finite, info):
-    """Time the first step (compilation, allocation), check the result, run a second step;
-    returns (step, info with "first_step_s")."""
-    first = time.perf_counter()
-    out = step()
-    compile_s = time.perf_counter() - first
-    if not finite(out):
-        raise RuntimeError("non-finite result")
-    step()
-    return step, {"first_step_s": compile_s, **info}
-
-
-def _torch_conv_layer(shape, batch, channels_last):
-    import torch
-    from torch import nn
-    x_np, dy_np = layer_data(shape, batch)
-    layer = nn.Conv2d(shape[-1], CONV_LAYER_FILTERS, 3, padding="same")
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
-    dy = torch.from_numpy(dy_np).permute(0, 3, 1, 2).contiguous()
-    if channels_last:
-        layer = layer.to(memory_format=torch.channels_last)
-        x, dy = (t.contiguous(memory_format=torch.channels_last) for t in (x, dy))
-    x.requires_grad_(True)
-
-    def step():
-        x.grad = layer.weight.grad = layer.bias.grad = None
-        layer(x).backward(dy)
-        return x.grad
-    return _first_steps(step, lambda dx: bool(torch.isfinite(dx).all()),
-                        {"torch": torch.__version__, "threads": torch.get_num_threads(), "channels_last": channels_last})
-
-
-def torch_sequential(spec, shape):
-    """The PyTorch twin of the minicnn model ``spec`` (input ``shape``, NHWC): NCHW layers, the
-    output softmax / sigmoid left to the loss (also used by ``benchmarks/gpu_bench.py``)."""
-    from torch import nn
-
-    class ToNHWC(nn.Module):
-        def forward(self, t):
-            return t.permute(0, 2, 3, 1)
-
-    modules, c, nhwc = [], shape[-1], False
-    for layer in spec.layers:
-        kind, cfg = type(layer).__name__, layer.get_config()
-        if kind == "Conv2D":
-            modules.append(nn.Conv2d(c, cfg["filters"], cfg["kernel_size"], cfg["strides"], padding=cfg["padding"]))
-            c = cfg["filters"]
-        elif kind == "MaxPooling2D":
-            modules.append(nn.MaxPool2d(cfg["pool_size"], cfg["strides"]))
-        elif kind == "Flatten":
-            modules.append(nn.Flatten())
-        elif kind == "Dense":
-            if layer.input_shape and len(layer.input_shape) == 4 and not nhwc:
-                modules.append(ToNHWC())              # Dense on the last (channel) axis, as Keras
-                nhwc = True
-            modules.append(nn.Linear(layer.input_shape[-1], cfg["units"]))
-        elif kind == "Dropout":
-            modules.append(nn.Dropout(cfg["rate"]))
-        if cfg.get("activation") == "relu":           # the output softmax/sigmoid live in the loss
-            modules.append(nn.ReLU())
-    return nn.Sequential(*modules)
-
-
-def torch_steps(model, x, y, loss_fn):
-    """(train, infer): one RMSprop step (learning rate 1e-4, as minicnn's) returning the loss,
-    and the outputs without gradients (also used by ``benchmarks/gpu_bench.py``)."""
-    import torch
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
-
-    def train():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def infer():
-        with torch.no_grad():
-            return model(x)
-    return train, infer
-
-
-def worker_torch(name, shape, batch, mode):
-    import numpy as np
-    import torch
-    from torch import nn
-    from minicnn import architectures
-    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
-    torch.manual_seed(0)
-    if mode == "layer":
-        return _torch_conv_layer(shape, batch, channels_last)
-    model = torch_sequential(architectures.SEED_MODELS[name](shape), shape)
-    x_np, y_np = data(shape, batch, classes_of(name))
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(y_np)
-    loss_fn = nn.BCEWithLogitsLoss() if classes_of(name) == 1 else nn.CrossEntropyLoss()
-    train, infer = torch_steps(model, x, y if classes_of(name) == 1 else y.argmax(1), loss_fn)
-    return _first_steps(train if mode == "train" else infer, lambda out: bool(torch.isfinite(out).all()),
-                        {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                         "channels_last": channels_last, "np": np.__version__})
-
-
-def _keras_conv_layer(shape, batch):
-    import numpy as np
-    import keras
-    import tensorflow as tf
-    x_np, dy_np = layer_data(shape, batch)
-    layer = keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
-    x, dy = tf.constant(x_np), tf.constant(dy_np)
-    layer.build(x.shape)
-
-    @tf.function
-    def step_graph():                   # returns y and every gradient: a graph drops what it does not return
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-        return [y, *tape.gradient(y, [x, *layer.trainable_variables], output_gradients=dy)]
-    return _first_steps(step_graph, lambda out: all(np.isfinite(t.numpy()).all() for t in out),
-                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
-
-
-def worker_keras(name, shape, batch, mode):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
-    import tensorflow as tf
-    from minicnn import architectures
-    from minicnn.keras_bridge import to_keras
-    if mode == "layer":
-        return _keras_conv_layer(shape, batch)
-    model = to_keras(architectures.SEED_MODELS[name](shape))
-    loss = "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy"
-    import keras
-    model.compile(keras.optimizers.RMSprop(1e-4), loss)
-    x, y = data(shape, batch, classes_of(name))
-    step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict_on_batch(x))
-    return _first_steps(step, lambda out: np.isfinite(np.asarray(out)).all(),
-                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
-
-
-WORKERS = {"minicnn": worker_minicnn, "torch": worker_torch, "keras": worker_keras}
-
-
-REPLY = "@bench "     # marks the worker's protocol lines on its stdout (a library may print there too)
-MIN_ROUND_S = 0.5     # a timed round runs at least this long (the face CNN's steps take ~2 ms)
-
-
-def serve(framework, name, shape, batch, mode, steps):
-    """The worker process: sets up the step (warm-up and checks included) and replies with
-    its facts; then, per ``time`` line on stdin, runs one untimed step (to wake its threads
-    and caches after waiting) and replies with the mean seconds of the next ``steps`` steps,
-    or of as many more as make ``MIN_ROUND_S``; at the end (any other line), with its peak RSS."""
-    step, info = WORKERS[framework](name, tuple(shape), batch, mode)
-    _reply(info)
-    for line in sys.stdin:
-        if line.strip() != "time":
-            break
-        step()
-        done, t = 0, time.perf_counter()
-        while done < steps or time.perf_counter() - t < MIN_ROUND_S:
-            step()
-            done += 1
-        _reply({"seconds": (time.perf_counter() - t) / done, "steps": done})
-    _reply({"peak_rss_mb": peak_rss_mb()})
-
-
-def _reply(message):
-    print(REPLY + json.dumps(message), flush=True)
+def _package_path():
+    """PYTHONPATH for a worker: the folder of the minicnn package this process runs, first,
+    so that the workers measure the same code."""
+    import minicnn
+    root = os.path.dirname(os.path.dirname(os.path.abspath(minicnn.__file__)))
+    return os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 class WorkerFailed(RuntimeError):
@@ -311,11 +81,10 @@ class Worker:
     def __init__(self, config, case, steps):
         framework, env = CONFIGS[config]
         name, shape, batch, mode = case
-        cmd = [sys.executable, "-m", "minicnn.bench", "worker", framework, name, json.dumps(list(shape)),
-               str(batch), mode, str(steps)]
+        cmd = [sys.executable, WORKER_SCRIPT, framework, name, json.dumps(list(shape)), str(batch), mode, str(steps)]
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True, env={**os.environ, **env})
+                                        text=True, env={**os.environ, "PYTHONPATH": _package_path(), **env})
         self.replies = queue.Queue()
         self.reader = threading.Thread(target=self._read_replies, daemon=True)
         self.reader.start()
@@ -470,15 +239,38 @@ def jit_compile_times():
 
 
 def machine():
+    """The CPU (model, cores, the vector ISA minicnn's kernels are shaped for, LLVM's name for
+    it) and the software versions: every result is recorded with it."""
+    import llvmlite.binding as llvm
     import numpy as np
+    from minicnn.kernels import register_tiles
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "platform": platform.platform()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "vector_isa": register_tiles.VECTOR_ISA,
+            "register_tiles": register_tiles.TILES, "llvm_cpu": llvm.get_host_cpu_name(),
+            "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()}
+
+
+def machine_line(results):
+    """One line naming the machine a table comes from: CPU, cores, vector ISA, sgemm ceiling."""
+    m = results["machine"]
+    return (f"Machine: {m['cpu']} ({m['llvm_cpu']}), {m['cores']} cores, {m['vector_isa'].upper()}; "
+            f"NumPy sgemm ceiling {results['gemm_ceiling_gflops']:.0f} GFLOP/s (float32, 2048³).")
+
+
+def layer_against_ceiling(results):
+    """A line per framework: the conv layer's effective GFLOP/s over the sgemm ceiling."""
+    lines = []
+    for case in results["cases"]:
+        for config, m in case["configs"].items() if case["mode"] == "layer" else ():
+            if "gflops" in m:
+                lines.append(f"Conv layer, {config}: {m['gflops']:.0f} effective GFLOP/s = "
+                             f"{m['gflops'] / results['gemm_ceiling_gflops']:.2f}× the sgemm ceiling.")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def markdown(results):
@@ -566,16 +358,8 @@ def main(quick=False, out="benchmarks/results", configs=None):
              (f" — **{drift:.0%} apart: the machine was not quiet, compare with care**" if drift > 0.15 else "") +
              f".\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
              f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
-             f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n")
-    atomic_write_bytes(os.path.join(out, "benchmark.md"), (table + "\n" + notes).encode())
+             f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n" + layer_against_ceiling(results))
+    atomic_write_bytes(os.path.join(out, "benchmark.md"), (machine_line(results) + "\n\n" + table + "\n" + notes).encode())
     chart(results, os.path.join(out, "benchmark.png"))
     print(table)
     return results
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 8 or sys.argv[1] != "worker":
-        sys.exit("usage: python -m minicnn.bench worker FRAMEWORK MODEL SHAPE BATCH MODE STEPS "
-                 "(run by minicnn bench; use that, or benchmarks/run_benchmarks.py)")
-    framework, name, shape, batch, mode, steps = sys.argv[2:8]
-    serve(framework, name, json.loads(shape), int(batch), mode, int(steps))

@@ -1,0 +1,162 @@
+"""The implicit GEMM: a convolution's matrix products without the column matrix
+(``kernels/conv.py`` holds the equations).  Every entry of ``cols`` is read from the padded
+input where it lies, through two offset tables (``window_offsets``)::
+
+    cols[pixel, k] = x_pad.flat[origin[pixel] + tap[k]]
+
+* ``conv2d``: y = cols @ W2 (the forward, and ∂L/∂x as a full convolution), parallel over
+  (row block, column panel) tiles, each owning its tile of y; ``matmul`` is its 1×1 case;
+* ``conv2d_kernel_grad``: ∂L/∂W2 = colsᵀ @ dY, parallel over (block of pixels, tile of
+  ∂L/∂W2) pairs, each writing its own partial sum (a fixed count: the result does not
+  depend on the thread count).
+
+Both run on the register tiles (``kernels/register_tiles.py``).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import prange
+
+from . import jit
+from .register_tiles import pack_panels, register_tile, tile_for, tile_products
+
+
+@functools.lru_cache(maxsize=64)
+def window_offsets(x_pad_shape, kernel, strides, out_hw):
+    """(origin, tap) with ``cols[pixel, k] = x_pad.flat[origin[pixel] + tap[k]]``: where
+    each output pixel's window starts in the padded input, and where each tap lies in it::
+
+        origin[(b, p, q)] = ((b·hp + p·sh)·wp + q·sw)·c
+        tap[(i, j, ch)]   = (i·wp + j)·c + ch
+
+    Unsigned, so the kernels' indexing needs no negative-index check (measured: 12–18%
+    faster).  Made once per shape (read-only)."""
+    n, hp, wp, c = x_pad_shape
+    (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
+    origin = ((np.arange(n)[:, None, None] * hp + np.arange(oh)[:, None] * sh) * wp + np.arange(ow) * sw) * c
+    tap = (np.arange(kh)[:, None, None] * wp + np.arange(kw)[:, None]) * c + np.arange(c)
+    origin, tap = origin.ravel().astype(np.uint64), tap.ravel().astype(np.uint64)
+    origin.flags.writeable = tap.flags.writeable = False
+    return origin, tap
+
+
+@functools.cache
+def _implicit_gemm_kernel(ROWS, PANEL):
+    """The implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
+    @jit.kernel(fastmath={"contract"})
+    def implicit_gemm(x_flat, origin, tap, panels, out):
+        """out = cols @ W2 without writing cols: ``cols[pixel, k] = x_flat[origin[pixel] + tap[k]]``
+        (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its columns
+        (``pack_panels``).  Over (row block, panel) tiles, each owning its tile of out."""
+        m, f = out.shape
+        n_panels = panels.shape[0]
+        last = m - 1                                # rows past the end repeat the last (not stored)
+        for task in prange(-(-m // ROWS) * n_panels):
+            r0, panel = task // n_panels * ROWS, task % n_panels
+            c0 = panel * PANEL
+            acc = register_tile((ROWS, PANEL), out.dtype)
+            tile_products(acc, x_flat, origin[r0], origin[min(r0 + 1, last)], origin[min(r0 + 2, last)],
+                          origin[min(r0 + ROWS - 1, last)], tap, panels, panel)
+            rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
+            if rows == ROWS and cols == PANEL:      # (fixed trip counts: vector stores)
+                for i in range(ROWS):
+                    for j in range(PANEL):
+                        out[r0 + i, c0 + j] = acc[i, j]
+            else:
+                for i in range(rows):
+                    for j in range(cols):
+                        out[r0 + i, c0 + j] = acc[i, j]
+    return implicit_gemm
+
+
+def conv2d(x_pad, W, strides, out):
+    """out (n, oh, ow, f), C-contiguous, = the 'valid' convolution of the (already padded)
+    x_pad with W (kh, kw, c, f), by the implicit GEMM above on the tile for f."""
+    kh, kw, c, f = W.shape
+    if not out.flags.c_contiguous:
+        raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
+    x_pad = np.ascontiguousarray(x_pad)
+    origin, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), out.shape[1:3])
+    tile = tile_for(f)
+    panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype)
+    _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, out.reshape(-1, f))
+    return out
+
+
+def matmul(a, b, out=None):
+    """out = a @ b for 2-D a (m, depth) and b (depth, n): the 1×1 convolution of m one-pixel
+    images of ``depth`` channels with b as its kernel (then cols is ``a`` itself)."""
+    (m, depth), n = a.shape, b.shape[1]
+    out = out if out is not None else np.empty((m, n), dtype=a.dtype)
+    if not out.flags.c_contiguous:
+        raise ValueError("matmul: expected a C-contiguous out (the kernel writes through a flat view)")
+    conv2d(a.reshape(m, 1, 1, depth), b.reshape(1, 1, depth, n), (1, 1), out.reshape(m, 1, 1, n))
+    return out
+
+
+KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most (measured: their
+                             # ∂L/∂O and input rows stay in the L2 cache)
+
+
+@functools.cache
+def _kernel_grad_kernel(ROWS, PANEL):
+    """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
+    @jit.kernel(fastmath={"contract"})
+    def kernel_grad(x_flat, origin, tap, dy, partial):
+        """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
+        equal runs of consecutive output pixels), cols read through the offsets as in the
+        implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, ROWS rows of
+        ∂L/∂W2, panel of PANEL columns) tiles, each owning its tile of ``partial``; the block
+        count depends on the shape only, so the sum's order, and its result, do not depend
+        on the thread count.  When f is not a multiple of PANEL the last panel ends at column
+        f, overlapping the one before, and stores only the columns that one did not."""
+        m, f = dy.shape
+        blocks, depth, _ = partial.shape
+        n_panels, row_blocks = -(-f // PANEL), -(-depth // ROWS)
+        last = depth - 1                            # rows past the end repeat the last (not stored)
+        for task in prange(blocks * row_blocks * n_panels):
+            blk, tile = task // (row_blocks * n_panels), task % (row_blocks * n_panels)
+            k0, first = tile // n_panels * ROWS, tile % n_panels * PANEL
+            done = first - min(first, f - PANEL)    # columns the panel before already computed
+            c0 = np.uint64(first - done)
+            t0, t1, t2, t3 = tap[k0], tap[min(k0 + 1, last)], tap[min(k0 + 2, last)], tap[min(k0 + ROWS - 1, last)]
+            acc = register_tile((ROWS, PANEL), partial.dtype)
+            for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
+                o = origin[pixel]
+                a0, a1, a2, a3 = x_flat[o + t0], x_flat[o + t1], x_flat[o + t2], x_flat[o + t3]
+                for j in range(PANEL):
+                    g = dy[np.uint64(pixel), c0 + np.uint64(j)]
+                    acc[0, j] += a0 * g
+                    acc[1, j] += a1 * g
+                    acc[2, j] += a2 * g
+                    if ROWS == 4:
+                        acc[ROWS - 1, j] += a3 * g
+            for i in range(min(ROWS, depth - k0)):
+                for j in range(done, PANEL):
+                    partial[blk, k0 + i, c0 + np.uint64(j)] = acc[i, j]
+    return kernel_grad
+
+
+def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
+    """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
+    blocked implicit GEMM above on the tile for f (f narrower than its panel: ∂L/∂O
+    zero-padded to one panel first).  The partial sums live in ``workspace``'s buffer
+    ``'dW_blocks'`` when given."""
+    n, oh, ow, f = dy.shape
+    tile = tile_for(f)
+
+    def buffer(name, shape):
+        return workspace.get(name, shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
+
+    if f < tile[1]:                                 # one panel, its extra columns dropped from the result
+        padded = buffer("dy_panel", (n, oh, ow, tile[1]))
+        padded[..., :f] = dy
+        padded[..., f:] = 0                         # (not garbage: denormals would slow the products)
+        dy = padded
+    x_pad = np.ascontiguousarray(x_pad)
+    origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
+    partial = buffer("dW_blocks", (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, dy.shape[-1]))
+    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]), partial)
+    return partial.sum(axis=0)[:, :f]

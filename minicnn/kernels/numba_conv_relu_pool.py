@@ -1,0 +1,82 @@
+"""The Numba kernel of a conv + ReLU + 2×2 max-pool forward (``kernels/conv_relu_pool.py``
+holds the equations): the implicit GEMM (``kernels/implicit_gemm.py``) with each register
+tile's rows the 4 pixels of one pooling window, the bias, ReLU and max applied to the
+accumulators instead of storing them.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange
+
+from . import jit
+from .implicit_gemm import window_offsets
+from .register_tiles import four_row_tile, pack_panels, register_tile, tile_products
+
+
+@njit(inline="always")
+def _relu_max_of_4(acc, j, b):
+    """(max, first arg-max) over the tile's 4 rows of relu(acc[r, j] + b), branch-free."""
+    best, arg = max(acc[0, j] + b, 0), np.int32(0)
+    for r in range(1, 4):
+        v = max(acc[r, j] + b, 0)
+        arg = np.int32(r) if v > best else arg      # strict '>' keeps the first maximum
+        best = v if v > best else best
+    return best, arg
+
+
+@functools.cache
+def _implicit_gemm_relu_maxpool_kernel(PANEL):
+    """The fused kernel compiled for the register tile 4 × PANEL: one 2×2 pooling window per
+    tile, its 4 pixels the tile's rows."""
+
+    @jit.kernel(fastmath={"contract"})
+    def implicit_gemm_relu_maxpool(x_flat, windows, tap, panels, bias, y, switches):
+        """y[w] = max over the 4 pixels of 2×2 window w of relu(cols[pixel] @ W2 + b), and
+        the window index (0 … 3) of that maximum in ``switches[w]``: the implicit GEMM with
+        the window's pixels ``windows[w]`` (their origins) as the tile's rows, and the
+        bias, ReLU and max-pool applied to the accumulators instead of storing them.
+        Over (window, panel) tiles, each owning its (window, panel) part of y."""
+        m, f = y.shape
+        n_panels = panels.shape[0]
+        for task in prange(m * n_panels):
+            w, panel = task // n_panels, task % n_panels
+            c0 = panel * PANEL
+            acc = register_tile((4, PANEL), y.dtype)
+            tile_products(acc, x_flat, windows[w, 0], windows[w, 1], windows[w, 2], windows[w, 3],
+                          tap, panels, panel)
+            if c0 + PANEL <= f:                     # (a fixed trip count: vector code)
+                for j in range(PANEL):
+                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+            else:
+                for j in range(f - c0):
+                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+    return implicit_gemm_relu_maxpool
+
+
+@functools.lru_cache(maxsize=64)
+def window_pixels(x_pad_shape, kernel, strides, out_hw):
+    """The origins (``window_offsets``) of the 4 conv output pixels of each 2×2 pooling
+    window, (n·ph·pw, 4) in the window's row-major order (its switch numbering); a last
+    odd row or column of pixels, in no window, is left out.  Read-only."""
+    origin, _ = window_offsets(x_pad_shape, kernel, strides, out_hw)
+    (oh, ow), n = out_hw, x_pad_shape[0]
+    ph, pw = oh // 2, ow // 2
+    pixels = origin.reshape(n, oh, ow)[:, :2 * ph, :2 * pw].reshape(n, ph, 2, pw, 2)
+    windows = np.ascontiguousarray(pixels.transpose(0, 1, 3, 2, 4)).reshape(n * ph * pw, 4)
+    windows.flags.writeable = False
+    return windows
+
+
+def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches):
+    """y (n, ph, pw, f) = maxpool2×2(relu(conv(x_pad, W) + b)) of the conv's (oh, ow) =
+    ``conv_hw`` output pixels, with the pool's switches, without forming that output."""
+    kh, kw, c, f = W.shape
+    x_pad = np.ascontiguousarray(x_pad)
+    windows = window_pixels(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
+    _, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
+    panel = four_row_tile()[1]
+    panels = pack_panels(W.reshape(kh * kw * c, f), panel, x_pad.dtype)
+    _implicit_gemm_relu_maxpool_kernel(panel)(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f), switches.reshape(-1, f))
+    return y, switches
