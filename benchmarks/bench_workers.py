@@ -118,16 +118,10 @@ def _torch_conv_layer(shape, batch, channels_last):
                         {"torch": torch.__version__, "threads": torch.get_num_threads(), "channels_last": channels_last})
 
 
-def worker_torch(name, shape, batch, mode):
-    import numpy as np
-    import torch
+def torch_sequential(spec, shape):
+    """The PyTorch twin of the minicnn model ``spec`` (input ``shape``, NHWC): NCHW layers, the
+    output softmax / sigmoid left to the loss (also used by ``gpu_bench.py``)."""
     from torch import nn
-    from minicnn import architectures
-    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
-    torch.manual_seed(0)
-    if mode == "layer":
-        return _torch_conv_layer(shape, batch, channels_last)
-    spec = architectures.SEED_MODELS[name](shape)
 
     class ToNHWC(nn.Module):
         def forward(self, t):
@@ -152,19 +146,18 @@ def worker_torch(name, shape, batch, mode):
             modules.append(nn.Dropout(cfg["rate"]))
         if cfg.get("activation") == "relu":           # the output softmax/sigmoid live in the loss
             modules.append(nn.ReLU())
-    model = nn.Sequential(*modules)
-    x_np, y_np = data(shape, batch, classes_of(name))
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(y_np)
-    loss_fn = nn.BCEWithLogitsLoss() if classes_of(name) == 1 else nn.CrossEntropyLoss()
+    return nn.Sequential(*modules)
+
+
+def torch_steps(model, x, y, loss_fn):
+    """(train, infer): one RMSprop step (learning rate 1e-4, as minicnn's) returning the loss,
+    and the outputs without gradients (also used by ``gpu_bench.py``)."""
+    import torch
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
 
     def train():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y if classes_of(name) == 1 else y.argmax(1))
+        loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -172,6 +165,27 @@ def worker_torch(name, shape, batch, mode):
     def infer():
         with torch.no_grad():
             return model(x)
+    return train, infer
+
+
+def worker_torch(name, shape, batch, mode):
+    import numpy as np
+    import torch
+    from torch import nn
+    from minicnn import architectures
+    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
+    torch.manual_seed(0)
+    if mode == "layer":
+        return _torch_conv_layer(shape, batch, channels_last)
+    model = torch_sequential(architectures.SEED_MODELS[name](shape), shape)
+    x_np, y_np = data(shape, batch, classes_of(name))
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(y_np)
+    loss_fn = nn.BCEWithLogitsLoss() if classes_of(name) == 1 else nn.CrossEntropyLoss()
+    train, infer = torch_steps(model, x, y if classes_of(name) == 1 else y.argmax(1), loss_fn)
     return _first_steps(train if mode == "train" else infer, lambda out: bool(torch.isfinite(out).all()),
                         {"torch": torch.__version__, "threads": torch.get_num_threads(),
                          "channels_last": channels_last, "np": np.__version__})

@@ -142,12 +142,18 @@ class SparseCategoricalCrossentropy(Loss):
 
     def check_labels(self, y_pred, y_true):
         xp = get_array_module(y_pred)
+        on_device = backend.is_gpu_array(y_true)
         y_true = xp.asarray(y_true)
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
             y_true = y_true[..., 0]
         if y_true.shape != y_pred.shape[:-1]:
             raise ValueError(f"{type(self).__name__}: expected integer labels of shape "
                              f"{tuple(y_pred.shape[:-1])} (or with a trailing 1), received {tuple(y_true.shape)}")
+        if on_device:
+            # labels given on the GPU are not read back to be checked (that would wait for the
+            # GPU in every step; TensorFlow's GPU kernels do not check either); fit and evaluate
+            # check them on the host, once, before moving them
+            return y_true.astype(np.int64)
         if y_true.dtype.kind == "f":
             if not bool((y_true == xp.round(y_true)).all()):
                 raise ValueError(f"{type(self).__name__}: labels must be integer class indices, "

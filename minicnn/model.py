@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend
+from . import backend, device_copy
 from .graph import flatten, is_symbolic
 from .layers import Layer
 from .layers.core import InputLayer
@@ -411,17 +411,20 @@ class Model(TrainingMixin, Layer):
         self.device = device
         return self
 
-    def to_device(self, array):
-        """``array`` on this model's device (host batches are copied to the GPU)."""
+    def to_device(self, array, rows=None):
+        """``array`` (or ``array[rows]``) on this model's device: host batches go to the GPU
+        through page-locked staging buffers, asynchronously (``device_copy.py``)."""
         if array is None:
             return None
         if isinstance(array, (list, tuple)):
-            return [self.to_device(a) for a in array]
+            return [self.to_device(a, rows) for a in array]
         if isinstance(array, dict):
-            return {k: self.to_device(a) for k, a in array.items()}
+            return {k: self.to_device(a, rows) for k, a in array.items()}
         if self.device == "gpu":
-            return backend.require_gpu().asarray(array)
-        return backend.to_numpy(array)
+            backend.require_gpu()
+            return device_copy.to_gpu(array, rows)
+        array = backend.to_numpy(array)
+        return array if rows is None else array[rows]
 
 
 class Sequential(Model):

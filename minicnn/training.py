@@ -55,7 +55,7 @@ class ArrayBatches:
     """Mini-batches of in-memory arrays (or lists/dicts of them, for several inputs or
     outputs), reshuffled every epoch when ``shuffle``."""
 
-    def __init__(self, x, y, batch_size, shuffle, move=lambda a: a):
+    def __init__(self, x, y, batch_size, shuffle, move=take):
         self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
         self.order = np.arange(sample_count(x))
 
@@ -69,7 +69,7 @@ class ArrayBatches:
     def __getitem__(self, i):
         rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
         idx = self.order[rows] if self.shuffle else rows      # unshuffled: views, no copies
-        return self.move(take(self.x, idx)), (None if self.y is None else self.move(take(self.y, idx)))
+        return self.move(self.x, idx), (None if self.y is None else self.move(self.y, idx))   # move gathers
 
 
 class SequenceBatches:
@@ -233,7 +233,7 @@ class TrainingMixin:
                 raise ValueError(f"{what}: x and y must have the same length, received {n} and {len(labels_k)}")
             probe = np.zeros((len(labels_k), *out_shape[1:]), dtype="float32")
             try:
-                term.loss.check_labels(probe, labels_k)
+                term.loss.check_labels(probe, backend.to_numpy(labels_k))      # (checked on the host, once)
             except ValueError as exc:
                 raise ValueError(f"{what}: labels do not fit the model's output {out_shape} "
                                  f"and the loss {term.loss.name!r}: {exc}") from None

@@ -22,20 +22,43 @@ if "MINICNN_DATA" not in os.environ and _default_data.is_dir():
 BACKENDS = ["numpy", "numba", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 
+def pytest_configure(config):
+    # CuPy's own warnings (a CUDA path it guesses, a transfer it cannot make asynchronous)
+    # are shown, not raised: the GPU tests judge minicnn's results, not the machine's setup
+    config.addinivalue_line("filterwarnings", "default::Warning:cupy.*")
+    config.addinivalue_line("filterwarnings", "default::Warning:cupyx.*")
+
+
+class Backend:
+    """What the ``kernels`` fixture yields: called on a host array, it returns the array on
+    this backend's device; ``device`` is where a model runs it (``model.to(device)``)."""
+
+    def __init__(self, name, move, device):
+        self.name, self.move, self.device = name, move, device
+
+    def __call__(self, array):
+        return self.move(array)
+
+    def __repr__(self):
+        return f"<backend {self.name}>"
+
+
 @pytest.fixture(params=BACKENDS)
 def kernels(request):
     """Run the test body once per backend: NumPy kernels, Numba kernels, CUDA (skipped
-    cleanly when no GPU).  Yields a function that moves a host array to that backend."""
+    cleanly, with ``backend.gpu_status()``'s reason, when no GPU).  Yields a ``Backend``:
+    a function that moves a host array to that backend, with the device a model takes
+    there (ops, layers, losses, optimizers and models all run on it)."""
     if request.param == "gpu":
         usable, reason = backend.gpu_status()
         if not usable:
             pytest.skip(reason)
         cupy = backend.cupy_or_none()
         with mc.use_kernels("numpy"):
-            yield cupy.asarray
+            yield Backend("gpu", cupy.asarray, "gpu")
         return
     with mc.use_kernels(request.param):
-        yield np.asarray
+        yield Backend(request.param, np.asarray, "cpu")
 
 
 @pytest.fixture(params=["numpy", "numba"])

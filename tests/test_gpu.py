@@ -11,6 +11,8 @@ import pytest
 import minicnn as mc
 from minicnn import architectures, backend
 
+pytestmark = pytest.mark.gpu       # the GPU backend's file: `pytest -m gpu` (benchmarks/gpu_check.sh) runs it whole
+
 KERNELS = ["im2col", "col2im", "maxpool", "bias_act", "softmax_xent"]
 needs_gpu = pytest.mark.skipif(not backend.gpu_status()[0], reason=backend.gpu_status()[1])
 

@@ -234,7 +234,7 @@ def test_a_pool_over_a_relu_runs_its_backward_as_the_two_layers_would(kernels, c
     ∂L/∂W as the two layers' own backwards, for every pool window, stride and padding."""
     conv = layers.Conv2D(cfg["c"], 3, padding="same", activation="relu", use_bias=use_bias)
     pool = layers.MaxPooling2D(cfg["kernel"], cfg["strides"], cfg["padding"])
-    model = mc.Sequential([layers.Input((cfg["h"], cfg["w"], 2)), conv, pool])
+    model = mc.Sequential([layers.Input((cfg["h"], cfg["w"], 2)), conv, pool]).to(kernels.device)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["n"], cfg["h"], cfg["w"], 2)).astype("float32")
     y = model.forward(kernels(x), training=True)

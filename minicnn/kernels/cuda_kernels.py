@@ -10,6 +10,7 @@ Launches are asynchronous: nothing here synchronizes.
 from __future__ import annotations
 
 import functools
+import pathlib
 from importlib import resources
 
 import numpy as np
@@ -20,7 +21,16 @@ THREADS = 256
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2}
 
 
-KERNEL_DIR = resources.files("minicnn._kernels")
+def kernel_dir():
+    """The folder of the ``.cu`` sources: the package ``minicnn._kernels`` when minicnn is
+    installed, else (a source checkout run in place) ``kernels/`` beside the package."""
+    try:
+        return resources.files("minicnn._kernels")
+    except ModuleNotFoundError:
+        return pathlib.Path(__file__).resolve().parents[2] / "kernels"
+
+
+KERNEL_DIR = kernel_dir()
 
 
 def source(name: str) -> str:

@@ -264,6 +264,8 @@ class Layer(ABC):
         self.release()
         if not self.built:
             self.build((None, *x.shape[1:]))
+            if backend.is_gpu_array(x):         # built by a GPU input: its weights start there too
+                self.params = {k: backend.get_array_module(x).asarray(v) for k, v in self.params.items()}
         return x.astype(self.dtype, copy=False) if self.params else x
 
     def backward(self, dy, input_grad=True):
