@@ -94,7 +94,7 @@ class TrainingMixin:
             raise ValueError(f"model {self.name!r}: compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
-        self.metric_fns = dict(metric_registry.get(m, self.loss.name) for m in (metrics or []))
+        self.metric_fns = dict(metric_registry.get(m, self.loss.name) for m in metric_registry.names(metrics))
         self.compiled = True
 
     # -- checks ------------------------------------------------------------------

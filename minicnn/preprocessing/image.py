@@ -180,3 +180,6 @@ class ArrayFlow:
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         xb = self.generator.augment(self.x[idx], self.rng)
         return (xb, None) if self.y is None else (xb, self.y[idx])
+
+
+from ..utils import array_to_img, img_to_array, load_img, save_img  # noqa: E402,F401  (keras.preprocessing.image)
