@@ -99,9 +99,13 @@ def _layer_from_config(entry, path):
 
 
 def load_model(path, compile=True):
-    """Rebuild a model saved with ``model.save`` (architecture, weights, optimizer state)."""
+    """Rebuild a saved model (architecture, weights, optimizer state): a Keras 3 ``.keras``
+    archive, a legacy Keras 2 ``.h5`` model, or minicnn's own ``.mnc`` file."""
     from .model import Sequential
     path = os.fspath(path)
+    if path.endswith((".keras", ".h5")):                  # Keras's formats (keras_format)
+        from .keras_format import load_keras, load_legacy_h5
+        return (load_keras if path.endswith(".keras") else load_legacy_h5)(path, compile=compile)
     try:
         with zipfile.ZipFile(path) as z:
             config = json.loads(z.read("config.json"))

@@ -265,8 +265,3 @@ class TrainingMixin:
             bar.update(step + 1)
         bar.finish()
         return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
-
-    # -- persistence (see saving.py) ---------------------------------------------------
-    def save(self, path):
-        from .saving import save_model
-        save_model(self, path)
