@@ -22,6 +22,7 @@ import numpy as np
 from . import backend, losses, optimizers
 from . import metrics as metric_registry
 from .callbacks import Callback, History
+from .data_adapters import is_batch_source, make_batches, split_batch, standardize_x
 from .progbar import Progbar
 from .seeding import global_generator
 
@@ -63,7 +64,8 @@ class SequenceBatches:
         batch = self.data[i % len(self.data)]
         if i % len(self.data) == len(self.data) - 1 and hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
-        return self.move(batch[0]), self.move(batch[1])
+        x, y = split_batch(batch)
+        return self.move(x), self.move(y)
 
 
 def is_sequence(x) -> bool:
@@ -159,29 +161,37 @@ class TrainingMixin:
     def train_on_batch(self, x, y):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
+        x = standardize_x(self, x)
         self._check_xy(x, y, "train_on_batch")
         value, logs = self.train_step(self.to_device(x), self.to_device(y))
         return [value, *logs.values()] if self.metric_fns else value
 
     # -- fit ---------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
-            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None):
-        """Train for ``epochs`` epochs; returns a ``History``."""
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None,
+            validation_steps=None):
+        """Train for ``epochs`` epochs; returns a ``History``.  ``x`` and ``validation_data``
+        may be arrays, Sequences or generators (``data_adapters``)."""
         self._require_compiled()
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"fit: batch_size must be a positive int, received {batch_size!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit: validation_split must be in [0, 1), received {validation_split!r}")
-        if is_sequence(x):
-            batches = SequenceBatches(x, steps_per_epoch, self.to_device)
+        if is_batch_source(x):
+            batches = make_batches(x, steps_per_epoch, self.to_device)
         else:
+            x = standardize_x(self, x)
             self._check_xy(x, y)
             if validation_split:
                 split = int(math.floor(len(x) * (1.0 - validation_split)))
                 x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
-        if validation_data is not None:
+        if is_batch_source(validation_data):
+            validation_data = make_batches(validation_data, validation_steps, self.to_device)
+        elif validation_data is not None:
+            validation_data = (standardize_x(self, validation_data[0]), validation_data[1])
             self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+            validation_data = ArrayBatches(*validation_data, batch_size, False, self.to_device)
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -226,16 +236,17 @@ class TrainingMixin:
                 cb.on_train_batch_end(step, {**metric_logs, "loss": value})
         logs = means.result()
         if validation_data is not None and not self.stop_training:
-            val = self._evaluate_arrays(validation_data[0], validation_data[1], batch_size)
+            val = self._evaluate_batches(validation_data)
             logs.update({f"val_{k}": v for k, v in val.items()})
         bar.finish(logs)
         return logs
 
     # -- evaluate / predict ---------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, bar=None):
+    def _evaluate_batches(self, batches, bar=None):
         means = RunningMeans()
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = self.to_device(x[start:start + batch_size]), self.to_device(y[start:start + batch_size])
+        batches.on_epoch_begin()
+        for step in range(len(batches)):
+            xb, yb = batches[step]
             y_pred = self.forward(xb, training=False)
             value, _ = self._loss_and_seed(y_pred, yb)
             means.add({**self._metric_values(y_pred, yb), "loss": value}, len(xb))
@@ -244,24 +255,36 @@ class TrainingMixin:
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
-        """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
+    def evaluate(self, x, y=None, batch_size=32, verbose=1, return_dict=False, steps=None):
+        """Mean loss (and metrics) over ``x`` (arrays, a Sequence or a generator):
+        ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
-        self._check_xy(x, y, "evaluate")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
-        result = self._evaluate_arrays(x, y, batch_size, bar)
+        if is_batch_source(x):
+            batches = make_batches(x, steps, self.to_device)
+        else:
+            x = standardize_x(self, x)
+            self._check_xy(x, y, "evaluate")
+            batches = ArrayBatches(x, y, batch_size, False, self.to_device)
+        bar = Progbar(len(batches), verbose)
+        result = self._evaluate_batches(batches, bar)
         bar.finish(result)
         if return_dict:
             return result
         return [result["loss"], *(result[k] for k in self.metric_fns)] if self.metric_fns else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs for ``x``, computed ``batch_size`` samples at a time."""
-        self._check_xy(x, None, "predict")
-        bar = Progbar(math.ceil(len(x) / batch_size), verbose)
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
+        """The model's outputs for ``x`` (arrays, a Sequence or a generator), computed
+        ``batch_size`` samples at a time."""
+        if is_batch_source(x):
+            batches = make_batches(x, steps, self.to_device)
+        else:
+            x = standardize_x(self, x)
+            self._check_xy(x, None, "predict")
+            batches = ArrayBatches(x, None, batch_size, False, self.to_device)
+        bar = Progbar(len(batches), verbose)
         parts = []
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            parts.append(backend.to_numpy(self.forward(self.to_device(x[start:start + batch_size]))).copy())
+        for step in range(len(batches)):
+            parts.append(backend.to_numpy(self.forward(standardize_x(self, batches[step][0]))).copy())
             bar.update(step + 1)
         bar.finish()
         return np.concatenate(parts, axis=0)        # on the host, as Keras returns it

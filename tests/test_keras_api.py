@@ -136,3 +136,66 @@ def test_vgg_defaults_are_keras():
                                rtol=1e-6)
     with pytest.raises(ValueError, match="SeparableConv2D"):
         mc.applications.xception.Xception(weights=None)
+
+
+def _small_model():
+    model = mc.Sequential([mc.layers.Input((6, 6, 1)), mc.layers.Conv2D(2, 3, activation="relu"),
+                           mc.layers.Flatten(), mc.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _data(n=12):
+    rng = np.random.default_rng(3)
+    return rng.random((n, 6, 6, 1)).astype("float32"), np.eye(2, dtype="float32")[rng.integers(0, 2, n)]
+
+
+def test_fit_takes_generators_and_sequences_for_x_and_validation_data():
+    x, y = _data()
+    flow = mc.preprocessing.image.ImageDataGenerator().flow(x, y, batch_size=4, shuffle=False)
+
+    def endless():
+        while True:
+            for i in range(0, 12, 4):
+                yield x[i:i + 4], y[i:i + 4]
+
+    model = _small_model()
+    history = model.fit(endless(), steps_per_epoch=3, epochs=2, validation_data=flow, validation_steps=2, verbose=0)
+    assert len(history.history["val_loss"]) == 2
+    history = model.fit(flow, epochs=1, validation_data=endless(), validation_steps=3, verbose=0)
+    expected = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert history.history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-6)
+    assert model.evaluate(endless(), steps=3, verbose=0)[0] == pytest.approx(expected["loss"], rel=1e-6)
+
+
+def test_flow_without_y_yields_x_and_loops_forever():
+    x, _ = _data(5)
+    flow = mc.preprocessing.image.ImageDataGenerator(rescale=2.0).flow(x, batch_size=2, shuffle=False)
+    batches = [next(flow) for _ in range(7)]                  # 3 batches per pass; passes repeat
+    assert all(isinstance(b, np.ndarray) for b in batches)
+    assert [len(b) for b in batches] == [2, 2, 1, 2, 2, 1, 2]
+    np.testing.assert_allclose(batches[3], 2 * x[:2])
+    assert _small_model().predict(flow).shape == (5, 2)
+
+
+def test_predict_casts_integer_images_and_takes_a_missing_or_extra_trailing_axis():
+    model = _small_model()
+    x = np.random.default_rng(0).integers(0, 256, (3, 6, 6, 1)).astype("uint8")
+    expected = model.predict(x.astype("float32"))
+    np.testing.assert_allclose(model.predict(x), expected)
+    np.testing.assert_allclose(model.predict(x[..., 0]), expected)
+    dense = mc.Sequential([mc.layers.Input((4,)), mc.layers.Dense(1)])
+    z = np.ones((2, 4, 1), "float32")
+    np.testing.assert_allclose(dense.predict(z), dense.predict(z[..., 0]))
+
+
+def test_callbacks_take_keras_arguments(tmp_path, capsys):
+    x, y = _data()
+    model = _small_model()
+    stop = mc.callbacks.EarlyStopping(monitor="loss", patience=0, verbose=1, baseline=-1.0)
+    save = mc.callbacks.ModelCheckpoint(str(tmp_path / "b{epoch}.weights.h5"), save_weights_only=True, save_freq=2)
+    model.fit(x, y, batch_size=4, epochs=3, callbacks=[stop, save], verbose=0)
+    assert stop.stopped_epoch == 0 and "early stopping" in capsys.readouterr().out   # nothing beats the baseline
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b1.weights.h5"]          # batch 2 of epoch 1
+    with pytest.raises(ValueError, match="save_freq"):
+        mc.callbacks.ModelCheckpoint("m.keras", save_freq=0)
