@@ -282,9 +282,11 @@ class TrainingMixin:
             self._check_xy(x, None, "predict")
             batches = ArrayBatches(x, None, batch_size, False, self.to_device)
         bar = Progbar(len(batches), verbose)
-        parts = []
+        parts = []                                  # per batch: [one array per model output]
         for step in range(len(batches)):
-            parts.append(backend.to_numpy(self.forward(standardize_x(self, batches[step][0]))).copy())
+            outputs = self.forward(standardize_x(self, batches[step][0]))
+            parts.append([backend.to_numpy(a).copy() for a in (outputs if isinstance(outputs, list) else [outputs])])
             bar.update(step + 1)
         bar.finish()
-        return np.concatenate(parts, axis=0)        # on the host, as Keras returns it
+        result = [np.concatenate(column, axis=0) for column in zip(*parts)]     # on the host, as Keras
+        return result[0] if len(result) == 1 else result
