@@ -255,16 +255,19 @@ class TrainingMixin:
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
+    def _inference_batches(self, x, y, batch_size, steps, what):
+        """Batches in order, from arrays (checked) or a Sequence / generator."""
+        if is_batch_source(x):
+            return make_batches(x, steps, self.to_device)
+        x = standardize_x(self, x)
+        self._check_xy(x, y, what)
+        return ArrayBatches(x, y, batch_size, False, self.to_device)
+
     def evaluate(self, x, y=None, batch_size=32, verbose=1, return_dict=False, steps=None):
         """Mean loss (and metrics) over ``x`` (arrays, a Sequence or a generator):
         ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
-        if is_batch_source(x):
-            batches = make_batches(x, steps, self.to_device)
-        else:
-            x = standardize_x(self, x)
-            self._check_xy(x, y, "evaluate")
-            batches = ArrayBatches(x, y, batch_size, False, self.to_device)
+        batches = self._inference_batches(x, y, batch_size, steps, "evaluate")
         bar = Progbar(len(batches), verbose)
         result = self._evaluate_batches(batches, bar)
         bar.finish(result)
@@ -275,12 +278,7 @@ class TrainingMixin:
     def predict(self, x, batch_size=32, verbose=0, steps=None):
         """The model's outputs for ``x`` (arrays, a Sequence or a generator), computed
         ``batch_size`` samples at a time."""
-        if is_batch_source(x):
-            batches = make_batches(x, steps, self.to_device)
-        else:
-            x = standardize_x(self, x)
-            self._check_xy(x, None, "predict")
-            batches = ArrayBatches(x, None, batch_size, False, self.to_device)
+        batches = self._inference_batches(x, None, batch_size, steps, "predict")
         bar = Progbar(len(batches), verbose)
         parts = []                                  # per batch: [one array per model output]
         for step in range(len(batches)):

@@ -1,17 +1,11 @@
-"""``keras.applications.vgg19``: ``VGG19``, ``preprocess_input`` (caffe mode), ``decode_predictions``."""
-from .imagenet_utils import decode_predictions
-from .imagenet_utils import preprocess_input as _preprocess
+"""``keras.applications.vgg19``: ``VGG19`` (Keras's arguments and defaults, see ``vgg.py``),
+``preprocess_input`` (caffe mode) and ``decode_predictions``."""
+from functools import partial
+
+from .imagenet_utils import decode_predictions, preprocess_input as _preprocess
 from .vgg import vgg
 
-
-def VGG19(include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None, classes=1000,
-          classifier_activation="softmax", name="vgg19"):
-    """Keras's VGG19 (see ``vgg.py``); the defaults are Keras's."""
-    return vgg("vgg19", include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name)
-
-
-def preprocess_input(x, data_format=None):
-    return _preprocess(x, data_format, mode="caffe")
-
+VGG19 = partial(vgg, "vgg19")
+preprocess_input = partial(_preprocess, mode="caffe")
 
 __all__ = ["VGG19", "preprocess_input", "decode_predictions"]
