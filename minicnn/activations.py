@@ -316,6 +316,24 @@ _BY_NAME = {"linear": Linear, "relu": ReLU, "sigmoid": Sigmoid, "softmax": Softm
             "swish": SiLU, "leaky_relu": LeakyReLU, "hard_sigmoid": HardSigmoid, "exponential": Exponential}
 
 
+# Keras's function forms (``keras.activations.relu(x)``); also accepted as ``activation=``.
+def linear(x):
+    return x
+
+
+def relu(x):
+    return get_array_module(x).maximum(x, 0)
+
+
+def sigmoid(x):
+    return stable_sigmoid(x)
+
+
+def softmax(x, axis=-1):
+    xp = get_array_module(x)
+    return xp.moveaxis(stable_softmax(xp.moveaxis(x, axis, -1)), -1, axis)
+
+
 def get(name, who: str = "layer"):
     """A fresh activation object for ``name`` ('relu', 'tanh', ..., 'linear'/None), or ``name``
     itself when it is one already (a layer built around a parameterized activation)."""
@@ -323,6 +341,8 @@ def get(name, who: str = "layer"):
         return Linear()
     if isinstance(name, ActivationFunction):
         return name
+    if callable(name) and getattr(name, "__module__", None) == __name__ and name.__name__ in _BY_NAME:
+        name = name.__name__                         # activation=mc.activations.relu
     if isinstance(name, str) and name.lower() in _BY_NAME:
         return _BY_NAME[name.lower()]()
     raise ValueError(f"{who}: unknown activation {name!r}; expected one of "

@@ -318,10 +318,39 @@ _BY_NAME = {cls.name: cls for cls in (CategoricalCrossentropy, SparseCategorical
 _BY_NAME.update(mse=MeanSquaredError, mae=MeanAbsoluteError, kld=KLDivergence)
 
 
+def _per_sample(cls, y_true, y_pred, from_logits):
+    """Keras's function form: the loss of each sample (shape ``(n,)``), each row computed
+    by the class's own definition (the class's mean over the batch is their mean)."""
+    loss = cls(from_logits=from_logits)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return np.array([loss.forward(y_pred[i:i + 1], y_true[i:i + 1]) for i in range(len(y_pred))],
+                    dtype=y_pred.dtype if y_pred.dtype.kind == "f" else backend.floatx())
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(CategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(SparseCategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(BinaryCrossentropy, y_true, y_pred, from_logits)
+
+
 def get(loss):
-    """A loss object from an instance or a Keras name ('categorical_crossentropy', ...)."""
+    """A loss object from an instance, a Keras name ('categorical_crossentropy', ...), a
+    Keras class name ('CategoricalCrossentropy') or a function form."""
     if isinstance(loss, Loss):
         return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if callable(loss) and getattr(loss, "__module__", None) == __name__:
+        loss = loss.__name__
+    by_class = {cls.__name__: cls for cls in _BY_NAME.values()}
+    if isinstance(loss, str) and loss in by_class:
+        return by_class[loss]()
     if isinstance(loss, str) and loss in _BY_NAME:
         return _BY_NAME[loss]()
     raise ValueError(f"unknown loss {loss!r}; expected a minicnn.losses.Loss or one of {sorted(_BY_NAME)}")

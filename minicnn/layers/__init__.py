@@ -11,7 +11,17 @@ from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Cropping2D, Permute, Reshape, UpSampling2D, ZeroPadding2D
 
-__all__ = ["Layer", "Input", "InputLayer", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense",
+# Keras's aliases
+Convolution2D = Conv2D
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+SeparableConvolution2D = SeparableConv2D
+Convolution2DTranspose = Conv2DTranspose
+
+__all__ = ["Convolution2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
+           "SeparableConvolution2D", "Convolution2DTranspose", "Layer", "Input", "InputLayer", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense",
            "Flatten", "Dropout", "Activation", "ReLU", "BatchNormalization",
            "AveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape",
            "Permute", "LeakyReLU", "ELU", "PReLU", "Softmax", "Conv2DTranspose",

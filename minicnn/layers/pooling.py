@@ -45,6 +45,8 @@ class MaxPooling2D(Layer):
 
     def output_shape_of(self, input_shape):
         n, h, w, c = input_shape
+        if h is None or w is None:                   # sizes known only when data arrives
+            return (n, None, None, c)
         oh, ow, _ = window_geometry(h, w, self.pool_size, self.strides, self.padding, self._who())
         return (n, oh, ow, c)
 
