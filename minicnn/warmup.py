@@ -61,7 +61,7 @@ def warm_up(models=tuple(SEED_BATCHES), verbose=True) -> float:
             classes = model.output_shape[-1]
             loss = "sparse_categorical_crossentropy" if classes > 1 else "binary_crossentropy"
             for optimizer in (optimizers.Adam(), optimizers.RMSprop()):
-                model.compile(optimizer, loss, ["accuracy"])
+                model.compile(optimizer, loss, metrics=["accuracy"])
                 x = rng.uniform(0, 1, (SEED_BATCHES[name], *model.input_shape[1:])).astype(np.float32)
                 y = rng.integers(0, 2, (len(x), 1)).astype(np.float32) if classes == 1 else \
                     rng.integers(0, classes, len(x))

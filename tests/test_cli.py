@@ -76,7 +76,7 @@ def test_the_reports_confusion_matrix_agrees_with_evaluate_and_grad_cam_names_bo
     mc.set_seed(0)
     model = mc.Sequential([mc.layers.Input((8, 8, 1)), mc.layers.Conv2D(3, 3, activation="relu"),
                            mc.layers.Flatten(), mc.layers.Dense(3, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(1)
     x, y = rng.uniform(0, 1, (60, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, 60)
     model.fit(x, y, epochs=3, verbose=0)

@@ -12,7 +12,7 @@ FIRST_STEP = """
 import numpy as np
 from minicnn import architectures
 model = architectures.face_fcnn()
-model.compile("adam", "binary_crossentropy", ["accuracy"])
+model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
 model.fit(np.random.default_rng(0).uniform(0, 1, (5, 64, 64, 1)).astype(np.float32), np.ones((5, 1), np.float32),
           batch_size=5, epochs=1, verbose=0)
 """
