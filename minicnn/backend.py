@@ -4,9 +4,11 @@ Two independent choices live here:
 
 * the **array module** (``numpy`` or ``cupy``) follows the data: every op calls
   ``get_array_module(x)`` and writes its GEMMs and elementwise math once;
-* the **CPU kernels** for the copy-heavy ops (im2col, col2im, max-pool) are either
-  the readable NumPy versions or the Numba versions.  ``set_kernels('numpy')`` /
-  ``set_kernels('numba')`` switches them (tests and benchmarks use both).
+* the **CPU kernels**: ``'reference'`` (the plain ops, unfused), ``'numpy'`` (vectorized
+  NumPy, fused groups) or ``'numba'`` (the fast kernels), chosen by ``set_kernels``.  The
+  default, ``'auto'``, is ``'numba'`` once the Numba kernels are in the disk cache, and
+  ``'numpy'`` until then while a background process compiles them (``warmup.py``): a first
+  ``fit`` does not wait minutes for the compiler.
 
 Nothing is imported eagerly: CuPy is optional, and "importable" and "a GPU is
 usable" are separate checks (``gpu_status``).  This module imports nothing else
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -25,19 +29,41 @@ def check_choice(value, choices, what):
     return value
 
 
-_KERNEL_CHOICES = ("reference", "numpy", "numba")
-_kernels = check_choice(os.environ.get("MINICNN_KERNELS", "numba"), _KERNEL_CHOICES, "MINICNN_KERNELS")
+_KERNEL_CHOICES = ("auto", "reference", "numpy", "numba")
+_kernels = check_choice(os.environ.get("MINICNN_KERNELS", "auto"), _KERNEL_CHOICES, "MINICNN_KERNELS")
+_auto = {"family": None, "checked": -1e9}
+AUTO_RECHECK_SECONDS = 2.0
 
 
 def get_kernels() -> str:
-    """The CPU kernel family in use: 'reference', 'numpy' or 'numba'."""
-    return _kernels
+    """The CPU kernel family in use: 'reference', 'numpy' or 'numba' ('auto' resolved)."""
+    return _kernels if _kernels != "auto" else _auto_family()
+
+
+def _auto_family() -> str:
+    """'numba' once the Numba kernels are compiled into the cache (for good: a cache does not
+    go cold within a run); until then 'numpy', with a background compile started once and a
+    check for its end at most every ``AUTO_RECHECK_SECONDS``."""
+    if _auto["family"] == "numba":
+        return "numba"
+    now = time.monotonic()
+    if now - _auto["checked"] >= AUTO_RECHECK_SECONDS:
+        from . import warmup
+        first = _auto["family"] is None
+        _auto["checked"] = now
+        _auto["family"] = "numba" if warmup.is_warm() else "numpy"
+        if _auto["family"] == "numpy" and first:
+            warmup.start_in_background()
+            print("minicnn: the Numba CPU kernels are not compiled yet (first run only); running on the NumPy "
+                  "kernels while a background process compiles them (`minicnn warmup` does it in the "
+                  "foreground, set_kernels('numba') compiles as it goes)", file=sys.stderr)
+    return _auto["family"]
 
 
 def set_kernels(name: str) -> None:
     """Select the CPU kernels: 'reference' (the plain ops, unfused, no buffer reuse: the
-    path that reads like docs/backprop.md), 'numpy' (vectorized NumPy, fused groups) or
-    'numba' (the fast kernels)."""
+    path that reads like docs/backprop.md), 'numpy' (vectorized NumPy, fused groups),
+    'numba' (the fast kernels, compiled on first use) or 'auto' (see the module docstring)."""
     global _kernels
     _kernels = check_choice(name, _KERNEL_CHOICES, "set_kernels")
 
@@ -45,7 +71,7 @@ def set_kernels(name: str) -> None:
 @contextlib.contextmanager
 def use_kernels(name: str):
     """Context manager form of :func:`set_kernels`."""
-    previous = get_kernels()
+    previous = _kernels
     set_kernels(name)
     try:
         yield

@@ -6,8 +6,9 @@
    20 faces, 20 epochs at batch 5 with Adam(0.003), over five seeds.
 
 Everything runs offline from data shipped in the package.  On a first run the Numba
-kernels are not compiled yet (minutes, once): the demo then runs on the NumPy kernels while
-a background process compiles the Numba ones for later runs (``minicnn.warmup``).
+kernels are not compiled yet (minutes, once): the default kernel choice ('auto',
+``backend.py``) then runs the demo on the NumPy kernels while a background process compiles
+the Numba ones for later runs (``minicnn.warmup``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, optimizers, seeding, warmup
+from . import architectures, backend, optimizers, seeding
 from .datasets import embedded
 from .viz import plots
 from .viz.report import png_tag, report as write_report
@@ -40,19 +41,10 @@ def olivetti_comparison(seeds=(0, 1, 2, 3, 4), epochs=20, verbose=0):
     return results, models, x
 
 
-DEMO_MODELS = ("face_fcnn", "face_cnn", "mnist_deconstructed")
-
-
 def run(out_dir="minicnn-demo", epochs=6, quick=False):
-    kernels = backend.get_kernels()
-    if kernels == "numba" and not warmup.is_warm(DEMO_MODELS):
-        warmup.start_in_background()
-        print("The Numba CPU kernels are not compiled yet (first run only): this run uses the NumPy kernels while a "
-              "background process compiles the Numba ones for the next runs (`minicnn warmup` does it in the "
-              "foreground).")
-        kernels = "numpy"
-    with backend.use_kernels(kernels):
-        return _run(out_dir, epochs, quick)
+    """The demo, on the kernels ``set_kernels`` chose: by default ('auto') the NumPy kernels
+    while the Numba ones are not compiled yet, which a background process then does."""
+    return _run(out_dir, epochs, quick)
 
 
 def _run(out_dir, epochs, quick):

@@ -14,6 +14,11 @@ settings.register_profile("ci", max_examples=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The suite runs on the Numba kernels unless a test picks others ('auto', the default, would
+# run NumPy while a background process compiles; subprocesses inherit the choice).
+os.environ.setdefault("MINICNN_KERNELS", "numba")
+backend.set_kernels(os.environ["MINICNN_KERNELS"])
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _default_data = REPO.parent / "shared" / "datasets"
 if "MINICNN_DATA" not in os.environ and _default_data.is_dir():

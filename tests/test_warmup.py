@@ -1,11 +1,11 @@
 """minicnn warmup compiles a seed model's kernels into the cache, so the next process
-compiles nothing; a first demo runs on the NumPy kernels while the warm-up runs behind it."""
+compiles nothing; by default a first run uses the NumPy kernels while the warm-up runs behind it."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from minicnn import backend, demo, warmup
+from minicnn import backend, warmup
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_STEP = """
@@ -30,17 +30,24 @@ def test_after_a_warm_up_the_next_process_compiles_nothing(tmp_path):
     stderr = run("from minicnn import warmup\nassert not warmup.is_warm(['face_fcnn'])\nwarmup.main(['face_fcnn'])\n"
                  "assert warmup.is_warm(['face_fcnn']) and not warmup.is_warm(['face_cnn'])", tmp_path)
     assert "compiling CPU kernels (first run only" in stderr and " float32 … " in stderr
-    assert "compiling" not in run(FIRST_STEP, tmp_path)
+    assert "compiling" not in run("import minicnn; minicnn.set_kernels('numba')\n" + FIRST_STEP, tmp_path)
 
 
-def test_a_first_demo_runs_on_numpy_while_the_warm_up_starts_behind_it(monkeypatch):
-    started, used = [], []
-    monkeypatch.setattr(warmup, "is_warm", lambda models: False)
+def test_auto_runs_numpy_while_the_warm_up_compiles_then_numba(monkeypatch):
+    """The default kernel choice: NumPy and a background compile while the cache is cold,
+    Numba once the warm-up is done; an explicit choice is never swapped."""
+    started = []
+    monkeypatch.setattr(warmup, "is_warm", lambda models=None: False)
     monkeypatch.setattr(warmup, "start_in_background", lambda: started.append(True))
-    monkeypatch.setattr(demo, "_run", lambda *args: used.append(backend.get_kernels()))
+    monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
+    with backend.use_kernels("auto"):
+        assert backend.get_kernels() == "numpy" and backend.get_kernels() == "numpy" and started == [True]
+        monkeypatch.setattr(warmup, "is_warm", lambda models=None: True)
+        assert backend.get_kernels() == "numpy"              # rechecked at most every AUTO_RECHECK_SECONDS
+        monkeypatch.setattr(backend, "AUTO_RECHECK_SECONDS", 0.0)
+        assert backend.get_kernels() == "numba" and started == [True]
+        monkeypatch.setattr(warmup, "is_warm", lambda models=None: False)
+        assert backend.get_kernels() == "numba"              # a cache does not go cold within a run
+    monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
     with backend.use_kernels("numba"):
-        demo.run("unused")
-        assert started == [True] and used == ["numpy"] and backend.get_kernels() == "numba"
-        monkeypatch.setattr(warmup, "is_warm", lambda models: True)
-        demo.run("unused")
-        assert started == [True] and used == ["numpy", "numba"]
+        assert backend.get_kernels() == "numba" and started == [True]
