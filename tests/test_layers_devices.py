@@ -59,3 +59,16 @@ def test_new_layers_agree_on_every_kernel_family(kernels, float64, name):
     assert grads.keys() == grads_ref.keys()
     for key in grads:
         np.testing.assert_allclose(grads[key], grads_ref[key], rtol=1e-10, atol=1e-11, err_msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_new_layers_keep_float32(name):
+    make, shape, training = CASES[name]
+    rng = np.random.default_rng(0)
+    layer = make()
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = layer.forward(x, training=training)
+    dx = layer.backward(rng.standard_normal(y.shape).astype(np.float32))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in [*layer.params.values(), *layer.grads.values()]), \
+        {k: v.dtype for k, v in [*layer.params.items(), *layer.grads.items()]}

@@ -8,6 +8,8 @@ copied (``kernels/conv_variants.py`` states the correspondence)::
     y = convᵀ(x) + b        ∂L/∂x = conv(∂L/∂z)        ∂L/∂W = (conv's kernel gradient, roles swapped)
     ∂L/∂b = Σ_{b,p,q} ∂L/∂z
 
+(with ``dilation_rate``, on the dilated kernel, as Conv2D's).
+
 **DepthwiseConv2D** (kernel ``(kh, kw, c, m)``, ``m`` the depth multiplier; output channel
 ``ch·m + k``, as Keras), see ``kernels/depthwise.py``::
 
@@ -25,9 +27,8 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels import epilogue
-from ..kernels.conv_variants import (conv2d_transpose_backward, conv2d_transpose_forward,
-                                     checked_dilation, conv2d_transpose_geometry, dilated_kernel,
-                                     dilated_size)
+from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward, conv2d_transpose_forward,
+                                     conv2d_transpose_geometry, dilated_kernel, dilated_size)
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from .base import Layer

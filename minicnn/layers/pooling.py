@@ -116,7 +116,7 @@ class GlobalMaxPooling2D(Layer):
     def call(self, x, training):
         y = x.max(axis=(1, 2), keepdims=True)
         at_max = x == y
-        self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True))
+        self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True).astype(x.dtype))
         return y if self.keepdims else y[:, 0, 0, :]
 
     def call_backward(self, dz, input_grad=True):
