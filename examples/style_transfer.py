@@ -42,7 +42,7 @@ def main(quick=False, out=None, vgg16=None):
         content_layer, style_layers = second, [first, second]
     else:
         from minicnn.applications import VGG16
-        model = VGG16(weights=vgg16, input_shape=(128, 128, 3))
+        model = VGG16(include_top=False, weights=vgg16, input_shape=(128, 128, 3))
         rgb = np.repeat(photo_grayscale((128, 128))[None, :, :, None], 3, axis=-1) * 255 - 120
         content, style_image = rgb, np.roll(rgb, 40, axis=2)[:, :, ::-1]
         content_layer, style_layers = "block5_conv2", ["block1_conv1", "block2_conv1", "block3_conv1"]

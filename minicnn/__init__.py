@@ -23,6 +23,7 @@ from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: 
 from .layers import Input  # noqa: E402
 from .model import Model, Sequential  # noqa: E402
 from . import models  # noqa: E402
+from . import applications, datasets, ops, preprocessing, utils  # noqa: E402
 from .saving import load_keras_weights, load_model  # noqa: E402
 from .seeding import set_seed  # noqa: E402
 
@@ -39,7 +40,8 @@ def __getattr__(name):
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Sequential", "Input", "models", "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
+__all__ = ["Model", "Sequential", "Input", "models", "applications", "datasets", "ops", "preprocessing", "utils",
+           "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
            "initializers", "backend", "set_seed", "set_floatx", "set_kernels", "get_kernels",
            "use_kernels", "load_model", "load_keras_weights", "viz", "study", "gradcheck",
            "compare_with_keras", "trace"]

@@ -139,3 +139,12 @@ def set_floatx(name: str) -> None:
     """Set the default parameter dtype: 'float32' or 'float64' (gradient checks)."""
     global _floatx
     _floatx = check_choice(name, _FLOAT_TYPES, "set_floatx")
+
+
+def function(inputs, outputs):
+    """Keras 2's ``backend.function([inputs], [outputs])``: a callable from a list of input
+    arrays to the list of output arrays (a ``Model`` between those tensors, in inference)."""
+    from .model import Model
+    model = Model(list(inputs), list(outputs))
+    return lambda arrays: [model.predict(arrays[0] if len(arrays) == 1 else list(arrays), verbose=0)] \
+        if len(model.outputs) == 1 else model.predict(arrays[0] if len(arrays) == 1 else list(arrays), verbose=0)

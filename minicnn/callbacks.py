@@ -57,18 +57,22 @@ def _monitored(logs, monitor, who):
 
 
 class EarlyStopping(Callback):
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
-                 restore_best_weights=False):
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
         self.monitor = monitor
         self.min_delta = abs(arguments.real(min_delta, "EarlyStopping", "min_delta"))
         self.patience = arguments.count(patience, "EarlyStopping", "patience")
+        self.verbose, self.baseline = verbose, baseline
+        self.start_from_epoch = arguments.count(start_from_epoch, "EarlyStopping", "start_from_epoch")
         self.better = _improvement(mode, monitor)
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, logs=None):
-        self.wait, self.best, self.best_weights, self.stopped_epoch = 0, None, None, None
+        self.wait, self.best, self.best_weights, self.stopped_epoch = 0, self.baseline, None, None
 
     def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if self.best is None or self.better(value, self.best, self.min_delta):
             self.best, self.wait = value, 0
@@ -79,6 +83,8 @@ class EarlyStopping(Callback):
         if self.wait > self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping")
             if self.restore_best_weights and self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
@@ -87,20 +93,37 @@ class ModelCheckpoint(Callback):
     """Saves the model (``model.save``) to ``filepath`` (may hold ``{epoch:02d}`` and
     log keys) after each epoch, or only when ``monitor`` improved."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch"):
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive number of batches, "
+                             f"received {save_freq!r}")
         self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
         self.better = _improvement(mode, monitor)
-        self.verbose = verbose
-        self.best = None
+        self.verbose, self.save_weights_only, self.save_freq = verbose, save_weights_only, save_freq
+        self.best, self.batches_seen, self.epoch = None, 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        """With ``save_freq=N``: save every N batches (Keras's counting, across epochs)."""
+        self.batches_seen += 1
+        if self.save_freq != "epoch" and self.batches_seen % self.save_freq == 0:
+            self._save(self.epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, logs)
+
+    def _save(self, epoch, logs):
         path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
             if self.best is not None and not self.better(value, self.best, 0.0):
                 return
             self.best = value
-        self.model.save(path)
+        (self.model.save_weights if self.save_weights_only else self.model.save)(path)
         if self.verbose:
             print(f"Epoch {epoch + 1}: saved model to {path}")
 

@@ -1,4 +1,4 @@
-"""The ``minicnn`` command: demo, examples, bench, report, gradcheck."""
+"""The ``minicnn`` command: demo, examples, bench, report, gradcheck, warmup."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ EXAMPLES = {
     "cats_vs_dogs": "image-folder CNN with ImageDataGenerator augmentation",
     "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
     "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
+    "xception_blocks": "separable vs plain convolutions: parameters, multiply-adds, depthwise + pointwise",
 }
 
 
@@ -34,15 +35,34 @@ def build_parser():
     run.add_argument("--out", default=None, help="output folder")
     run.add_argument("--data", default=None, help="cats_vs_dogs: folder with train/ and validation/ class folders")
     run.add_argument("--vgg16", default=None, help="style_transfer: a Keras VGG16 notop weights file")
-    bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)")
-    bench.add_argument("--quick", action="store_true")
-    bench.add_argument("--out", default="benchmarks/results")
-    report = sub.add_parser("report", help="write the HTML report of a saved model on the embedded digits")
-    report.add_argument("model", help="a model saved with model.save")
-    report.add_argument("--out", default="report.html")
-    grad = sub.add_parser("gradcheck", help="finite-difference check of every layer of a seed model")
-    grad.add_argument("--model", default="mnist_convnet", help="a seed architecture name")
+    bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)",
+                           description="Training and inference speed of the seed models: minicnn's NumPy and "
+                                       "Numba kernels beside PyTorch and TensorFlow where installed, plus the "
+                                       "per-layer table and the Numba compile times.")
+    bench.add_argument("--quick", action="store_true",
+                       help="4 of the cases, 3 steps × 2 rounds each; results go to OUT/quick, never over a full run")
+    bench.add_argument("--out", default="benchmarks/results",
+                       help="folder for benchmark.json and benchmark.md (default: benchmarks/results)")
+    report = sub.add_parser("report", help="write the HTML report of a saved model on the embedded digits",
+                            description="Training-free report of a model saved with model.save, on the 500 "
+                                        "embedded MNIST digits that minicnn demo holds out (the model must take "
+                                        "28×28×1 inputs).")
+    report.add_argument("model", help="a model file written by model.save (e.g. minicnn-demo/mnist_cnn.mnc)")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    from .architectures import SEED_MODELS
+    grad = sub.add_parser("gradcheck", help="finite-difference check of every layer of a seed model",
+                          description="Central differences in float64 against every layer's backward pass, on a "
+                                      "small input; exit status 1 when a gradient is wrong.")
+    grad.add_argument("--model", default="mnist_convnet", choices=sorted(SEED_MODELS), metavar="NAME",
+                      help=f"the seed architecture: {', '.join(sorted(SEED_MODELS))} (default: mnist_convnet)")
     grad.add_argument("--bisect", action="store_true", help="name the first layer whose backward is wrong")
+    from .warmup import SEED_BATCHES
+    warm = sub.add_parser("warmup", help="compile the Numba CPU kernels now (they are cached for later runs)",
+                          description="Compile and cache the float32 Numba kernels that the seed models train and "
+                                      "predict with (minutes on a small machine, once; a first minicnn demo does "
+                                      "this in the background).")
+    warm.add_argument("models", nargs="*", metavar="MODEL",
+                      help=f"seed models to compile for (default: all): {', '.join(SEED_BATCHES)}")
     return parser
 
 
@@ -88,6 +108,9 @@ def run_command(args):
     elif args.command == "report":
         from .study.commands import report_command
         report_command(args.model, args.out)
+    elif args.command == "warmup":
+        from .warmup import main as warmup_main
+        warmup_main(args.models)
     elif args.command == "gradcheck":
         from .study.commands import gradcheck_command
         sys.exit(gradcheck_command(args.model, args.bisect))

@@ -5,7 +5,9 @@
 2. The Olivetti comparison: FCNN (16,393 params) vs CNN (3,405 params) on two people's
    20 faces, 20 epochs at batch 5 with Adam(0.003), over five seeds.
 
-Everything runs offline from data shipped in the package.
+Everything runs offline from data shipped in the package.  On a first run the Numba
+kernels are not compiled yet (minutes, once): the demo then runs on the NumPy kernels while
+a background process compiles the Numba ones for later runs (``minicnn.warmup``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import architectures, optimizers, seeding
+from . import architectures, backend, optimizers, seeding, warmup
 from .datasets import embedded
 from .viz import plots
 from .viz.report import png_tag, report as write_report
@@ -38,7 +40,22 @@ def olivetti_comparison(seeds=(0, 1, 2, 3, 4), epochs=20, verbose=0):
     return results, models, x
 
 
+DEMO_MODELS = ("face_fcnn", "face_cnn", "mnist_deconstructed")
+
+
 def run(out_dir="minicnn-demo", epochs=6, quick=False):
+    kernels = backend.get_kernels()
+    if kernels == "numba" and not warmup.is_warm(DEMO_MODELS):
+        warmup.start_in_background()
+        print("The Numba CPU kernels are not compiled yet (first run only): this run uses the NumPy kernels while a "
+              "background process compiles the Numba ones for the next runs (`minicnn warmup` does it in the "
+              "foreground).")
+        kernels = "numpy"
+    with backend.use_kernels(kernels):
+        return _run(out_dir, epochs, quick)
+
+
+def _run(out_dir, epochs, quick):
     t0 = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
     x, y = embedded.load_mnist_digits()
@@ -76,11 +93,11 @@ def run(out_dir="minicnn-demo", epochs=6, quick=False):
                     + png_tag(plots.plot_filters(cnn.layers[0].params["kernel"],
                                                                title="face CNN: the four 8×8 filters"),
                                             "face_filters", os.path.join(figures, "face_filters.png"))
-                    + png_tag(plots.plot_feature_maps(conv_out, title="57×57 conv outputs"),
+                    + png_tag(plots.plot_feature_maps(conv_out, title="57×57 conv outputs", image=face_x[0]),
                                             "face_conv", os.path.join(figures, "face_conv_outputs.png"))
-                    + png_tag(plots.plot_feature_maps(pool_out, title="14×14 pool outputs"),
+                    + png_tag(plots.plot_feature_maps(pool_out, title="14×14 pool outputs", image=face_x[0]),
                                             "face_pool", os.path.join(figures, "face_pool_outputs.png")))
-    path = write_report(model, x_test[:200], y_test[:200], os.path.join(out_dir, "report.html"),
+    path = write_report(model, x_test, y_test, os.path.join(out_dir, "report.html"),
                                 history=history, title="minicnn demo: MNIST CNN and Olivetti faces",
                                 figures_dir=figures, extra_sections=[face_section])
     print(f"Done in {time.perf_counter() - t0:.0f} s. Report: {os.path.abspath(path)}; "

@@ -18,7 +18,7 @@ def check(condition, message):
 
 
 class Figures:
-    """Saves figures as PNG under ``out`` and checks each is not blank."""
+    """Saves figures as PNG under ``out``, checks each is not blank and says where it went."""
 
     def __init__(self, out):
         self.out = out
@@ -33,6 +33,7 @@ class Figures:
         with Image.open(path) as img:
             check(np.asarray(img.convert("L"), dtype=np.float64).std() > 1.0, f"figure {path} is blank")
         self.paths.append(path)
+        print(f"figure: {os.path.abspath(path)}")
         return path
 
 

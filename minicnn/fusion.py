@@ -45,7 +45,7 @@ class ReluPoolGroup:
 
     def _one_forward_kernel(self, x) -> bool:
         below, pool = self.below, self.pool
-        return (isinstance(below, Conv2D) and "bias" in below.params and self.gates_on_pooled_gradient()
+        return (isinstance(below, Conv2D) and below.plain and "bias" in below.params and self.gates_on_pooled_gradient()
                 and below.built and x.ndim == 4 and x.shape[-1] == below.input_shape[-1]
                 and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
                                            pool.pool_size, pool.strides, pool.padding))

@@ -14,6 +14,23 @@
 * … from logits: ``L = (1/(nK)) Σ [max(z, 0) − z·y + log(1 + e^{−|z|})]``,
   ``∂L/∂z = (σ(z) − y)/(nK)``.
 
+Regression and margin losses (``ReducedLoss``): a per-sample value ``ℓ_b`` (a mean over the
+last axis of ``K`` values, with ``e = p − y``), then Keras 3's ``reduction`` of the vector —
+``'sum_over_batch_size'`` (the default, also ``'mean'``: ``L = (1/n) Σ_b ℓ_b``), ``'sum'``
+(``L = Σ_b ℓ_b``) or ``None``/``'none'`` (the vector itself; backward then gives ∂(Σ_b ℓ_b)/∂p)::
+
+    mean_squared_error  ('mse')  ℓ = (1/K) Σ e²            ∂ℓ/∂p = 2e/K
+    mean_absolute_error ('mae')  ℓ = (1/K) Σ |e|           ∂ℓ/∂p = sign(e)/K
+    huber (δ = 1)                ℓ = (1/K) Σ (½e², |e| ≤ δ; δ|e| − ½δ²)
+                                 ∂ℓ/∂p = (e, |e| ≤ δ; δ·sign(e))/K
+    hinge (y ∈ {−1, 1}; {0, 1} labels become 2y − 1)
+                                 ℓ = (1/K) Σ max(1 − y·p, 0)    ∂ℓ/∂p = −y·[y·p < 1]/K
+    kl_divergence                ℓ = Σ ȳ log(ȳ/p̄), ȳ = clip(y, ε, 1), p̄ = clip(p, ε, 1)
+                                 ∂ℓ/∂p = −ȳ/p̄ · [ε ≤ p ≤ 1]
+
+Each has a function form returning the per-sample vector (``losses.mean_squared_error(y_true,
+y_pred)``, as Keras) and a class form (``losses.MeanSquaredError(reduction=...)``).
+
 **Fusion** (Keras 3 does the same): when a model's output comes from a softmax /
 sigmoid and the loss takes probabilities, the model computes the loss from the
 logits instead (``forward_logits``), which is exact and stable for any logit —
@@ -24,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import stable_sigmoid, stable_softmax
+from . import backend
 from .backend import get_array_module, is_gpu_array
 from .kernels.dispatch import pick
 
@@ -193,14 +211,147 @@ class BinaryCrossentropy(Loss):
         return value, (stable_sigmoid(z) - y) / m
 
 
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
+
+
+class ReducedLoss(Loss):
+    """A per-sample loss (``per_sample(p, y)`` -> (ℓ (n,), ∂ℓ_b/∂p)) under a Keras 3 reduction."""
+
+    def __init__(self, reduction="sum_over_batch_size"):
+        super().__init__(from_logits=False)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {list(REDUCTIONS)}, "
+                             f"received reduction={reduction!r}")
+        self.reduction = reduction
+
+    def _from_probs(self, p, y):
+        values, grad = self.per_sample(p, y)
+        if self.reduction in ("sum_over_batch_size", "mean"):
+            return values.sum() / values.size, grad / values.size
+        return (values.sum() if self.reduction == "sum" else values), grad
+
+    _from_logits = _from_probs
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction}
+
+
+def mean_over_last_axis(values, grad):
+    """(ℓ, ∂ℓ/∂p) of the mean over the last axis of element-wise values and their derivatives."""
+    k = values.shape[-1]
+    return values.mean(axis=-1), grad / k
+
+
+class MeanSquaredError(ReducedLoss):
+    name = "mean_squared_error"
+
+    def per_sample(self, p, y):
+        e = p - y
+        return mean_over_last_axis(e * e, 2 * e)
+
+
+class MeanAbsoluteError(ReducedLoss):
+    name = "mean_absolute_error"
+
+    def per_sample(self, p, y):
+        e = p - y
+        return mean_over_last_axis(get_array_module(e).abs(e), get_array_module(e).sign(e))
+
+
+class Huber(ReducedLoss):
+    name = "huber"
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size"):
+        super().__init__(reduction)
+        if not isinstance(delta, (int, float)) or delta <= 0:
+            raise ValueError(f"Huber: delta must be a positive number, received delta={delta!r}")
+        self.delta = float(delta)
+
+    def per_sample(self, p, y):
+        xp = get_array_module(p)
+        e = p - y
+        quadratic = xp.abs(e) <= self.delta
+        values = xp.where(quadratic, 0.5 * e * e, self.delta * xp.abs(e) - 0.5 * self.delta ** 2)
+        return mean_over_last_axis(values, xp.where(quadratic, e, self.delta * xp.sign(e)))
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}
+
+
+class Hinge(ReducedLoss):
+    name = "hinge"
+
+    def per_sample(self, p, y):
+        xp = get_array_module(p)
+        if bool(((y == 0) | (y == 1)).all()):                    # {0, 1} labels -> {−1, 1}, as Keras
+            y = 2 * y - 1
+        margin = 1 - y * p
+        return mean_over_last_axis(xp.maximum(margin, 0), -y * (margin > 0))
+
+
+class KLDivergence(ReducedLoss):
+    name = "kl_divergence"
+
+    def per_sample(self, p, y):
+        xp = get_array_module(p)
+        yc, pc = xp.clip(y, EPSILON, 1), xp.clip(p, EPSILON, 1)
+        return (yc * xp.log(yc / pc)).sum(axis=-1), -yc / pc * ((p >= EPSILON) & (p <= 1))
+
+
+def _per_sample_function(cls):
+    def loss(y_true, y_pred, **kwargs):
+        instance = cls(reduction="none", **kwargs)
+        return instance(y_true, get_array_module(y_pred).asarray(y_pred))
+    loss.__name__ = cls.name
+    loss.__doc__ = f"The per-sample {cls.name} of ``y_pred`` against ``y_true`` (see the module docstring)."
+    return loss
+
+
+mean_squared_error = mse = _per_sample_function(MeanSquaredError)
+mean_absolute_error = mae = _per_sample_function(MeanAbsoluteError)
+huber = _per_sample_function(Huber)
+hinge = _per_sample_function(Hinge)
+kl_divergence = kld = _per_sample_function(KLDivergence)
+
 _BY_NAME = {cls.name: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                      BinaryCrossentropy)}
+                                      BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber,
+                                      Hinge, KLDivergence)}
+_BY_NAME.update(mse=MeanSquaredError, mae=MeanAbsoluteError, kld=KLDivergence)
+
+
+def _per_sample(cls, y_true, y_pred, from_logits):
+    """Keras's function form: the loss of each sample (shape ``(n,)``), each row computed
+    by the class's own definition (the class's mean over the batch is their mean)."""
+    loss = cls(from_logits=from_logits)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return np.array([loss.forward(y_pred[i:i + 1], y_true[i:i + 1]) for i in range(len(y_pred))],
+                    dtype=y_pred.dtype if y_pred.dtype.kind == "f" else backend.floatx())
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(CategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(SparseCategoricalCrossentropy, y_true, y_pred, from_logits)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(BinaryCrossentropy, y_true, y_pred, from_logits)
 
 
 def get(loss):
-    """A loss object from an instance or a Keras name ('categorical_crossentropy', ...)."""
+    """A loss object from an instance, a Keras name ('categorical_crossentropy', ...), a
+    Keras class name ('CategoricalCrossentropy') or a function form."""
     if isinstance(loss, Loss):
         return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if callable(loss) and getattr(loss, "__module__", None) == __name__:
+        loss = loss.__name__
+    by_class = {cls.__name__: cls for cls in _BY_NAME.values()}
+    if isinstance(loss, str) and loss in by_class:
+        return by_class[loss]()
     if isinstance(loss, str) and loss in _BY_NAME:
         return _BY_NAME[loss]()
     raise ValueError(f"unknown loss {loss!r}; expected a minicnn.losses.Loss or one of {sorted(_BY_NAME)}")

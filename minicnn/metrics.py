@@ -35,8 +35,22 @@ _FOR_LOSS = {"binary_crossentropy": binary_accuracy, "categorical_crossentropy":
              "sparse_categorical_crossentropy": sparse_categorical_accuracy}
 
 
+def names(metrics) -> list:
+    """The metric names of ``compile(metrics=...)`` in any of Keras's forms: one string,
+    a list or tuple, or a dict {output name: metric(s)} (one model output)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or callable(metrics):
+        return [metrics]
+    if isinstance(metrics, dict):
+        return [m for value in metrics.values() for m in names(value)]
+    return [m for item in metrics for m in names(item)]
+
+
 def get(name, loss_name):
     """(display name, per-sample function) for a metric name given the loss."""
+    if callable(name) and getattr(name, "__module__", None) == __name__:
+        name = name.__name__                                   # metrics=[mc.metrics.binary_accuracy]
     if name in ("accuracy", "acc"):
         return name, _FOR_LOSS[loss_name]
     if isinstance(name, str) and name in _FUNCTIONS:

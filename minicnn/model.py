@@ -23,6 +23,7 @@ from . import backend, device_copy
 from .graph import flatten, is_symbolic
 from .layers import Layer
 from .layers.core import InputLayer
+from .persistence import PersistenceMixin
 from .plan import Plan, nodes_for
 from .summary import summary_table
 from .training import TrainingMixin, serialized
@@ -34,7 +35,7 @@ class Gradient(NamedTuple):
     wrt_value: object    # the model input, or the output of layer `wrt`
 
 
-class Model(TrainingMixin, Layer):
+class Model(TrainingMixin, PersistenceMixin, Layer):
     """``Model(inputs, outputs)``: the layer calls between symbolic ``inputs`` (from
     ``mc.Input``) and ``outputs``, each a tensor, a list or a dict of them (Keras)."""
 

@@ -183,6 +183,8 @@ def get(optimizer):
     """An optimizer from an instance or a name ('sgd', 'rmsprop', 'adam': Keras defaults)."""
     if isinstance(optimizer, Optimizer):
         return optimizer
+    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        return optimizer()                          # optimizer=mc.optimizers.Adam
     if isinstance(optimizer, str) and optimizer.lower() in _BY_NAME:
         return _BY_NAME[optimizer.lower()]()
     raise ValueError(f"unknown optimizer {optimizer!r}; expected a minicnn.optimizers.Optimizer "

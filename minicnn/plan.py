@@ -39,7 +39,9 @@ class LayerStep:
         layer, dy = self.node.layer, dys if len(dys) > 1 else dys[0]
         if self.shared:
             layer.restore_call_state(self.state)
-        dx = layer.backward_logits(dy, input_grad) if logits else layer.backward(dy, input_grad)
+        # by keyword: a nested model's backward takes other arguments in second place
+        dx = layer.backward_logits(dy, input_grad=input_grad) if logits else \
+            layer.backward(dy, input_grad=input_grad)
         if self.shared:
             earlier = self.summed.get(id(layer))
             if earlier is not None:

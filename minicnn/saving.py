@@ -263,8 +263,12 @@ def _compile_from_config(model, config, slots, path):
 
 
 def load_model(path, compile=True):
-    """Rebuild a model saved with ``model.save`` (architecture, weights, optimizer state)."""
+    """Rebuild a saved model (architecture, weights, optimizer state): a Keras 3 ``.keras``
+    archive, a legacy Keras 2 ``.h5`` model, or minicnn's own ``.mnc`` file."""
     path = os.fspath(path)
+    if path.endswith((".keras", ".h5")):                  # Keras's formats (keras_format)
+        from .keras_format import load_keras, load_legacy_h5
+        return (load_keras if path.endswith(".keras") else load_legacy_h5)(path, compile=compile)
     config, weights, slots = _read_entries(path, compile)
     model = _model_from_config(config, path)
     _set_weights(model, weights, path)
@@ -291,7 +295,13 @@ def _loss_from_config(config, path="loss"):
     name = _field(path, config, "compile.loss", "name", str, "a loss name")
     with _Entry(path, "compile.loss.name"):
         loss = losses.get(name)
-    loss.from_logits = _field(path, config, "compile.loss", "from_logits", bool, "true or false")
+    _field(path, config, "compile.loss", "from_logits", bool, "true or false")
+    for key, value in config.items():          # from_logits, and a reduced loss's reduction (and delta)
+        if key != "name":
+            with _Entry(path, f"compile.loss.{key}"):
+                if not hasattr(loss, key):
+                    raise ValueError(f"{type(loss).__name__} has no setting {key!r}")
+                setattr(loss, key, value)
     return loss
 
 

@@ -94,14 +94,20 @@ def summary_table(model, details=False, batch_size=32) -> str:
         return left + middle.join("─" * w for w in widths) + right
 
     total = model.count_params()
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights) if model.trainable else 0
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    # Keras 3 counts the optimizer's variables once it has made them (at the first step):
+    # the step counter, the learning rate and each slot; "Total" includes them.
+    slots = getattr(getattr(model, "optimizer", None), "slots", None) or {}
+    optimizer = 2 + sum(int(np.prod(v.shape)) for state in slots.values() for v in state.values()) if slots else 0
     itemsize = 4
     out = [f'Model: "{model.name}"', rule("┌", "┬", "┐"), line(header), rule("├", "┼", "┤")]
     out += [line(r) for r in rows]
     out += [rule("└", "┴", "┘"),
-            f" Total params: {total:,} ({_fmt_bytes(total * itemsize)})",
+            f" Total params: {total + optimizer:,} ({_fmt_bytes((total + optimizer) * itemsize)})",
             f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * itemsize)})",
             f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * itemsize)})"]
+    if optimizer:
+        out.append(f" Optimizer params: {optimizer:,} ({_fmt_bytes(optimizer * itemsize)})")
     if details:
         workspace = sum(layer.workspace.nbytes for layer in model.flat_layers())
         out.append(f" Workspace held now (im2col columns, reused outputs and gradients): {_fmt_bytes(workspace)}")

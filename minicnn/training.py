@@ -33,6 +33,7 @@ import numpy as np
 from . import arguments, backend, optimizers
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
+from .data_adapters import is_batch_source, make_batches, standardize_x
 from .graph import flatten
 from .progbar import Progbar
 from .seeding import global_generator
@@ -89,7 +90,8 @@ class SequenceBatches:
         batch = self.data[i % len(self.data)]
         if i % len(self.data) == len(self.data) - 1 and hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
-        return self.move(batch[0]), self.move(batch[1])
+        x, y = split_batch(batch)
+        return self.move(x), self.move(y)
 
 
 def is_sequence(x) -> bool:
@@ -273,6 +275,7 @@ class TrainingMixin:
     def train_on_batch(self, x, y):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
+        x = standardize_x(self, x)
         self._check_xy(x, y, "train_on_batch")
         value, logs = self.train_step(self.to_device(x), self.to_device(y))
         return [value, *logs.values()] if logs else value
@@ -280,8 +283,10 @@ class TrainingMixin:
     # -- fit ---------------------------------------------------------------------------
     @serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, validation_data=None,
-            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None):
-        """Train for ``epochs`` epochs; returns a ``History``."""
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None,
+            validation_steps=None):
+        """Train for ``epochs`` epochs; returns a ``History``.  ``x`` and ``validation_data``
+        may be arrays, Sequences or generators (``data_adapters``)."""
         self._require_compiled()
         batch_size = arguments.batch_size(batch_size, "fit")
         epochs = arguments.count(epochs, "fit", "epochs")
@@ -289,15 +294,21 @@ class TrainingMixin:
         validation_split = arguments.fraction(validation_split, "fit", "validation_split")
         if steps_per_epoch is not None:
             steps_per_epoch = arguments.count(steps_per_epoch, "fit", "steps_per_epoch", minimum=1)
-        if is_sequence(x):
-            batches = SequenceBatches(x, steps_per_epoch, self.to_device)
+        if is_batch_source(x):
+            batches = make_batches(x, steps_per_epoch, self.to_device)
         else:
+            x = standardize_x(self, x)
             self._check_xy(x, y)
             if validation_split:
                 x, y, validation_data = split_for_validation(x, y, validation_split)
             batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
-        if validation_data is not None:
-            self._check_xy(*validation_pair(validation_data), "fit (validation_data)")
+        if is_batch_source(validation_data):
+            validation_data = make_batches(validation_data, validation_steps, self.to_device)
+        elif validation_data is not None:
+            x_val, y_val = validation_pair(validation_data)
+            x_val = standardize_x(self, x_val)
+            self._check_xy(x_val, y_val, "fit (validation_data)")
+            validation_data = ArrayBatches(x_val, y_val, batch_size, False, self.to_device)
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -338,7 +349,7 @@ class TrainingMixin:
                 cb.on_train_batch_end(step, {**metric_logs, "loss": value})
         logs = means.result()
         if validation_data is not None and not self.stop_training:
-            val = self._evaluate_arrays(validation_data[0], validation_data[1], batch_size)
+            val = self._evaluate_batches(validation_data)
             logs.update({f"val_{k}": v for k, v in val.items()})
         bar.finish(logs)
         return logs
@@ -356,28 +367,36 @@ class TrainingMixin:
               f"(slots zero, step count 0)")
 
     # -- evaluate / predict ---------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, bar=None):
+    def _evaluate_batches(self, batches, bar=None):
         means = RunningMeans()
-        for step, start in enumerate(range(0, sample_count(x), batch_size)):
-            rows = slice(start, start + batch_size)
-            xb, yb = self.to_device(take(x, rows)), self.to_device(take(y, rows))
+        batches.on_epoch_begin()
+        for step in range(len(batches)):
+            xb, yb = batches[step]
             value, logs = self._losses(self.forward(xb, training=False), yb)
             means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
-                                                                       # buffers are free for the next batch)
-            if bar:
+            if bar:                                                   # buffers are free for the next batch)
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
+    def _inference_batches(self, x, y, batch_size, steps, what):
+        """Batches in order, from arrays (checked) or a Sequence / generator."""
+        if is_batch_source(x):
+            return make_batches(x, steps, self.to_device)
+        x = standardize_x(self, x)
+        self._check_xy(x, y, what)
+        return ArrayBatches(x, y, batch_size, False, self.to_device)
+
     @serialized
-    def evaluate(self, x, y, batch_size=None, verbose=1, return_dict=False):
-        """Mean loss (and metrics) over ``x``: ``loss`` or ``[loss, *metrics]``."""
+    def evaluate(self, x, y=None, batch_size=None, verbose=1, return_dict=False, steps=None):
+        """Mean loss (and metrics) over ``x`` (arrays, a Sequence or a generator):
+        ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
         batch_size = arguments.batch_size(batch_size, "evaluate")
-        self._check_xy(x, y, "evaluate")
-        bar = Progbar(math.ceil(sample_count(x) / batch_size), verbose)
+        batches = self._inference_batches(x, y, batch_size, steps, "evaluate")
+        bar = Progbar(len(batches), verbose)
         try:
-            result = self._evaluate_arrays(x, y, batch_size, bar)
+            result = self._evaluate_batches(batches, bar)
         finally:
             self._release_inference_buffers()
         bar.finish(result)
@@ -387,28 +406,36 @@ class TrainingMixin:
         return [result["loss"], *(result[k] for k in others)] if others else result["loss"]
 
     @serialized
-    def predict(self, x, batch_size=None, verbose=0):
-        """The model's outputs for ``x`` (a list for several outputs), computed ``batch_size``
-        samples at a time into host arrays (as Keras returns them): beyond that result, the
-        memory used is bounded by ``batch_size``, not by the number of samples."""
+    def predict(self, x, batch_size=None, verbose=0, steps=None):
+        """The model's outputs for ``x`` (arrays, a Sequence or a generator; a list for
+        several outputs), computed ``batch_size`` samples at a time into host arrays (as
+        Keras returns them).  For arrays, beyond that result, the memory used is bounded by
+        ``batch_size``, not by the number of samples."""
         batch_size = arguments.batch_size(batch_size, "predict")
-        self._check_xy(x, None, "predict")
-        n = sample_count(x)
-        bar = Progbar(math.ceil(n / batch_size), verbose)
-        results = None
+        batches = self._inference_batches(x, None, batch_size, steps, "predict")
+        n = None if is_batch_source(x) else sample_count(x)
+        bar = Progbar(len(batches), verbose)
+        results, start = None, 0
         try:
-            for step, start in enumerate(range(0, n, batch_size)):
-                outputs = self.forward(self.to_device(take(x, slice(start, start + batch_size))))
-                for k, y in enumerate(outputs if isinstance(outputs, list) else [outputs]):
-                    y = backend.to_numpy(y)
-                    if results is None or len(results) <= k:
-                        results = (results or []) + [np.empty((n, *y.shape[1:]), dtype=y.dtype)]
-                    results[k][start:start + len(y)] = y
-                del outputs            # the output buffers are free for the next batch
+            for step in range(len(batches)):
+                outputs = self.forward(standardize_x(self, batches[step][0]))
+                arrays = [backend.to_numpy(a) for a in (outputs if isinstance(outputs, list) else [outputs])]
+                if n is None:                      # a Sequence or generator: the total is not known
+                    parts = [a.copy() for a in arrays]
+                    results = [[a] for a in parts] if results is None else [r + [a] for r, a in zip(results, parts)]
+                else:
+                    if results is None:
+                        results = [np.empty((n, *a.shape[1:]), dtype=a.dtype) for a in arrays]
+                    for out, a in zip(results, arrays):
+                        out[start:start + len(a)] = a
+                    start += len(arrays[0])
+                del outputs, arrays        # the output buffers are free for the next batch
                 bar.update(step + 1)
         finally:
             self._release_inference_buffers()
         bar.finish()
+        if n is None:
+            results = [np.concatenate(parts, axis=0) for parts in results]
         return results[0] if len(results) == 1 else results
 
     def _release_inference_buffers(self):
@@ -418,9 +445,3 @@ class TrainingMixin:
         for layer in self.flat_layers():
             layer.release()
             layer.workspace.release_larger_than(self.inference_buffer_limit)
-
-    # -- persistence (see saving.py) ---------------------------------------------------
-    @serialized
-    def save(self, path):
-        from .saving import save_model
-        save_model(self, path)

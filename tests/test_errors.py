@@ -40,7 +40,7 @@ def test_kernel_larger_than_valid_input():
     (lambda: layers.MaxPooling2D(0), "pool_size must be positive"),
     (lambda: layers.Dropout(1.5), r"rate must be a number in \[0, 1\)"),
     (lambda: layers.Conv2D(2, 3, padding="full"), "padding must be 'valid' or 'same', received padding='full'"),
-    (lambda: layers.Dense(2, activation="swish"), "unknown activation 'swish'"),
+    (lambda: layers.Dense(2, activation="mish"), "unknown activation 'mish'"),
     (lambda: layers.Conv2D(2, 3, kernel_initializer="magic"), "unknown initializer 'magic'"),
 ])
 def test_bad_arguments(make, match):

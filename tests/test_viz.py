@@ -184,16 +184,16 @@ def test_style_transfer_lowers_the_loss(convnet):
 
 def test_vgg16_matches_keras_and_loads_its_weights(tmp_path):
     from minicnn.applications import VGG16
-    ours = VGG16(input_shape=(32, 32, 3))
+    ours = VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     theirs = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     assert ours.count_params() == theirs.count_params() == 14714688
     path = str(tmp_path / "vgg16_notop.weights.h5")
     theirs.save_weights(path)
-    loaded = VGG16(input_shape=(32, 32, 3), weights=path)
+    loaded = VGG16(include_top=False, input_shape=(32, 32, 3), weights=path)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-3)
     with pytest.raises(FileNotFoundError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
-        VGG16(weights=str(tmp_path / "missing.h5"))
+        VGG16(include_top=False, weights=str(tmp_path / "missing.h5"))
 
 
 def test_figures_are_closed_after_saving():

@@ -186,6 +186,15 @@ def _kernel_grad(dy2, cache, workspace):
     return dW2
 
 
+def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None):
+    """∂L/∂x of the convolution (kernel W, ``pads``) of an input of shape ``x_shape``, from dy
+    alone: also the forward of the transposed convolution (``kernels/conv_variants.py``)."""
+    xp = backend.get_array_module(dy)
+    stand_in = xp.broadcast_to(xp.zeros((), dy.dtype), x_shape)     # x's shape; its values are never read
+    cache = ConvCache(stand_in, None, None, W, tuple(strides), tuple(pads), tuple(dy.shape[1:3]), x_shape[0])
+    return _input_grad(dy, cache, workspace if workspace is not None else Workspace(), False)
+
+
 def _input_grad(dy, cache, workspace, overwrite_cols):
     """∂L/∂x: for stride 1 the full convolution (see the module docstring) on the Winograd
     kernels or the implicit GEMM, else col2im(dY @ W2ᵀ), chunk by chunk when the cache has

@@ -1,35 +1,152 @@
-"""How the Numba kernels are compiled: ``kernel`` is ``numba.njit(parallel=True, cache=True)``
-with LLVM's SLP vectorizer on while the kernel compiles.
+"""How the Numba kernels are compiled, where the compiled code is kept, and what the
+console says meanwhile.
 
-Numba's loop vectorizer turns a loop into SIMD code; the SLP ("superword-level
-parallelism") vectorizer packs independent scalar operations of straight-line code into
-SIMD instructions.  The Winograd transforms are such code: each tile's 4 × 4 sums and
-differences, per channel, in loops that LLVM unrolls, or whose 16 output streams are too
-many for the loop vectorizer's alias checks.  Numba leaves SLP off by default
-(``NUMBA_SLP_VECTORIZE=0``, read by each compilation), so it is switched on around each of
-these kernels' compilations only, and nobody else's code compiled in the same process is
-affected.  (Measured, one thread, the conv layer case: 70.5 → 62.4 ms.)
+``kernel`` is ``numba.njit(parallel=True)`` with three additions:
 
-The parallel loops' bodies are compiled within the kernel's compilation, and the
-``inline="always"`` helpers are inlined into it: both are covered.  Compiled kernels are
-cached on disk (``cache=True``); the cache is keyed on the source file, so a kernel is
-compiled again, with SLP, whenever its module changes.
+* **LLVM's SLP vectorizer on while the kernel compiles.**  Numba's loop vectorizer turns
+  a loop into SIMD code; the SLP ("superword-level parallelism") vectorizer packs
+  independent scalar operations of straight-line code into SIMD instructions.  The
+  Winograd transforms are such code: each tile's 4 × 4 sums and differences, per channel,
+  in loops that LLVM unrolls, or whose 16 output streams are too many for the loop
+  vectorizer's alias checks.  Numba leaves SLP off by default (``NUMBA_SLP_VECTORIZE=0``,
+  read by each compilation), so it is switched on around these kernels' compilations only,
+  and nobody else's code compiled in the same process is affected.  (Measured, one thread,
+  the conv layer case: 70.5 → 62.4 ms.)  The parallel loops' bodies are compiled within
+  the kernel's compilation, and the ``inline="always"`` helpers are inlined into it: both
+  are covered.
+
+* **A disk cache in the user's cache folder**, never inside the installed package: pip
+  does not know files written there, so they would outlive ``pip uninstall`` and shadow a
+  later editable install.  The folder is, first match wins::
+
+      $NUMBA_CACHE_DIR                      (Numba's own setting, for every Numba user)
+      $MINICNN_CACHE_DIR/numba
+      $XDG_CACHE_HOME/minicnn/numba
+      ~/.cache/minicnn/numba
+
+  Inside it Numba keeps one sub-folder per source folder (so an installed copy and a
+  checkout never share entries) and checks each entry against its source file's time stamp
+  and size, so an edited kernel compiles again.  Where no folder is writable, the kernels
+  compile in every process instead.
+
+* **Progress on the console**: a kernel that is not in the cache takes seconds to tens of
+  seconds to compile, so each compilation is announced on stderr ("compiling CPU kernels
+  (first run only) …") with its name, its specialization and its time.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
+import time
 
 import numba
 from numba import njit
+from numba.core import caching, event
 
 _COMPILING = threading.RLock()      # numba.config is global: one compilation sets it at a time
 
 
+def cache_dir() -> str:
+    """The folder minicnn's compiled kernels are kept in (see the module docstring)."""
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    if os.environ.get("MINICNN_CACHE_DIR"):
+        return os.path.join(os.environ["MINICNN_CACHE_DIR"], "numba")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "minicnn", "numba")
+
+
+class _UserCacheLocator(caching.UserProvidedCacheLocator):
+    """Numba's locator for ``NUMBA_CACHE_DIR``, pointed at ``cache_dir()``; None (no
+    locator) where that folder cannot be written."""
+
+    def __init__(self, py_func, py_file):
+        super().__init__(py_func, py_file)
+        self._cache_path = os.path.join(cache_dir(), self.get_suitable_cache_subpath(py_file))
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not os.path.exists(py_file):
+            return None
+        locator = cls(py_func, py_file)
+        try:
+            locator.ensure_cache_path()
+        except OSError:
+            return None
+        return locator
+
+
+class _KernelCacheImpl(caching.CompileResultCacheImpl):
+    _locator_classes = [_UserCacheLocator]
+
+
+class _KernelCache(caching.FunctionCache):
+    _impl_class = _KernelCacheImpl
+
+
+def _attach_cache(dispatcher) -> bool:
+    """Cache ``dispatcher``'s compilations in ``cache_dir()`` (what ``cache=True`` does
+    with Numba's own locators, which would write next to the source file); False where no
+    folder is writable (it then compiles in every process)."""
+    try:
+        dispatcher._cache = _KernelCache(dispatcher.py_func)
+    except RuntimeError:
+        return False
+    return True
+
+
+class _Announcer(event.Listener):
+    """Prints each compilation of a minicnn kernel on stderr, the first with a header."""
+
+    def __init__(self):
+        self.kernels = set()        # ids of minicnn's dispatchers (Numba's own are not announced)
+        self.uncached = set()       # ... of those with no disk cache
+        self.count = 0
+        self.started = {}
+
+    def on_start(self, ev):
+        dispatcher = ev.data["dispatcher"]
+        if id(dispatcher) not in self.kernels:
+            return
+        if self.count == 0:
+            where = (f"first run only; kept in {cache_dir()}" if id(dispatcher) not in self.uncached else
+                     f"in every run: {cache_dir()} cannot be written")
+            print(f"compiling CPU kernels ({where}) …", file=sys.stderr, flush=True)
+        self.count += 1
+        self.started[id(dispatcher)] = time.perf_counter()
+        print(f"  [{self.count}] {describe(dispatcher, ev.data['args'])} …", end="", file=sys.stderr, flush=True)
+
+    def on_end(self, ev):
+        started = self.started.pop(id(ev.data["dispatcher"]), None)
+        if started is not None:
+            print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def describe(dispatcher, args) -> str:
+    """``winograd_forward float32 ROWS=4 PANEL=16``: a kernel's name, the element types of
+    its float arrays, and the integers its function closes over (a register tile's shape)."""
+    function = dispatcher.py_func
+    dtypes = sorted({str(a.dtype) for a in args if isinstance(a, numba.types.Array)
+                     and isinstance(a.dtype, numba.types.Float)})
+    constants = [f"{name}={cell.cell_contents}" for name, cell in zip(function.__code__.co_freevars,
+                                                                     function.__closure__ or ())
+                 if isinstance(cell.cell_contents, int)]
+    return " ".join([function.__name__, *dtypes, *constants])
+
+
+_ANNOUNCER = _Announcer()
+event.register("numba:compile", _ANNOUNCER)
+
+
 def kernel(**options):
-    """``njit(parallel=True, cache=True, **options)`` whose compilations run with the SLP
-    vectorizer on."""
+    """``njit(parallel=True, **options)`` whose compilations run with the SLP vectorizer
+    on, are cached in ``cache_dir()`` and are announced on stderr."""
     def decorate(function):
-        dispatcher = njit(parallel=True, cache=True, **options)(function)
+        dispatcher = njit(parallel=True, **options)(function)
+        _ANNOUNCER.kernels.add(id(dispatcher))
+        if not _attach_cache(dispatcher):
+            _ANNOUNCER.uncached.add(id(dispatcher))
         compile_plainly = dispatcher.compile
 
         def compile_vectorized(signature):

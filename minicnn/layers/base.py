@@ -61,7 +61,7 @@ class Weight:
     path = property(lambda self: f"{self.layer.name}/{self.key}")
     shape = property(lambda self: tuple(self.value.shape))
     dtype = property(lambda self: self.value.dtype)
-    trainable = property(lambda self: self.layer.trainable and self.key not in self.layer.non_trainable_keys)
+    trainable = property(lambda self: self.layer.trainable and self.key not in self.layer.non_trainable)
 
     def numpy(self):
         return backend.to_numpy(self.value).copy()
@@ -83,7 +83,8 @@ class Layer(ABC):
     input_rank: int | None = None     # expected ndim of the input, None for any >= 2
     cache = None                      # what call keeps for call_backward
     output_shape_seen = None          # the shape of the last forward's output (checks dy)
-    non_trainable_keys: tuple = ()    # params that fit never changes (e.g. moving statistics)
+    non_trainable = frozenset()       # params the optimizer never updates (e.g. BN's moving statistics)
+    fuses_epilogue = False            # whether call(x, training, relu) applies bias + linear/ReLU as it writes
     is_input_layer = False
 
     def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
@@ -249,7 +250,7 @@ class Layer(ABC):
 
     def forward(self, x, training=False):
         x = self.begin_forward(x)
-        if self.params and self.activation.epilogue and backend.get_kernels() != "reference":
+        if self.fuses_epilogue and self.params and self.activation.epilogue and backend.get_kernels() != "reference":
             y = self.activation.kept(self.call(x, training, relu=self.activation.epilogue == "relu"))
         else:
             y = self.activation.forward(self.call(x, training))
@@ -360,7 +361,7 @@ class Layer(ABC):
         """(key, params dict, name) of each weight ``fit`` updates."""
         if not self.trainable:
             return []
-        return [((self.name, k), self.params, k) for k in self.params if k not in self.non_trainable_keys]
+        return [((self.name, k), self.params, k) for k in self.params if k not in self.non_trainable]
 
     def count_params(self) -> int:
         if not self.built:

@@ -8,6 +8,9 @@ none on the Winograd kernels, which apply them as they store); backward (see ``k
     ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
     ∂L/∂X = pad(∂L/∂Z) ⊛ rot180(W)    (full convolution; col2im of ∂L/∂Z · W2ᵀ)
 
+With ``dilation_rate`` or ``groups``, the same functions run on a dilated kernel and once per
+group (``kernels/conv_variants.py``).
+
 Keeps for backward: the im2col matrix of the input (kh·kw times the input's size),
 or only the input when that matrix would exceed ``workspace_budget`` bytes; on the
 Numba kernels' implicit GEMM (no im2col matrix), the input and its zero-padded copy.
@@ -16,17 +19,20 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels.conv import conv2d_backward, conv2d_forward
+from ..kernels.conv_variants import checked_dilation, conv2d_backward_general, conv2d_forward_general, dilated_size
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
+from ..kernels.workspace import Workspace
 from .base import Layer
 
 
 class Conv2D(Layer):
+    fuses_epilogue = True
     input_rank = 4
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None, **kwargs):
+                 dilation_rate=(1, 1), groups=1, name=None, **kwargs):
         super().__init__(name=name, activation=activation, **kwargs)
         if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
             raise self.error(f"filters must be a positive int, received filters={filters!r}")
@@ -34,6 +40,12 @@ class Conv2D(Layer):
         self.kernel_size = normalize_tuple(kernel_size, "kernel_size", self._who())
         self.strides = normalize_tuple(strides, "strides", self._who())
         self.padding = check_padding(padding, self._who())
+        self.dilation_rate = checked_dilation(self, dilation_rate)
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0 or filters % groups:
+            raise self.error(f"groups must be a positive int dividing filters={filters}, received groups={groups!r}")
+        self.groups = groups
+        self.window = dilated_size(self.kernel_size, self.dilation_rate)     # the extent the taps span
+        self.group_workspaces = [Workspace() for _ in range(groups)]
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer, self._who())
         self.bias_initializer = initializers.get(bias_initializer, self._who())
@@ -42,11 +54,18 @@ class Conv2D(Layer):
         n, h, w, _ = input_shape
         if h is None or w is None:
             return (n, None, None, self.filters)
-        oh, ow, _ = window_geometry(h, w, self.kernel_size, self.strides, self.padding, self._who())
+        oh, ow, _ = window_geometry(h, w, self.window, self.strides, self.padding, self._who())
         return (n, oh, ow, self.filters)
 
+    @property
+    def plain(self) -> bool:
+        """No dilation and one group: the plain convolution, which a max-pool may fuse with."""
+        return self.dilation_rate == (1, 1) and self.groups == 1
+
     def build_params(self, input_shape):
-        self.add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters))
+        if input_shape[-1] % self.groups:
+            raise self.error(f"groups={self.groups} must divide the input channels, received {input_shape[-1]}")
+        self.add_kernel_and_bias((*self.kernel_size, input_shape[-1] // self.groups, self.filters))
 
     def check_built_shape(self, shape):
         if shape[-1] != self.input_shape[-1]:
@@ -54,11 +73,21 @@ class Conv2D(Layer):
                              f"{shape[-1]} (input shape {shape})")
 
     def call(self, x, training, relu=False):
+        if not self.plain:
+            y, self.cache = conv2d_forward_general(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                                   self.padding, self.dilation_rate, self.groups,
+                                                   self.group_workspaces, self.workspace_budget, relu)
+            return y
         y, self.cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                        self.padding, self.workspace, self.workspace_budget, relu)
         return y
 
     def call_backward(self, dz, input_grad=True, bias_grad=False):
+        if not self.plain:
+            dx, dW, db = conv2d_backward_general(dz, self.cache, self.dilation_rate, self.group_workspaces,
+                                                 input_grad, bias_grad)
+            self.grads = {"kernel": dW} if db is None else {"kernel": dW, "bias": db}
+            return dx
         dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad, overwrite_cols=True)
         if input_grad:       # ∂L/∂cols overwrote the columns: a second backward recomputes them from x
             self.cache = self.cache._replace(cols=None)
@@ -67,5 +96,5 @@ class Conv2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding,
-                "activation": self.activation.name, "use_bias": self.use_bias}
+                "strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,
+                "groups": self.groups, "activation": self.activation.name, "use_bias": self.use_bias}

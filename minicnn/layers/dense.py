@@ -18,6 +18,7 @@ from .base import Layer
 
 
 class Dense(Layer):
+    fuses_epilogue = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, **kwargs):

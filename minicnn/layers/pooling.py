@@ -9,13 +9,25 @@ MaxPooling2D (see ``kernels/pool.py``)::
 Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Over a
 layer ending in a ReLU it can run in a fused group with that layer (``fusion.py``).
 
+AveragePooling2D (see ``kernels/avgpool.py``; 'same' averages over the window's cells inside
+the image only, as TensorFlow)::
+
+    y[b,p,q,c] = 1/count[p,q] Σ_{i,j} x_pad[b, p·sh+i, q·sw+j, c]
+    ∂L/∂x_pad[b, p·sh+i, q·sw+j, c] += dy[b,p,q,c] / count[p,q]
+
 GlobalAveragePooling2D::
 
     y[b,c] = 1/(h·w) Σ_{i,j} x[b,i,j,c]        ∂L/∂x[b,i,j,c] = dy[b,c] / (h·w)
+
+GlobalMaxPooling2D (tied maxima share the gradient equally, as TensorFlow's reduce_max — unlike
+MaxPooling2D, whose first maximum takes it all, as TensorFlow's max-pool)::
+
+    y[b,c] = max_{i,j} x[b,i,j,c]              ∂L/∂x[b,i,j,c] = dy[b,c] · [x[b,i,j,c] = y[b,c]] / #ties[b,c]
 """
 from __future__ import annotations
 
 from .. import backend
+from ..kernels.avgpool import avgpool_backward, avgpool_forward
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.pool import maxpool_backward, maxpool_forward
 from .base import Layer
@@ -33,6 +45,8 @@ class MaxPooling2D(Layer):
 
     def output_shape_of(self, input_shape):
         n, h, w, c = input_shape
+        if h is None or w is None:                   # sizes known only when data arrives
+            return (n, None, None, c)
         oh, ow, _ = window_geometry(h, w, self.pool_size, self.strides, self.padding, self._who())
         return (n, oh, ow, c)
 
@@ -66,3 +80,48 @@ class GlobalAveragePooling2D(Layer):
         (h, w), (n, c) = self.cache, dz.shape
         xp = backend.get_array_module(dz)
         return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()
+
+
+class AveragePooling2D(MaxPooling2D):
+    """MaxPooling2D's arguments, geometry and checks; the window's mean in place of its max
+    (and so no ReLU backward or forward to fuse with the layer below)."""
+
+    def call(self, x, training):
+        oh, ow, pads = window_geometry(x.shape[1], x.shape[2], self.pool_size, self.strides, self.padding,
+                                       self._who())
+        self.cache = (x.shape, pads)
+        return avgpool_forward(x, self.pool_size, self.strides, pads, (oh, ow))
+
+    def call_backward(self, dz, input_grad=True):
+        x_shape, pads = self.cache
+        return avgpool_backward(dz, x_shape, self.pool_size, self.strides, pads)
+
+    def runs_relu_backward_of(self, below):
+        return False
+
+    def fuses_forward_of(self, below, x) -> bool:
+        return False
+
+
+class GlobalMaxPooling2D(Layer):
+    input_rank = 4
+
+    def __init__(self, keepdims=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.keepdims = bool(keepdims)
+
+    def output_shape_of(self, input_shape):
+        return (input_shape[0], 1, 1, input_shape[3]) if self.keepdims else (input_shape[0], input_shape[3])
+
+    def call(self, x, training):
+        y = x.max(axis=(1, 2), keepdims=True)
+        at_max = x == y
+        self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True))
+        return y if self.keepdims else y[:, 0, 0, :]
+
+    def call_backward(self, dz, input_grad=True):
+        at_max, ties = self.cache
+        return at_max * (dz.reshape(ties.shape) / ties)
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}

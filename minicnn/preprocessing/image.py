@@ -179,4 +179,18 @@ class ArrayFlow:
             raise IndexError(i)
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         xb = self.generator.augment(self.x[idx], self.rng)
-        return (xb, None) if self.y is None else (xb, self.y[idx])
+        return xb if self.y is None else (xb, self.y[idx])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """Keras's iterator: batch after batch, a new epoch (reshuffled) after the last, forever."""
+        self.position = getattr(self, "position", -1) + 1
+        if self.position == len(self):
+            self.on_epoch_end()
+            self.position = 0
+        return self[self.position]
+
+
+from ..utils import array_to_img, img_to_array, load_img, save_img  # noqa: E402,F401  (keras.preprocessing.image)

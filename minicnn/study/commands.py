@@ -10,11 +10,11 @@ def report_command(model_path, out):
     from ..viz.report import report
     model = load_model(model_path)
     x, y = embedded.load_mnist_digits()
-    x = x[2500:2700, ..., None].astype(np.float32) / 255
+    x, y = x[2500:, ..., None].astype(np.float32) / 255, y[2500:]        # the digits the demo holds out
     if model.input_shape[1:] != x.shape[1:]:
         raise SystemExit(f"minicnn report: the model expects input {model.input_shape[1:]}; the embedded digits "
                          f"are {x.shape[1:]}. Use minicnn.viz.report(model, x, y, path) with your own data.")
-    print(f"report on 200 embedded MNIST digits: {report(model, x, y[2500:2700], out)}")
+    print(f"report on the {len(x)} embedded MNIST digits minicnn demo holds out: {report(model, x, y, out)}")
 
 
 def gradcheck_command(name, bisect):

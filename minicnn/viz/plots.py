@@ -48,14 +48,26 @@ def normalize_channels(maps):
     return np.clip(centred / np.where(std > 0, std, 1) * 64 + 128, 0, 255).astype(np.uint8)
 
 
+def grid_shape(n, cols=None):
+    """(rows, cols) of a grid for ``n`` panels: ``cols`` when given, else the divisor of
+    ``n`` nearest above √n (24 → 6 × 4, 48 → 8 × 6, 64 → 8 × 8), so no row is left
+    half empty; a prime ``n`` far from square gets ⌈√n⌉ columns."""
+    if cols is None:
+        root = int(np.ceil(np.sqrt(n)))
+        cols = next((d for d in range(root, 2 * root + 1) if n % d == 0), root)
+    cols = max(1, min(cols, n))
+    return -(-n // cols), cols
+
+
 def plot_filters(kernel, cols=None, title="first-layer filters"):
-    """Kernels ``(kh, kw, c_in, f)``: grey with a symmetric range around 0 for one input
-    channel (the Olivetti tutorial's ``plot_face`` style), RGB for three."""
+    """Kernels ``(kh, kw, c_in, f)``: grey with a symmetric range around 0 and its colour
+    bar for one input channel (the Olivetti tutorial's ``plot_face`` style), RGB (each
+    filter stretched to 0–1) for three."""
     kernel = to_numpy(kernel)
     kh, kw, cin, f = kernel.shape
-    cols = cols or min(f, 8)
-    rows = -(-f // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
+    rows, cols = grid_shape(f, cols or (f if f <= 8 else None))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 1, 1.6 * rows + 0.6), squeeze=False,
+                             layout="constrained")
     bound = np.abs(kernel).max() or 1.0
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -65,21 +77,41 @@ def plot_filters(kernel, cols=None, title="first-layer filters"):
         if cin == 3:
             ax.imshow((k - k.min()) / (np.ptp(k) or 1))
         else:
-            ax.imshow(k[..., 0], cmap="gray", vmin=-bound, vmax=bound, interpolation="nearest")
-        ax.set_title(str(i), fontsize=8)
+            shown = ax.imshow(k[..., 0], cmap="gray", vmin=-bound, vmax=bound, interpolation="nearest")
+        ax.set_title(f"filter {i}", fontsize=8)
+    if cin != 3:
+        fig.colorbar(shown, ax=axes, shrink=0.8, label="weight")
     fig.suptitle(title)
     return fig
 
 
-def plot_feature_maps(activation, images_per_row=16, title=None, scale=1.2):
-    """The channels of one activation ``(h, w, c)`` (or ``(1, h, w, c)``) as a grid."""
+def plot_feature_maps(activation, images_per_row=None, title=None, image=None, scale=1.2):
+    """The channels of one activation ``(h, w, c)`` (or ``(1, h, w, c)``) on one colour
+    scale, its bar in activation units, in a grid of ``images_per_row`` columns (default:
+    ``grid_shape``'s); ``image``, the input they were computed from, is shown on the left."""
     a = to_numpy(activation)
     a = a[0] if a.ndim == 4 else a
-    grid = stitch_images(normalize_channels(a).transpose(2, 0, 1), min(images_per_row, a.shape[-1]), margin=1)
-    fig = plt.figure(figsize=(scale * grid.shape[1] / a.shape[1], scale * grid.shape[0] / a.shape[0] + 0.4))
-    plt.imshow(grid, cmap="viridis", aspect="auto")
-    plt.axis("off")
-    plt.title(title or f"{a.shape[-1]} channels, {a.shape[0]}×{a.shape[1]}")
+    h, w, c = a.shape
+    rows, cols = grid_shape(c, images_per_row)
+    extra = 0 if image is None else 1
+    fig = plt.figure(figsize=(scale * (cols + 1.5 * extra) + 1, scale * rows * h / w + 0.7), layout="constrained")
+    grid = fig.add_gridspec(rows, cols + extra, width_ratios=[1.5] * extra + [1] * cols)
+    if image is not None:
+        img = to_numpy(image)
+        img = img[0] if img.ndim == 4 else img
+        ax = fig.add_subplot(grid[:, 0])
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
+        ax.set_title("input", fontsize=9)
+        ax.axis("off")
+    low, high = float(a.min()), float(a.max())
+    axes = [fig.add_subplot(grid[r, extra + col]) for r in range(rows) for col in range(cols)]
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < c:
+            shown = ax.imshow(a[..., i], cmap="viridis", vmin=low, vmax=high if high > low else low + 1)
+            ax.set_title(str(i), fontsize=7, pad=2)
+    fig.colorbar(shown, ax=axes, shrink=0.8, label="activation")
+    fig.suptitle(title or f"{c} channels, {h}×{w}")
     return fig
 
 
@@ -134,7 +166,9 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return cm
 
 
-def plot_confusion_matrix(cm, class_names=None):
+def plot_confusion_matrix(cm, class_names=None, title=None):
+    """``cm[t, p]`` as a heat map, each count written in its cell; titled by default with
+    the accuracy it implies (the diagonal's share) and the number of images."""
     k = len(cm)
     names = class_names or [str(i) for i in range(k)]
     fig = plt.figure(figsize=(0.5 * k + 2, 0.5 * k + 1.5))
@@ -143,10 +177,13 @@ def plot_confusion_matrix(cm, class_names=None):
         for p in range(k):
             plt.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7,
                      color="white" if cm[t, p] > cm.max() / 2 else "black")
-    plt.xticks(range(k), names, rotation=45, fontsize=8)
+    long_names = max(len(n) for n in names) > 2
+    plt.xticks(range(k), names, rotation=45 if long_names else 0, fontsize=8)
     plt.yticks(range(k), names, fontsize=8)
-    plt.xlabel("predicted")
-    plt.ylabel("true")
+    plt.xlabel("predicted class")
+    plt.ylabel("true class")
+    total = int(np.sum(cm))
+    plt.title(title or f"accuracy {np.trace(cm) / max(total, 1):.4f} on {total:,} images")
     return fig
 
 

@@ -34,8 +34,10 @@ def report_sections(model, x, y, history=None, class_names=None, figures_dir=Non
     if convs:
         sections.append(("First-layer filters", fig(plots.plot_filters(convs[0].params["kernel"]), "filters")))
         acts = model.intermediate_outputs(x[:1], [c.name for c in convs])
-        sections.append(("Feature maps (one test image)", "".join(
-            fig(plots.plot_feature_maps(a, title=c.name), f"feature_maps_{c.name}") for c, a in zip(convs, acts))))
+        sections.append(("Feature maps of the first test image", "".join(
+            fig(plots.plot_feature_maps(a, title=f"{c.name}: {a.shape[-1]} maps, {a.shape[1]}×{a.shape[2]}, after "
+                                                 f"its activation", image=x[0]), f"feature_maps_{c.name}")
+            for c, a in zip(convs, acts))))
         layer = convs[-1]
         count = min(max_filters, layer.filters)
         images, _ = maximize.maximize(model, layer.name, list(range(count)), steps=30,
@@ -51,12 +53,14 @@ def report_sections(model, x, y, history=None, class_names=None, figures_dir=Non
         k = min(8, len(x))
         cams = attribution.grad_cam(model, x[:k], predicted[:k] if probs.shape[-1] > 1 else 0)
         overlays = [attribution.overlay(x[i], cams[i]) for i in range(k)]
-        sections.append(("Grad-CAM (predicted class)", fig(plots.plot_image_grid(
-            overlays, titles=[f"pred {p}" for p in predicted[:k]]), "grad_cam")))
+        name = (lambda i: class_names[i]) if class_names else str
+        sections.append(("Grad-CAM: where the evidence for the predicted class lies", fig(plots.plot_image_grid(
+            overlays, titles=[f"true {name(int(t))}, pred {name(int(p))}" for t, p in zip(true[:k], predicted[:k])]),
+            "grad_cam")))
     num_classes = max(probs.shape[-1], 2)
     accuracy = float((predicted == true).mean())
     cm = plots.confusion_matrix(true, predicted, num_classes)
-    sections.append((f"Confusion matrix (accuracy {accuracy:.4f} on {len(x)} images)",
+    sections.append((f"Confusion matrix: accuracy {accuracy:.4f} on {len(x)} images",
                      fig(plots.plot_confusion_matrix(cm, class_names), "confusion_matrix")))
     sections.append(("Misclassified examples", fig(plots.plot_misclassified(x, true, predicted,
                                                                             class_names=class_names),

@@ -1,0 +1,11 @@
+"""Keras's ``applications``: ``VGG16``/``VGG19`` (with ``vgg16``/``vgg19`` submodules holding
+``preprocess_input`` and ``decode_predictions``), and ``xception``/``inception_v3``, which
+import but say which layers they still need."""
+from . import imagenet_utils, inception_v3, vgg16, vgg19, xception
+from .inception_v3 import InceptionV3
+from .vgg16 import VGG16
+from .vgg19 import VGG19
+from .xception import Xception
+
+__all__ = ["VGG16", "VGG19", "Xception", "InceptionV3", "vgg16", "vgg19", "xception", "inception_v3",
+           "imagenet_utils"]
