@@ -41,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import stable_sigmoid, stable_softmax
-from .backend import get_array_module
+from . import backend
+from .backend import get_array_module, is_gpu_array
 from .kernels.dispatch import pick
 
 EPSILON = 1e-7
@@ -142,7 +143,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def check_labels(self, y_pred, y_true):
         xp = get_array_module(y_pred)
-        on_device = backend.is_gpu_array(y_true)
+        on_device = is_gpu_array(y_true)
         y_true = xp.asarray(y_true)
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
             y_true = y_true[..., 0]
