@@ -63,6 +63,7 @@ def main(rounds, out):
             with register_tiles.use_tile_set(s):
                 for name, step in steps.items():
                     times[s, name].append(seconds(step) * 1000)
+                    print(f"round {r}: {name:34s} {s:7s} {times[s, name][-1]:8.1f} ms", flush=True)
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "rounds": rounds, "cases": {}}
     for (s, name), ms in times.items():
         entry = {"ms": min(ms), "rounds_ms": ms}

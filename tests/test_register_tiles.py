@@ -51,6 +51,8 @@ def product_kernels():
     kernels = {}
     with mc.use_kernels("numba"):
         for rows, panel in register_tiles.TILES:
+            if panel % {"ymm": 8, "zmm": 16}[VECTOR_REGISTER[register_tiles.VECTOR_ISA]]:
+                continue        # (AVX2's 3 × 24 on AVX-512: a zmm and a ymm per row, by design)
             x = rng.standard_normal((2, 10, 10, 8)).astype(np.float32)
             W = rng.standard_normal((3, 3, 8, panel)).astype(np.float32)
             dy = rng.standard_normal((2, 8, 8, panel)).astype(np.float32)
@@ -120,4 +122,4 @@ def test_the_avx2_products_compiled_for_haswell_are_full_width_fmas_without_spil
 
 @pytest.mark.skipif(register_tiles.VECTOR_ISA != "avx512", reason="this CPU has no AVX-512")
 def test_this_avx512_cpu_runs_the_avx512_tiles():
-    assert register_tiles.TILES == ((4, 32), (3, 48))
+    assert register_tiles.TILES[:2] == ((4, 32), (3, 48))

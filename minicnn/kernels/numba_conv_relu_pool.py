@@ -76,7 +76,7 @@ def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches):
     x_pad = np.ascontiguousarray(x_pad)
     windows = window_pixels(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
     _, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
-    panel = four_row_tile()[1]
+    panel = four_row_tile(f)[1]
     panels = pack_panels(W.reshape(kh * kw * c, f), panel, x_pad.dtype)
     _implicit_gemm_relu_maxpool_kernel(panel)(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f), switches.reshape(-1, f))
     return y, switches

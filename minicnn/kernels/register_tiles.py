@@ -15,7 +15,8 @@ when set, else the host's, as LLVM reports them):
 * AVX2: 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
   of accumulators, the rest for the panel's row and the broadcast values;
 * AVX-512: 32 registers of 512 bits (16 float32): 4 × 32 or 3 × 48, the same 8 or 9
-  accumulator registers at twice the width.
+  accumulator registers at twice the width; and AVX2's tiles, for the column counts they
+  pad less (24 filters: 3 × 24, not 4 × 32's 8 empty columns).
 
 Eight independent accumulators keep two FMA units busy through the FMA's 4-cycle
 latency.  Each product is compiled only for the tiles it is called with
@@ -34,7 +35,7 @@ from numba.extending import intrinsic
 
 TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: the 4-row one first
     "avx2": ((4, 16), (3, 24)),
-    "avx512": ((4, 32), (3, 48)),
+    "avx512": ((4, 32), (3, 48), (4, 16), (3, 24)),
 }
 
 
@@ -64,9 +65,11 @@ def use_tile_set(isa):
         TILES = before
 
 
-def four_row_tile():
-    """The 4-row tile of the set in use (the fused conv + pool's: a 2×2 window per tile)."""
-    return TILES[0]
+def four_row_tile(n=None):
+    """The widest 4-row tile of the set in use, or, given n, the 4-row tile whose panels pad
+    n columns the least (the fused conv + pool's: a 2×2 window per tile)."""
+    fours = [tile for tile in TILES if tile[0] == 4]
+    return fours[0] if n is None else min(fours, key=lambda tile: -(-n // tile[1]) * tile[1])
 
 
 def three_row_tile():
@@ -75,8 +78,8 @@ def three_row_tile():
 
 
 def tile_for(n, on_a_tie=None):
-    """The tile whose panels pad n columns the least (``on_a_tie``, by default the 4-row
-    tile, when both pad alike)."""
+    """The tile whose panels pad n columns the least (``on_a_tie``, by default the widest
+    4-row tile, when it is among those that pad alike; else the first of them)."""
     on_a_tie = on_a_tie or four_row_tile()
     return min(TILES, key=lambda tile: (-(-n // tile[1]) * tile[1], tile != on_a_tie))
 
