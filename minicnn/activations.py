@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from . import backend
 from .backend import get_array_module
 from .kernels.dispatch import pick

@@ -13,8 +13,6 @@ the model input's by a trailing axis of size 1 gets it added or dropped.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import backend
 
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, optimizers, seeding
+from . import architectures, optimizers, seeding
 from .datasets import embedded
 from .viz import plots
 from .viz.report import png_tag, report as write_report

@@ -33,7 +33,7 @@ import numpy as np
 from . import arguments, backend, optimizers
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
-from .data_adapters import is_batch_source, make_batches, standardize_x
+from .data_adapters import is_batch_source, make_batches, split_batch, standardize_x
 from .graph import flatten
 from .progbar import Progbar
 from .seeding import global_generator
@@ -176,6 +176,12 @@ class TrainingMixin:
             with _LOCK_CREATION:              # two threads' first calls must not make two locks
                 lock = self.__dict__.setdefault("_call_lock", threading.RLock())
         return lock
+
+    def __getstate__(self):
+        """A copy (``copy.deepcopy``, pickle) leaves the lock behind: it gets one of its own."""
+        state = dict(self.__dict__)
+        state.pop("_call_lock", None)
+        return state
 
     @serialized
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minicnn as mc
-from minicnn import architectures, backend, layers
+from minicnn import architectures, layers
 from minicnn.study.finite_differences import numeric_gradient, relative_error
 
 MERGES = [layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum,
