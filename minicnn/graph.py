@@ -73,3 +73,18 @@ def flatten(structure) -> list:
     if isinstance(structure, (list, tuple)) or hasattr(structure, "__next__"):     # a generator too
         return list(structure)
     return [structure]
+
+
+def in_order(data, names, what, expected):
+    """``data`` — one array, a list in order, or a dict keyed by name — as the list in the
+    order of ``names`` (a model's inputs, or its outputs' labels); ``what`` and ``expected``
+    word the error ("model 'm'", "input arrays")."""
+    if isinstance(data, dict):
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"{what}: no {expected} for {missing}; received keys {list(data)}")
+        return [data[n] for n in names]
+    items = flatten(data) if len(names) > 1 else [data]
+    if len(items) != len(names):
+        raise ValueError(f"{what}: expected {expected} for {len(names)} {names}, received {len(items)}")
+    return items

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend, device_copy
-from .graph import flatten, is_symbolic
+from .graph import flatten, in_order, is_symbolic
 from .layers import Layer
 from .layers.core import InputLayer
 from .persistence import PersistenceMixin
@@ -220,16 +220,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         return arrays if len(arrays) > 1 else arrays[0]
 
     def _input_arrays(self, x) -> list:
-        if isinstance(x, dict):
-            missing = [n for n in self.input_names if n not in x]
-            if missing:
-                raise ValueError(f"model {self.name!r}: no array for inputs {missing}; received keys {list(x)}")
-            return [x[n] for n in self.input_names]
-        arrays = flatten(x) if len(self.inputs) > 1 else [x]
-        if len(arrays) != len(self.inputs):
-            raise ValueError(f"model {self.name!r}: expected {len(self.inputs)} input arrays "
-                             f"{[t.name for t in self.inputs]}, received {len(arrays)}")
-        return arrays
+        return in_order(x, self.input_names, f"model {self.name!r}", "input arrays")
 
     def forward(self, x, training=False, upto=None, record=None):
         """The outputs for ``x`` (one array, or a list for several outputs); with ``upto``
@@ -339,11 +330,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
     def call_backward(self, dz, input_grad=True):
         return self.backward(dz, input_grad=input_grad)
 
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
+    @Layer.trainable.setter
     def trainable(self, value):
         """As Keras: a model's setting is given to every layer inside (nested ones too)."""
         self._trainable = bool(value)

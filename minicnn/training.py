@@ -34,7 +34,7 @@ from . import arguments, backend, optimizers
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
 from .data_adapters import is_batch_source, make_batches, split_batch, standardize_x
-from .graph import flatten
+from .graph import flatten, in_order
 from .progbar import Progbar
 from .seeding import global_generator
 
@@ -204,16 +204,7 @@ class TrainingMixin:
 
     def _outputs_list(self, data, what):
         """Labels (or predictions) as a list in output order, from an array, list or dict."""
-        if isinstance(data, dict):
-            missing = [n for n in self.output_names if n not in data]
-            if missing:
-                raise ValueError(f"{what}: no labels for outputs {missing}; received keys {list(data)}")
-            return [data[n] for n in self.output_names]
-        items = flatten(data) if len(self.outputs) > 1 else [data]
-        if len(items) != len(self.outputs):
-            raise ValueError(f"{what}: expected labels for {len(self.outputs)} outputs {self.output_names}, "
-                             f"received {len(items)}")
-        return items
+        return in_order(data, self.output_names, what, "labels")
 
     def _check_xy(self, x, y, what="fit"):
         arrays = flatten(x) if isinstance(x, (list, tuple, dict)) else [x]
