@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import stable_sigmoid, stable_softmax
+from . import backend
 from .backend import get_array_module
 from .kernels.dispatch import pick
 
