@@ -240,7 +240,11 @@ def serve(framework, name, shape, batch, mode, steps):
     its facts; then, per ``time`` line on stdin, runs one untimed step (to wake its threads
     and caches after waiting) and replies with the mean seconds of the next ``steps`` steps,
     or of as many more as make ``MIN_ROUND_S``; at the end (any other line), with its peak RSS."""
-    step, info = WORKERS[framework](name, tuple(shape), batch, mode)
+    from bench_blocks import WORKERS as BLOCK_WORKERS          # the block cases (bench_blocks.py)
+    if (framework, name) in BLOCK_WORKERS:
+        step, info = BLOCK_WORKERS[framework, name](tuple(shape), batch)
+    else:
+        step, info = WORKERS[framework](name, tuple(shape), batch, mode)
     _reply(info)
     for line in sys.stdin:
         if line.strip() != "time":
