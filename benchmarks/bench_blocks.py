@@ -157,22 +157,9 @@ def torch_separable(shape, batch):
 def keras_separable(shape, batch):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import numpy as np
-    import tensorflow as tf
-    from bench_workers import _first_steps
-    x_np, dy_np = _data(shape, batch, SEPARABLE_FILTERS)
-    layer = keras.layers.SeparableConv2D(SEPARABLE_FILTERS, 3, padding="same")
-    x, dy = tf.constant(x_np), tf.constant(dy_np)
-    layer.build(x.shape)
-
-    @tf.function
-    def step_graph():                   # returns y and every gradient: a graph drops what it does not return
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-        return [y, *tape.gradient(y, [x, *layer.trainable_variables], output_gradients=dy)]
-    return _first_steps(step_graph, lambda out: all(np.isfinite(t.numpy()).all() for t in out),
-                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
+    from bench_workers import keras_layer_step
+    return keras_layer_step(keras.layers.SeparableConv2D(SEPARABLE_FILTERS, 3, padding="same"),
+                            *_data(shape, batch, SEPARABLE_FILTERS))
 
 
 WORKERS = {("minicnn", "small_resnet"): minicnn_resnet, ("torch", "small_resnet"): torch_resnet,

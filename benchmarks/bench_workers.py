@@ -192,11 +192,14 @@ def worker_torch(name, shape, batch, mode):
 
 
 def _keras_conv_layer(shape, batch):
-    import numpy as np
     import keras
+    return keras_layer_step(keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same"), *layer_data(shape, batch))
+
+
+def keras_layer_step(layer, x_np, dy_np):
+    """A Keras layer's forward and backward for a fixed ∂L/∂y, as one compiled graph."""
+    import numpy as np
     import tensorflow as tf
-    x_np, dy_np = layer_data(shape, batch)
-    layer = keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
     x, dy = tf.constant(x_np), tf.constant(dy_np)
     layer.build(x.shape)
 
