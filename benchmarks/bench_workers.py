@@ -192,11 +192,14 @@ def worker_torch(name, shape, batch, mode):
 
 
 def _keras_conv_layer(shape, batch):
-    import numpy as np
     import keras
+    return keras_layer_step(keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same"), *layer_data(shape, batch))
+
+
+def keras_layer_step(layer, x_np, dy_np):
+    """A Keras layer's forward and backward for a fixed ∂L/∂y, as one compiled graph."""
+    import numpy as np
     import tensorflow as tf
-    x_np, dy_np = layer_data(shape, batch)
-    layer = keras.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
     x, dy = tf.constant(x_np), tf.constant(dy_np)
     layer.build(x.shape)
 
@@ -240,7 +243,11 @@ def serve(framework, name, shape, batch, mode, steps):
     its facts; then, per ``time`` line on stdin, runs one untimed step (to wake its threads
     and caches after waiting) and replies with the mean seconds of the next ``steps`` steps,
     or of as many more as make ``MIN_ROUND_S``; at the end (any other line), with its peak RSS."""
-    step, info = WORKERS[framework](name, tuple(shape), batch, mode)
+    from bench_blocks import WORKERS as BLOCK_WORKERS          # the block cases (bench_blocks.py)
+    if (framework, name) in BLOCK_WORKERS:
+        step, info = BLOCK_WORKERS[framework, name](tuple(shape), batch)
+    else:
+        step, info = WORKERS[framework](name, tuple(shape), batch, mode)
     _reply(info)
     for line in sys.stdin:
         if line.strip() != "time":

@@ -9,22 +9,14 @@ the same experiment on Fashion-MNIST (60K vs 10K), labelled as such.
 import numpy as np
 
 from minicnn import Model, architectures, optimizers, seeding
-from minicnn.datasets import cifar10, fashion_mnist
-from minicnn.example_support import Figures, check, example_main
+from minicnn.example_support import Figures, check, cifar10_stand_in, example_main
 from minicnn.viz import plots
 
 
 def load(quick):
-    try:
-        (x, y), (xt, yt) = cifar10.load_data(download=False)
-        name, classes = "CIFAR-10", cifar10.CLASS_NAMES
-        x, xt, y, yt = x / 255.0, xt / 255.0, y[:, 0], yt[:, 0]
-    except FileNotFoundError:
-        (x, y), (xt, yt) = fashion_mnist.load_data(download=False)
-        name, classes = "Fashion-MNIST (CIFAR-10 is not available here)", fashion_mnist.CLASS_NAMES
-        x, xt = x[..., None] / 255.0, xt[..., None] / 255.0
+    name, classes, x, y, xt, yt = cifar10_stand_in()
     sizes = (3000, 600) if quick else (len(x), len(x) // 5 if name == "CIFAR-10" else 10000)
-    return name, classes, x.astype(np.float32), y.astype(np.int64), xt.astype(np.float32), yt.astype(np.int64), sizes
+    return name, classes, x, y, xt, yt, sizes
 
 
 def main(quick=False, out=None):

@@ -17,6 +17,7 @@ EXAMPLES = {
     "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
     "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
     "xception_blocks": "separable vs plain convolutions: parameters, multiply-adds, depthwise + pointwise",
+    "resnet": "a small ResNet with and without BatchNormalization, beside Keras from the same weights",
 }
 
 

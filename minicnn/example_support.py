@@ -37,6 +37,22 @@ class Figures:
         return path
 
 
+def cifar10_stand_in():
+    """``(name, class_names, x, y, x_test, y_test)``: CIFAR-10 when it is available locally,
+    else Fashion-MNIST (its name says so); images float32 in [0, 1], labels int64."""
+    from .datasets import cifar10, fashion_mnist
+    try:
+        (x, y), (xt, yt) = cifar10.load_data(download=False)
+        name, classes = "CIFAR-10", cifar10.CLASS_NAMES
+        y, yt = y[:, 0], yt[:, 0]
+    except FileNotFoundError:
+        (x, y), (xt, yt) = fashion_mnist.load_data(download=False)
+        name, classes = "Fashion-MNIST (CIFAR-10 is not available here)", fashion_mnist.CLASS_NAMES
+        x, xt = x[..., None], xt[..., None]
+    return (name, classes, (x / 255.0).astype(np.float32), y.astype(np.int64), (xt / 255.0).astype(np.float32),
+            yt.astype(np.int64))
+
+
 def photo_grayscale(size=None):
     """Grace Hopper's portrait shipped with matplotlib, grey, float32 in [0, 1]."""
     from matplotlib import cbook

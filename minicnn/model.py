@@ -24,6 +24,7 @@ from .graph import flatten, in_order, is_symbolic
 from .layers import Layer
 from .layers.core import InputLayer
 from .persistence import PersistenceMixin
+from .layer_order import keras_layer_order
 from .plan import Plan, nodes_for
 from .summary import summary_table
 from .training import TrainingMixin, serialized
@@ -74,8 +75,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
                 if t.node.layer.is_input_layer and id(t) not in given:
                     raise ValueError(f"Model {self.name!r}: the outputs depend on input {t.name!r} {t.shape}, "
                                      f"which is not among the model's inputs {[i.name for i in self.inputs]}")
-        layers = [t.node.layer for t in self.inputs] + [n.layer for n in nodes]
-        self._layers = list(dict.fromkeys(layers))
+        self._layers = keras_layer_order(self.inputs, self.outputs)
         names = [layer.name for layer in self._layers]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:

@@ -30,6 +30,7 @@ from ..kernels import epilogue
 from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward, conv2d_transpose_forward,
                                      conv2d_transpose_geometry, dilated_kernel, dilated_size)
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
+from ..kernels.dispatch import pick
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from .base import Layer
 
@@ -153,14 +154,15 @@ class DepthwiseWindow(WindowLayer):
         """The depthwise convolution of x; keeps its padded input for backward."""
         oh, ow, pads = window_geometry(x.shape[1], x.shape[2], dilated_size(self.kernel_size, self.dilation_rate),
                                        self.strides, self.padding, self._who())
-        d, x_pad = depthwise_forward(x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, (oh, ow))
+        forward = pick(x, depthwise_forward, numba="numba_depthwise.depthwise_forward")
+        d, x_pad = forward(x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, (oh, ow))
         self.depthwise_cache = (x_pad, pads)
         return d
 
     def depthwise_backward(self, dd, input_grad):
         x_pad, pads = self.depthwise_cache
-        return depthwise_backward(dd, x_pad, self.params[self.kernel_key], self.strides, pads, self.dilation_rate,
-                                  input_grad)
+        backward = pick(dd, depthwise_backward, numba="numba_depthwise.depthwise_backward")
+        return backward(dd, x_pad, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, input_grad)
 
     def release(self):
         super().release()

@@ -19,11 +19,14 @@ that ``docs/backprop.md`` derives from the staged graph::
 Weights, in Keras's order: ``[gamma, beta, moving_mean, moving_variance]`` (without gamma
 when ``scale=False``, without beta when ``center=False``).  The moving statistics are
 weights the optimizer never touches (``non_trainable``).
-Keeps for backward: x̂, 1/√(σ² + ε) and whether the batch statistics were used.
+Keeps for backward: x̂, 1/√(σ² + ε) and whether the batch statistics were used.  The
+arithmetic runs on an ``(M, C)`` view (``kernels/batchnorm.py``, or its Numba twin).
 """
 from __future__ import annotations
 
 from .. import backend, initializers
+from ..kernels import batchnorm
+from ..kernels.dispatch import pick
 from .base import Layer
 
 
@@ -62,51 +65,47 @@ class BatchNormalization(Layer):
             if present:
                 self.add_param(key, (size,), self.initializers[key])
 
-    def _broadcast(self, v, ndim):
-        """A per-channel vector shaped to broadcast against the input."""
-        shape = [1] * ndim
-        shape[self.channel_axis(ndim)] = -1
-        return v.reshape(shape)
+    def _rows(self, a):
+        """``a`` as ``(M, C)``: the channel axis last, every other axis flattened into rows."""
+        xp = backend.get_array_module(a)
+        return xp.ascontiguousarray(xp.moveaxis(a, self.channel_axis(a.ndim), -1)).reshape(-1, a.shape[self.axis])
+
+    def _unrows(self, rows, shape):
+        xp = backend.get_array_module(rows)
+        moved = [*shape[:self.channel_axis(len(shape))], *shape[self.channel_axis(len(shape)) + 1:], shape[self.axis]]
+        return xp.moveaxis(rows.reshape(moved), -1, self.channel_axis(len(shape)))
+
+    def _gamma_beta(self, like):
+        xp = backend.get_array_module(like)
+        size = like.shape[-1]
+        return (self.params["gamma"] if self.scale else xp.ones(size, like.dtype),
+                self.params["beta"] if self.center else xp.zeros(size, like.dtype))
 
     def call(self, x, training):
-        xp = backend.get_array_module(x)
-        axis = self.channel_axis(x.ndim)
-        reduced = tuple(a for a in range(x.ndim) if a != axis)
+        rows = self._rows(x)
         use_batch = bool(training) and self.trainable
+        gamma, beta = self._gamma_beta(rows)
+        forward = pick(rows, batchnorm.forward, numba="numba_batchnorm.forward")
+        y, x_hat, mean, var, inv_std = forward(rows, gamma, beta, self.params["moving_mean"],
+                                               self.params["moving_variance"], self.epsilon, use_batch)
         if use_batch:
-            mean = x.mean(axis=reduced)
-            centered = x - self._broadcast(mean, x.ndim)
-            var = (centered * centered).mean(axis=reduced)
             m = self.momentum
             self.params["moving_mean"] = m * self.params["moving_mean"] + (1 - m) * mean
             self.params["moving_variance"] = m * self.params["moving_variance"] + (1 - m) * var
-        else:
-            mean, var = self.params["moving_mean"], self.params["moving_variance"]
-            centered = x - self._broadcast(mean, x.ndim)
-        inv_std = 1 / xp.sqrt(var + self.epsilon)
-        x_hat = centered * self._broadcast(inv_std, x.ndim)
-        self.cache = (x_hat, inv_std, use_batch, reduced)
-        y = x_hat * self._broadcast(self.params["gamma"], x.ndim) if self.scale else x_hat
-        return y + self._broadcast(self.params["beta"], x.ndim) if self.center else y
+        self.cache = (x_hat, inv_std, use_batch, x.shape)
+        return self._unrows(y, x.shape)
 
     def call_backward(self, dz, input_grad=True):
-        x_hat, inv_std, use_batch, reduced = self.cache
-        sum_dy = dz.sum(axis=reduced)
-        sum_dy_xhat = (dz * x_hat).sum(axis=reduced)
+        x_hat, inv_std, use_batch, shape = self.cache
+        backward = pick(x_hat, batchnorm.backward, numba="numba_batchnorm.backward")
+        sum_dy, sum_dy_xhat, dx = backward(self._rows(dz), x_hat, inv_std, self._gamma_beta(x_hat)[0], use_batch,
+                                           input_grad)
         self.grads = {}
         if self.scale:
             self.grads["gamma"] = sum_dy_xhat
         if self.center:
             self.grads["beta"] = sum_dy
-        if not input_grad:
-            return None
-        ndim = dz.ndim
-        scale = inv_std * self.params["gamma"] if self.scale else inv_std
-        if not use_batch:                                       # μ, σ² are constants
-            return dz * self._broadcast(scale, ndim)
-        M = dz.size // sum_dy.size
-        return self._broadcast(scale / M, ndim) * (
-            M * dz - self._broadcast(sum_dy, ndim) - x_hat * self._broadcast(sum_dy_xhat, ndim))
+        return None if dx is None else self._unrows(dx, shape)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
