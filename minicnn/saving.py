@@ -364,7 +364,18 @@ def read_keras_weights(path):
 
 
 def load_keras_weights(model, path):
-    """Copy the weights of a Keras file into ``model``, layer by layer in order."""
+    """Copy the weights of a Keras file into ``model``: a Keras 3 ``.weights.h5`` through its
+    layer groups (``keras_format``), else layer by layer in order."""
+    import h5py
+    path = os.fspath(path)
+    if os.path.exists(path) and not zipfile.is_zipfile(path) and h5py.is_hdf5(path):
+        with h5py.File(path, "r") as h5:
+            keras3 = "layers" in h5
+        if keras3:
+            from .keras_format.weights import read_layers
+            with h5py.File(path, "r") as h5:
+                read_layers(h5, model, path)
+            return model
     groups = read_keras_weights(path)
     targets = [layer for layer in model.layers if layer.params]
     by_name = dict(groups)

@@ -58,7 +58,7 @@ class ArrayBatches:
 
     def __init__(self, x, y, batch_size, shuffle, move=take):
         self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
-        self.order = np.arange(sample_count(x))
+        self.order = None                   # a permutation, drawn each epoch when shuffling
 
     def __len__(self):
         return math.ceil(sample_count(self.x) / self.batch_size)

@@ -19,6 +19,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("MINICNN_KERNELS", "numba")
 backend.set_kernels(os.environ["MINICNN_KERNELS"])
 
+# TensorFlow, the reference, on its plain kernels (see tf_helpers.py).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _default_data = REPO.parent / "shared" / "datasets"
 if "MINICNN_DATA" not in os.environ and _default_data.is_dir():

@@ -12,7 +12,7 @@ FACE = ("face_cnn", (64, 64, 1), 5, "train")
 def test_interleaved_rounds_time_every_configuration_and_report_a_failure(monkeypatch):
     monkeypatch.setitem(bench.CONFIGS, "broken", ("minicnn", {"MINICNN_KERNELS": "nonsense"}))
     results, waiting_cpu = bench.run_case(FACE, ["minicnn-numba", "broken", "minicnn-numpy"], steps=1, rounds=2)
-    assert results["broken"] == {"error": "ValueError: MINICNN_KERNELS: expected one of ('reference', 'numpy', 'numba'), "
+    assert results["broken"] == {"error": "ValueError: MINICNN_KERNELS: expected one of ('auto', 'reference', 'numpy', 'numba'), "
                                           "received 'nonsense'"}
     for config in ("minicnn-numba", "minicnn-numpy"):
         m = results[config]

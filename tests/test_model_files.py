@@ -102,7 +102,7 @@ CONFIG_DAMAGE = [
     (_set("compile", "iterations", value=-1), "entry compile.iterations must be >= 0, found -1"),
     (_set("compile", "iterations", value="1"), "entry compile.iterations must be a step count, found '1'"),
     (_set("compile", "iterations", value=True), "entry compile.iterations must be a step count, found True"),
-    (_set("compile", "loss", "name", value="hinge"), "entry compile.loss.name is malformed: unknown loss 'hinge'"),
+    (_set("compile", "loss", "name", value="poisson"), "entry compile.loss.name is malformed: unknown loss 'poisson'"),
     (lambda c: c["compile"]["loss"].pop("from_logits"), "entry compile.loss.from_logits is missing"),
     (_set("compile", "loss", "from_logits", value="no"), "entry compile.loss.from_logits must be true or false"),
     (_set("compile", "metrics", value="acc"), "entry compile.metrics must be a list of metric names"),

@@ -2,6 +2,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The reference is TensorFlow's plain kernels: its oneDNN ones reorder sums and, on degenerate
+# shapes (a 1×2 kernel, stride 2, 'same', on a 1-pixel-wide input), return wrong values.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
