@@ -116,21 +116,11 @@ def torch_resnet(shape, batch):
 
 
 def minicnn_separable(shape, batch):
-    import numpy as np
     import minicnn as mc
-    from bench_workers import _first_steps
+    from bench_workers import minicnn_layer_steps
     mc.set_seed(0)
     x, dy = _data(shape, batch, SEPARABLE_FILTERS)
-    layer = mc.layers.SeparableConv2D(SEPARABLE_FILTERS, 3, padding="same")
-    reference = layer.forward(x[:2], training=True)                 # check the kernels before timing
-    with mc.use_kernels("numpy"):
-        np.testing.assert_allclose(reference, layer.forward(x[:2], training=True), rtol=1e-4, atol=1e-5)
-
-    def step():
-        layer.forward(x, training=True)
-        return layer.backward(dy)
-    return _first_steps(step, lambda dx: np.isfinite(dx).all(), {"threads": mc.threads.thread_settings(),
-                                                                 "kernels": mc.get_kernels()})
+    return minicnn_layer_steps(mc.layers.SeparableConv2D(SEPARABLE_FILTERS, 3, padding="same"), x, dy)
 
 
 def torch_separable(shape, batch):

@@ -62,12 +62,18 @@ def worker_minicnn(name, shape, batch, mode):
 
 
 def _minicnn_conv_layer(shape, batch):
-    import numpy as np
     import minicnn as mc
     mc.set_seed(0)
     x, dy = layer_data(shape, batch)
-    layer = mc.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same")
-    reference = layer.forward(x[:2], training=True)                 # check the kernels before timing
+    return minicnn_layer_steps(mc.layers.Conv2D(CONV_LAYER_FILTERS, 3, padding="same"), x, dy)
+
+
+def minicnn_layer_steps(layer, x, dy):
+    """A minicnn layer's forward + backward as the timed step, checked against the NumPy
+    kernels before timing."""
+    import numpy as np
+    import minicnn as mc
+    reference = layer.forward(x[:2], training=True)
     with mc.use_kernels("numpy"):
         np.testing.assert_allclose(reference, layer.forward(x[:2], training=True), rtol=1e-4, atol=1e-5)
 

@@ -9,7 +9,7 @@ import pytest
 import minicnn as mc
 
 pytestmark = pytest.mark.tf
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (TensorFlow is a test dependency)
 
 CASES = {"Xception": (71, "xception"), "InceptionV3": (75, "inception_v3")}
 

@@ -9,7 +9,7 @@ import pytest
 import minicnn as mc
 
 pytestmark = pytest.mark.tf
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (TensorFlow is a test dependency)
 L = keras.layers
 
 RNG = np.random.default_rng(0)
