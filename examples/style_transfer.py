@@ -11,7 +11,7 @@ import numpy as np
 
 from minicnn import architectures, layers, optimizers, seeding
 from minicnn.example_support import Figures, check, example_main, mnist_split, photo_grayscale, prepare
-from minicnn.model import Sequential
+from minicnn import Sequential
 from minicnn.viz import maximize, plots, style
 
 

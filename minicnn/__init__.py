@@ -21,7 +21,8 @@ if _os.environ.get("MINICNN_SHARE_CORES", "1") != "0":
 from . import activations, backend, callbacks, initializers, layers, losses, metrics, optimizers  # noqa: E402
 from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: E402
 from .layers import Input  # noqa: E402
-from .model import Model, Sequential  # noqa: E402
+from .model import Model  # noqa: E402
+from .sequential import Sequential  # noqa: E402
 from . import models  # noqa: E402
 from . import applications, datasets, ops, preprocessing, utils  # noqa: E402
 from .saving import load_keras_weights, load_model  # noqa: E402

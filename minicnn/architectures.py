@@ -4,7 +4,8 @@ for quick runs; the parameter counts quoted are for the tutorials' input sizes."
 from __future__ import annotations
 
 from .layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
-from .model import Model, Sequential
+from .model import Model
+from .sequential import Sequential
 
 
 def face_fcnn(input_shape=(64, 64, 1)):

@@ -41,7 +41,8 @@ def to_keras(model, copy_weights=True):
         import keras
     except ImportError as exc:
         raise ImportError("to_keras needs TensorFlow/Keras: pip install tensorflow-cpu") from exc
-    from .model import Model, Sequential
+    from .model import Model
+    from .sequential import Sequential
     from .plan import nodes_for
     twins = {}
 

@@ -1,5 +1,6 @@
 """Keras's ``models`` module: ``from minicnn import models`` as ``from keras import models``."""
-from .model import Model, Sequential
+from .model import Model
+from .sequential import Sequential
 from .saving import clone_model, load_model
 
 

@@ -197,7 +197,7 @@ def _layer_from_config(entry, path, where="layer"):
 
 
 def _model_from_config(config, path):
-    from .model import Sequential
+    from .sequential import Sequential
     if config.get("format") != FORMAT:
         raise MalformedModelFile(f"{path}: expected format {FORMAT!r}, found {config.get('format')!r}")
     name = _field(path, config, "", "name", str, "a string")
@@ -279,7 +279,7 @@ def load_model(path, compile=True):
 
 def clone_model(model, dtype=None):
     """A new model with the same architecture and weights (optionally in another dtype)."""
-    from .model import Sequential
+    from .sequential import Sequential
     layers = [_layer_from_config({"class": type(layer).__name__, "config": layer.get_config()}, model.name)
               for layer in model.layers]
     for layer in layers:

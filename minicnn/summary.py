@@ -63,7 +63,7 @@ def _shape_cell(shape) -> str:
 
 
 def is_chain(model) -> bool:
-    from .model import Sequential
+    from .sequential import Sequential
     return isinstance(model, Sequential)
 
 

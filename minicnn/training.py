@@ -33,71 +33,9 @@ import numpy as np
 from . import arguments, backend, optimizers
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
-from .data_adapters import is_batch_source, make_batches, split_batch, standardize_x
+from .data_adapters import ArrayBatches, is_batch_source, make_batches, sample_count, standardize_x, take
 from .graph import flatten, in_order
 from .progbar import Progbar
-from .seeding import global_generator
-
-
-def take(data, rows):
-    """``data[rows]`` for an array, or for each array of a list or dict of them."""
-    if isinstance(data, dict):
-        return {k: v[rows] for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [v[rows] for v in data]
-    return data[rows]
-
-
-def sample_count(data) -> int:
-    return len(flatten(data)[0])
-
-
-class ArrayBatches:
-    """Mini-batches of in-memory arrays (or lists/dicts of them, for several inputs or
-    outputs), reshuffled every epoch when ``shuffle``."""
-
-    def __init__(self, x, y, batch_size, shuffle, move=take):
-        self.x, self.y, self.batch_size, self.shuffle, self.move = x, y, batch_size, shuffle, move
-        self.order = None                   # a permutation, drawn each epoch when shuffling
-
-    def __len__(self):
-        return math.ceil(sample_count(self.x) / self.batch_size)
-
-    def on_epoch_begin(self):
-        if self.shuffle:
-            self.order = global_generator().permutation(sample_count(self.x))
-
-    def __getitem__(self, i):
-        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        idx = self.order[rows] if self.shuffle else rows      # unshuffled: views, no copies
-        return self.move(self.x, idx), (None if self.y is None else self.move(self.y, idx))   # move gathers
-
-
-class SequenceBatches:
-    """Batches from a Keras-Sequence-like object (``len`` + ``[i] -> (x, y)``), e.g.
-    ``ImageDataGenerator.flow``; ``steps`` limits the batches per epoch."""
-
-    def __init__(self, data, steps=None, move=lambda a: a):
-        self.data, self.steps, self.move = data, steps or len(data), move
-
-    def __len__(self):
-        return self.steps
-
-    def on_epoch_begin(self):
-        pass
-
-    def __getitem__(self, i):
-        batch = self.data[i % len(self.data)]
-        if i % len(self.data) == len(self.data) - 1 and hasattr(self.data, "on_epoch_end"):
-            self.data.on_epoch_end()
-        x, y = split_batch(batch)
-        return self.move(x), self.move(y)
-
-
-def is_sequence(x) -> bool:
-    return not isinstance(x, (np.ndarray, list, tuple, dict)) and not backend.is_gpu_array(x) \
-        and hasattr(x, "__getitem__") \
-        and hasattr(x, "__len__")
 
 
 def split_for_validation(x, y, validation_split):

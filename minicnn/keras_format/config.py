@@ -14,7 +14,8 @@ Legacy Keras 2 configs (in ``.h5`` files) differ only in details read here too:
 from __future__ import annotations
 
 from .. import layers as L
-from ..model import Model, Sequential
+from ..model import Model
+from ..sequential import Sequential
 
 # minicnn class -> (Keras class name, the config keys both share)
 _LAYERS = {
