@@ -49,14 +49,12 @@ from .matmul import matmul
 from .padding import pad, padded_shape
 from .workspace import Workspace
 
-IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; measured as fast or faster than im2col + BLAS down to
-                                    # 1.6 M (a 28×28×1 → 32 conv at batch 8); smaller ones keep im2col + BLAS
-IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels: measured, 24 gained even on two 16-column
-                                         # panels, the second half empty (now one 24-column one); 1–3 lose
-WINOGRAD_FROM_CHANNELS = 24        # input and output channels, at least (measured: 24 → 48 and up gained;
-                                   # CIFAR's 16 → 16 convs were 1.1× slower than the implicit GEMM)
+# Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds").
+IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep im2col + BLAS
+IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels, at least, for its implicit GEMM
+WINOGRAD_FROM_CHANNELS = 24        # input and output channels, at least
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
-                                    # product computes oh·ow; measured: beyond 1.5× that, col2im is faster
+                                    # product computes oh·ow; beyond this ratio col2im is used
 
 
 class ConvCache(NamedTuple):
@@ -85,10 +83,7 @@ def implicit_gemm_applies(x, multiply_adds):
 def winograd_applies(x, W, strides, out_hw):
     """True when the Numba Winograd kernels (``kernels/winograd.py``) run this convolution:
     3×3, stride 1, at least WINOGRAD_FROM_CHANNELS input and output channels, and large
-    enough for the implicit GEMM.  Any output size: its last tiles reach past the edge.
-    (Measured, a training step against the same with Winograd for even outputs only, as
-    F(2×2, 3×3) had it: MNIST 24/48/64 at batch 256 1.20× faster, the convnet 1.06×, cats
-    vs dogs 1.09×, inference 1.11×, the others alike.)"""
+    enough for the implicit GEMM.  Any output size: its last tiles reach past the edge."""
     kh, kw, c, f = W.shape
     return ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and min(c, f) >= WINOGRAD_FROM_CHANNELS
             and implicit_gemm_applies(x, x.shape[0] * out_hw[0] * out_hw[1] * 9 * c * f))

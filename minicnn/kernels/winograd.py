@@ -38,11 +38,8 @@ zeros included, into a small scratch ``P``.
 
 The transforms run over the channels, contiguous in NHWC, as SIMD: each 6×6 transform is
 two passes through a small scratch ``T`` (down the columns, then along the rows), each
-pass a loop that reads 6 streams and writes 6.  Written as one loop over the channels
-that makes all 36 values, LLVM left it scalar, and F(2×2, 3×3) (16 products per 4
-outputs, 4×4 transforms) was then the faster: forward, ∂L/∂W and ∂L/∂x of the conv layer
-case 84 against 59 ms on one thread.  With the two passes, against F(2×2) in the same
-process (min of 30): one thread 45.3 against 51.7 ms, two threads 25.6 against 28.3.
+pass a loop that reads 6 streams and writes 6 (written as one loop making all 36 values,
+LLVM leaves it scalar; ``docs/performance.md``).
 Indices the loops compute are unsigned: Numba checks a signed index for being negative,
 which turned the loads into gathers.  Each scratch has one view in a kernel: V flat
 (``_at_v``), ∂L/∂M as panels (``_at_dm``).  Numba compiles a ``prange`` body into a
