@@ -1,26 +1,23 @@
-"""Benchmark cases for the residual and separable blocks, in one run on one machine:
+"""The graph-model and block cases of the benchmark (``bench_harness.CASES``), each by minicnn,
+PyTorch and Keras:
 
+* ``residual_net``: the functional API's case (issue 30): a 3×3 stem convolution and two
+  residual blocks of two 3×3 convolutions, 32 channels, on 32×32×3, then global average
+  pooling and a softmax; RMSprop as the seed cases; training and inference;
 * ``small_resnet``: one training step (SGD, momentum 0.9) of ``examples/resnet.py``'s network
   with BatchNormalization, CIFAR-shaped input, batch 64;
 * ``separable_layer``: one SeparableConv2D layer's forward and backward (∂L/∂x and every
   weight's gradient for a fixed ∂L/∂y), reported in GFLOP/s as well.
 
-Each by minicnn (NumPy and Numba kernels), PyTorch and Keras, every configuration in its own
-worker process, timed in interleaved rounds by ``bench_harness.run_case`` (see there).
-Results go to ``benchmarks/results/blocks.json`` and ``blocks.md``.
-
-    python benchmarks/bench_blocks.py [--quick]
+The workers are found by ``bench_workers.serve`` through ``WORKERS``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
-RESNET = ("small_resnet", (32, 32, 3), 64, "train")
-SEPARABLE = ("separable_layer", (28, 28, 64), 32, "layer")
 SEPARABLE_FILTERS = 128
+RESIDUAL_WIDTH = 32
 
 
 def separable_gflops(shape, batch, ms):
@@ -48,33 +45,97 @@ def _resnet_module():
     return resnet
 
 
-def minicnn_resnet(shape, batch):
+def residual_net(lib, shape, width=RESIDUAL_WIDTH, classes=10):
+    """The functional case in either library (``lib`` is ``minicnn`` or ``keras``: the same calls)."""
+    L = lib.layers
+    inputs = lib.Input(shape)
+    x = L.Conv2D(width, 3, padding="same", activation="relu")(inputs)
+    for _ in range(2):
+        branch = L.Conv2D(width, 3, padding="same", activation="relu")(x)
+        branch = L.Conv2D(width, 3, padding="same")(branch)
+        x = L.Activation("relu")(L.Add()([x, branch]))
+    x = L.GlobalAveragePooling2D()(x)
+    return lib.Model(inputs, L.Dense(classes, activation="softmax")(x))
+
+
+def _library_steps(lib, model, optimizer, loss, x, y, mode):
+    """minicnn or Keras (the same calls): ``model`` compiled, then its training step or its
+    prediction as the timed step; minicnn's kernels are checked against NumPy's first."""
     import numpy as np
-    import minicnn as mc
+    model.compile(optimizer, loss)
+    if lib.__name__ == "minicnn":
+        reference = model.predict(x[:2], verbose=0)
+        with lib.use_kernels("numpy"):
+            np.testing.assert_allclose(reference, model.predict(x[:2], verbose=0), rtol=1e-4, atol=1e-5)
+        info = {"threads": lib.threads.thread_settings(), "kernels": lib.get_kernels()}
+    else:
+        import tensorflow as tf
+        info = {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+    step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict_on_batch(x))
     from bench_workers import _first_steps
-    mc.set_seed(0)
-    model = _resnet_module().small_resnet(mc, shape)
-    model.compile(mc.optimizers.SGD(0.02, momentum=0.9), "sparse_categorical_crossentropy")
-    x, y = _data(shape, batch, 1)[0], _labels(batch)
-    return _first_steps(lambda: model.train_on_batch(x, y), lambda out: np.isfinite(out).all(),
-                        {"threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()})
+    return _first_steps(step, lambda out: np.isfinite(np.asarray(out)).all(), info)
 
 
-def keras_resnet(shape, batch):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from bench_workers import _first_steps
-    keras.utils.set_random_seed(0)
-    model = _resnet_module().small_resnet(keras, shape)
-    model.compile(keras.optimizers.SGD(0.02, momentum=0.9), "sparse_categorical_crossentropy")
-    x, y = _data(shape, batch, 1)[0], _labels(batch)
-    return _first_steps(lambda: model.train_on_batch(x, y), lambda out: np.isfinite(np.asarray(out)).all(),
-                        {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
+def _library(framework):
+    """minicnn, or Keras with its seed set (TensorFlow quiet)."""
+    if framework == "minicnn":
+        import minicnn as lib
+        lib.set_seed(0)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras as lib
+        lib.utils.set_random_seed(0)
+    return lib
 
 
-def torch_resnet(shape, batch):
+def library_residual(framework):
+    def worker(shape, batch, mode):
+        from bench_workers import data
+        lib = _library(framework)
+        return _library_steps(lib, residual_net(lib, shape), lib.optimizers.RMSprop(1e-4), "categorical_crossentropy",
+                              *data(shape, batch, 10), mode)
+    return worker
+
+
+def library_resnet(framework):
+    def worker(shape, batch, mode):
+        lib = _library(framework)
+        return _library_steps(lib, _resnet_module().small_resnet(lib, shape), lib.optimizers.SGD(0.02, momentum=0.9),
+                              "sparse_categorical_crossentropy", _data(shape, batch, 1)[0], _labels(batch), mode)
+    return worker
+
+
+def torch_residual(shape, batch, mode):
+    """The same network in PyTorch (NCHW; the softmax left to the loss)."""
+    import torch
+    from torch import nn
+    from bench_workers import _first_steps, data, torch_steps
+    width = RESIDUAL_WIDTH
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branch = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                        nn.Conv2d(width, width, 3, padding=1))
+
+        def forward(self, t):
+            return torch.relu(t + self.branch(t))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(shape[-1], width, 3, padding=1), nn.ReLU(), Block(), Block(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+    x_np, y_np = data(shape, batch, 10)
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
+    channels_last = os.environ.get("BENCH_CHANNELS_LAST") == "1"
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    train, infer = torch_steps(model, x, torch.from_numpy(y_np).argmax(1), nn.CrossEntropyLoss())
+    return _first_steps(train if mode == "train" else infer, lambda out: bool(torch.isfinite(out).all()),
+                        {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "channels_last": channels_last})
+
+
+def torch_resnet(shape, batch, mode):
     """The same network in PyTorch (NCHW; BatchNorm2d with Keras's ε and momentum 0.9 ≙ 0.1)."""
     import torch
     from torch import nn
@@ -115,7 +176,7 @@ def torch_resnet(shape, batch):
                                                                        "channels_last": channels_last})
 
 
-def minicnn_separable(shape, batch):
+def minicnn_separable(shape, batch, mode):
     import minicnn as mc
     from bench_workers import minicnn_layer_steps
     mc.set_seed(0)
@@ -123,7 +184,7 @@ def minicnn_separable(shape, batch):
     return minicnn_layer_steps(mc.layers.SeparableConv2D(SEPARABLE_FILTERS, 3, padding="same"), x, dy)
 
 
-def torch_separable(shape, batch):
+def torch_separable(shape, batch, mode):
     import torch
     from torch import nn
     from bench_workers import _first_steps
@@ -144,7 +205,7 @@ def torch_separable(shape, batch):
     return _first_steps(step, lambda dx: bool(torch.isfinite(dx).all()), {"torch": torch.__version__})
 
 
-def keras_separable(shape, batch):
+def keras_separable(shape, batch, mode):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     from bench_workers import keras_layer_step
@@ -152,39 +213,8 @@ def keras_separable(shape, batch):
                             *_data(shape, batch, SEPARABLE_FILTERS))
 
 
-WORKERS = {("minicnn", "small_resnet"): minicnn_resnet, ("torch", "small_resnet"): torch_resnet,
-           ("keras", "small_resnet"): keras_resnet, ("minicnn", "separable_layer"): minicnn_separable,
+WORKERS = {("minicnn", "residual_net"): library_residual("minicnn"), ("torch", "residual_net"): torch_residual,
+           ("keras", "residual_net"): library_residual("keras"),
+           ("minicnn", "small_resnet"): library_resnet("minicnn"), ("torch", "small_resnet"): torch_resnet,
+           ("keras", "small_resnet"): library_resnet("keras"), ("minicnn", "separable_layer"): minicnn_separable,
            ("torch", "separable_layer"): torch_separable, ("keras", "separable_layer"): keras_separable}
-
-
-def main(quick=False, out="benchmarks/results"):
-    from bench_harness import CONFIGS, gemm_ceiling, machine, machine_line, run_case
-    from minicnn.saving import atomic_write_bytes
-    steps, rounds = (3, 2) if quick else (10, 5)
-    results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
-    lines = [machine_line(results), "", "| case | configuration | ms/step | images/s | GFLOP/s | peak MB |",
-             "|---|---|---:|---:|---:|---:|"]
-    for case in (RESNET, SEPARABLE):
-        configs, waiting_cpu = run_case(case, CONFIGS, steps, rounds)
-        for config, m in configs.items():
-            if case is SEPARABLE and "ms_per_step" in m:
-                m["gflops"] = separable_gflops(case[1], case[2], m["ms_per_step"])
-            row = (f"{m['ms_per_step']:.1f} | {m['images_per_s']:.0f} | {m.get('gflops', float('nan')):.1f} | "
-                   f"{m['peak_rss_mb']:.0f}" if "ms_per_step" in m else f"{m['error'][:60]} | | |")
-            lines.append(f"| {case[0]} {case[1]} b{case[2]} | {config} | {row} |")
-            print(lines[-1], flush=True)
-        results["cases"].append({"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3],
-                                 "configs": configs, "waiting_workers_cpu_s": waiting_cpu})
-    lines.append(f"\nEach configuration timed in {rounds} interleaved rounds of ≥ {steps} steps (ms/step: its best "
-                 f"round).")
-    os.makedirs(out, exist_ok=True)
-    atomic_write_bytes(os.path.join(out, "blocks.json"), json.dumps(results, indent=1).encode())
-    atomic_write_bytes(os.path.join(out, "blocks.md"), "\n".join(lines).encode())
-    return results
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 steps × 2 rounds")
-    parser.add_argument("--out", default="benchmarks/results")
-    main(**vars(parser.parse_args()))

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 
+from bench_blocks import separable_gflops
 from bench_workers import CONV_LAYER_FILTERS, REPLY, MIN_ROUND_S
 
 CASES = [  # (model, input shape, batch, mode)
@@ -39,7 +40,13 @@ CASES = [  # (model, input shape, batch, mode)
     ("cats_dogs_cnn", (150, 150, 3), 20, "train"),
     ("mnist_deconstructed", (28, 28, 1), 1024, "infer"),
     ("conv_layer", (14, 14, 24), 256, "layer"),
+    ("residual_net", (32, 32, 3), 64, "train"),     # the graph cases and blocks: bench_blocks.py
+    ("residual_net", (32, 32, 3), 64, "infer"),
+    ("small_resnet", (32, 32, 3), 64, "train"),
+    ("separable_layer", (28, 28, 64), 32, "layer"),
 ]
+SEED_CASES = CASES[:7]           # what a baseline checkout (``--baseline``) also runs: it may predate the graph API
+QUICK_CASES = [CASES[i] for i in (0, 1, 5, 6, 7)]
 
 
 def conv_layer_gflops(shape, batch, ms):
@@ -47,6 +54,9 @@ def conv_layer_gflops(shape, batch, ms):
     2·n·h·w·9·c·f floating-point operations of the direct sum, over the measured time."""
     h, w, c = shape
     return 3 * 2 * batch * h * w * 9 * c * CONV_LAYER_FILTERS / (ms / 1000) / 1e9
+
+
+LAYER_GFLOPS = {"conv_layer": conv_layer_gflops, "separable_layer": separable_gflops}
 
 
 CONFIGS = {
@@ -78,8 +88,8 @@ class WorkerFailed(RuntimeError):
 class Worker:
     """One configuration's worker process for one case, driven over its stdin and stdout."""
 
-    def __init__(self, config, case, steps):
-        framework, env = CONFIGS[config]
+    def __init__(self, setup, case, steps):
+        framework, env = setup                      # a value of CONFIGS
         name, shape, batch, mode = case
         cmd = [sys.executable, WORKER_SCRIPT, framework, name, json.dumps(list(shape)), str(batch), mode, str(steps)]
         self.stderr = tempfile.TemporaryFile(mode="w+")
@@ -148,7 +158,7 @@ def run_case(case, configs, steps, rounds, timeout=900):
     batch = case[2]
     results, workers = {}, {}
     for config in configs:
-        worker = Worker(config, case, steps)
+        worker = Worker(configs[config], case, steps)
         try:
             results[config] = worker.ask(None, timeout)
             workers[config] = worker
@@ -175,7 +185,7 @@ def run_case(case, configs, steps, rounds, timeout=900):
                                rounds_ms=[timed["seconds"] * 1000 for timed in timings[config]],
                                rounds_steps=[timed["steps"] for timed in timings[config]])
         if case[3] == "layer":
-            results[config]["gflops"] = conv_layer_gflops(case[1], batch, best * 1000)
+            results[config]["gflops"] = LAYER_GFLOPS[case[0]](case[1], batch, best * 1000)
     return results, waiting_cpu
 
 
@@ -199,6 +209,7 @@ def layer_table(repeats=5):
     import minicnn as mc
     from minicnn import architectures
     mc.set_seed(0)
+    mc.set_kernels("numba")
     model = architectures.mnist_deconstructed()
     x = np.random.default_rng(0).uniform(0, 1, (256, 28, 28, 1)).astype("float32")
     rows, a = [], x
@@ -263,20 +274,42 @@ def machine_line(results):
 
 
 def layer_against_ceiling(results):
-    """A line per framework: the conv layer's effective GFLOP/s over the sgemm ceiling."""
+    """A line per framework and layer case: its effective GFLOP/s over the sgemm ceiling."""
     lines = []
     for case in results["cases"]:
         for config, m in case["configs"].items() if case["mode"] == "layer" else ():
             if "gflops" in m:
-                lines.append(f"Conv layer, {config}: {m['gflops']:.0f} effective GFLOP/s = "
+                lines.append(f"{case['model']}, {config}: {m['gflops']:.0f} effective GFLOP/s = "
                              f"{m['gflops'] / results['gemm_ceiling_gflops']:.2f}× the sgemm ceiling.")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def ratio_to_best_peer(case, config="minicnn-numba"):
+    """``config``'s best round against the best peer's (None when either is missing), and
+    the range of that ratio round by round (the rounds were interleaved)."""
+    ours = case["configs"].get(config, {})
+    peers = [m for c, m in case["configs"].items() if not c.startswith("minicnn") and "images_per_s" in m]
+    if "images_per_s" not in ours or not peers:
+        return None
+    per_round = [min(rounds) / t for t, *rounds in zip(ours["rounds_ms"], *(p["rounds_ms"] for p in peers))]
+    return ours["images_per_s"] / max(p["images_per_s"] for p in peers), min(per_round), max(per_round)
+
+
+def baseline_lines(results):
+    """Per case: minicnn-numba's ratio to the best peer beside the baseline checkout's."""
+    lines = []
+    for case in results["cases"]:
+        now, then = ratio_to_best_peer(case), ratio_to_best_peer(case, "minicnn-baseline")
+        if now and then:
+            lines.append(f"{case['model']} b{case['batch']} {case['mode']}: {now[0]:.2f}× the best peer "
+                         f"(baseline {then[0]:.2f}×; this tree / baseline {now[0] / then[0]:.3f}).")
+    return lines
 
 
 def markdown(results):
     """The results table; the last column is minicnn-numba's best round against the best
     peer's, then the range of that ratio round by round (the rounds were interleaved)."""
-    configs = list(CONFIGS)
+    configs = [c for c in {**CONFIGS, "minicnn-baseline": None} if any(c in r["configs"] for r in results["cases"])]
     lines = ["| model | batch | mode | " + " | ".join(configs) + " | minicnn-numba / best peer (per round) |",
              "|---|---|---|" + "---|" * (len(configs) + 1)]
     for r in results["cases"]:
@@ -291,12 +324,8 @@ def markdown(results):
                     peers.append(m)
             else:
                 cells.append(m.get("error", "—")[:60])
-        ours = r["configs"].get("minicnn-numba", {})
-        ratio = "—"
-        if "images_per_s" in ours and peers:
-            per_round = [min(rounds) / t for t, *rounds in zip(ours["rounds_ms"], *(p["rounds_ms"] for p in peers))]
-            ratio = (f"{ours['images_per_s'] / max(p['images_per_s'] for p in peers):.2f}× "
-                     f"({min(per_round):.2f}–{max(per_round):.2f}×)")
+        ratio = ratio_to_best_peer(r)
+        ratio = "—" if ratio is None else f"{ratio[0]:.2f}× ({ratio[1]:.2f}–{ratio[2]:.2f}×)"
         lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | " + " | ".join(cells) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -322,20 +351,26 @@ def chart(results, path):
     save_figure(fig, path)
 
 
-def main(quick=False, out="benchmarks/results", configs=None):
+def main(quick=False, out="benchmarks/results", baseline=None):
+    """The whole run.  ``baseline``: the root of another minicnn checkout, run beside this one
+    on the seed cases (its Numba kernels) as the configuration "minicnn-baseline"."""
     from minicnn.saving import atomic_write_bytes
+    with_baseline = {**CONFIGS, "minicnn-baseline": ("minicnn", {"MINICNN_KERNELS": "numba",
+                                                                 "PYTHONPATH": os.path.abspath(baseline or "")})}
     steps, rounds = (3, 2) if quick else (10, 5)
+    results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
+    out = os.path.join(out, results["machine"]["vector_isa"])     # one folder per machine class
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results
-    results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
     print(f"GEMM ceiling (numpy float32 2048³): {results['gemm_ceiling_gflops']:.0f} GFLOP/s")
     results["layers"] = layer_table()
     results["jit"] = jit_compile_times()
     print(f"first Numba step: {results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
           f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
-    cases = CASES[:2] + CASES[-2:] if quick else CASES
+    cases = QUICK_CASES if quick else CASES
     for case in cases:
-        configs_run, waiting_cpu = run_case(case, configs or CONFIGS, steps, rounds)
+        configs = with_baseline if baseline and case in SEED_CASES else CONFIGS
+        configs_run, waiting_cpu = run_case(case, configs, steps, rounds)
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
                  "waiting_workers_cpu_s": waiting_cpu}
         for config, m in configs_run.items():
@@ -358,7 +393,8 @@ def main(quick=False, out="benchmarks/results", configs=None):
              (f" — **{drift:.0%} apart: the machine was not quiet, compare with care**" if drift > 0.15 else "") +
              f".\nFirst Numba training step + prediction in a fresh process (MNIST convnet): "
              f"{results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
-             f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n" + layer_against_ceiling(results))
+             f"{results['jit']['warm_cache_s']:.1f} s with the on-disk cache.\n" + layer_against_ceiling(results) +
+             "".join(line + "\n" for line in baseline_lines(results)))
     atomic_write_bytes(os.path.join(out, "benchmark.md"), (machine_line(results) + "\n\n" + table + "\n" + notes).encode())
     chart(results, os.path.join(out, "benchmark.png"))
     print(table)

@@ -251,7 +251,7 @@ def serve(framework, name, shape, batch, mode, steps):
     or of as many more as make ``MIN_ROUND_S``; at the end (any other line), with its peak RSS."""
     from bench_blocks import WORKERS as BLOCK_WORKERS          # the block cases (bench_blocks.py)
     if (framework, name) in BLOCK_WORKERS:
-        step, info = BLOCK_WORKERS[framework, name](tuple(shape), batch)
+        step, info = BLOCK_WORKERS[framework, name](tuple(shape), batch, mode)
     else:
         step, info = WORKERS[framework](name, tuple(shape), batch, mode)
     _reply(info)

@@ -1,9 +1,9 @@
 """Run the whole benchmark suite (same as ``minicnn bench``): training and inference of the
 seed architectures with minicnn (NumPy / Numba kernels), PyTorch (default / tuned) and
 TF-Keras (default / oneDNN), plus the per-layer GFLOP/s table; writes
-benchmarks/results/benchmark.{json,md,png}.
+benchmarks/results/<vector ISA>/benchmark.{json,md,png} (one folder per machine class).
 
-    python benchmarks/run_benchmarks.py [--quick] [--out DIR]
+    python benchmarks/run_benchmarks.py [--quick] [--out DIR] [--baseline CHECKOUT]
 """
 import argparse
 
@@ -12,7 +12,8 @@ from bench_harness import main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 steps, 4 cases; writes under OUT/quick")
+    parser.add_argument("--quick", action="store_true", help="3 steps, 5 cases; writes under OUT/quick")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--baseline", metavar="CHECKOUT", help="another minicnn checkout, timed beside this one")
     args = parser.parse_args()
-    main(quick=args.quick, out=args.out)
+    main(quick=args.quick, out=args.out, baseline=args.baseline)

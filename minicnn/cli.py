@@ -41,9 +41,12 @@ def build_parser():
                                        "Numba kernels beside PyTorch and TensorFlow where installed, plus the "
                                        "per-layer table and the Numba compile times.")
     bench.add_argument("--quick", action="store_true",
-                       help="4 of the cases, 3 steps × 2 rounds each; results go to OUT/quick, never over a full run")
+                       help="5 of the cases, 3 steps × 2 rounds each; results go to OUT/quick, never over a full run")
     bench.add_argument("--out", default="benchmarks/results",
                        help="folder for benchmark.json and benchmark.md (default: benchmarks/results)")
+    bench.add_argument("--baseline", metavar="CHECKOUT", default=None,
+                       help="another minicnn checkout (its root folder) to time beside this one on the seed cases, "
+                            "in the same interleaved rounds: a before/after comparison")
     report = sub.add_parser("report", help="write the HTML report of a saved model on the embedded digits",
                             description="Training-free report of a model saved with model.save, on the 500 "
                                         "embedded MNIST digits that minicnn demo holds out (the model must take "
@@ -105,7 +108,7 @@ def run_command(args):
                     raise ValueError(f"--{k} does not apply to the example {args.name!r}")
             module.main(quick=args.quick, out=args.out or f"out/{args.name}", **extra)
     elif args.command == "bench":
-        benchmark_harness().main(quick=args.quick, out=args.out)
+        benchmark_harness().main(quick=args.quick, out=args.out, baseline=args.baseline)
     elif args.command == "report":
         from .study.commands import report_command
         report_command(args.model, args.out)

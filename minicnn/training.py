@@ -373,6 +373,10 @@ class TrainingMixin:
             results = [np.concatenate(parts, axis=0) for parts in results]
         return results[0] if len(results) == 1 else results
 
+    def predict_on_batch(self, x):
+        """The outputs for ``x`` taken as one batch (Keras's ``predict_on_batch``)."""
+        return self.predict(x, batch_size=max(sample_count(x), 1))
+
     def _release_inference_buffers(self):
         """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
         than ``inference_buffer_limit``: a large batch's buffers are not held until the next

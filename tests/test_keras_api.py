@@ -187,6 +187,14 @@ def test_predict_casts_integer_images_and_takes_a_missing_or_extra_trailing_axis
     np.testing.assert_allclose(dense.predict(z), dense.predict(z[..., 0]))
 
 
+def test_predict_on_batch_is_predict_on_one_batch_as_in_keras():
+    model = _small_model()
+    x, _ = _data(5)
+    np.testing.assert_allclose(model.predict_on_batch(x), model.predict(x, batch_size=2), rtol=1e-6)
+    two = mc.Model(model.inputs, [model.output, model.layers[1].output])
+    assert [a.shape[0] for a in two.predict_on_batch(x)] == [5, 5]
+
+
 def test_callbacks_take_keras_arguments(tmp_path, capsys):
     x, y = _data()
     model = _small_model()
