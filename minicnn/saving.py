@@ -183,7 +183,7 @@ def _read_entries(path, compile):
     return config, arrays[0], arrays[1] if compile else {}
 
 
-def _layer_from_config(entry, path, where="layer"):
+def layer_from_entry(entry, path, where="layer"):
     class_name = _field(path, entry, where, "class", str, "a layer class name")
     cls = getattr(layers_module, class_name, None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, layers_module.Layer):
@@ -207,7 +207,7 @@ def _model_from_config(config, path):
                                                     for d in shape[1:]):
         raise MalformedModelFile(f"{path}: entry input_shape must be [null, positive ints...], found {shape!r}")
     with _Entry(path, "layers"):
-        model = Sequential([_layer_from_config(e, path, f"layers[{i}]") for i, e in enumerate(entries)], name=name)
+        model = Sequential([layer_from_entry(e, path, f"layers[{i}]") for i, e in enumerate(entries)], name=name)
     with _Entry(path, "input_shape"):
         model.build(tuple(shape))
     return model
@@ -280,7 +280,7 @@ def load_model(path, compile=True):
 def clone_model(model, dtype=None):
     """A new model with the same architecture and weights (optionally in another dtype)."""
     from .sequential import Sequential
-    layers = [_layer_from_config({"class": type(layer).__name__, "config": layer.get_config()}, model.name)
+    layers = [layer_from_entry({"class": type(layer).__name__, "config": layer.get_config()}, model.name)
               for layer in model.layers]
     for layer in layers:
         layer.dtype = dtype

@@ -27,7 +27,8 @@ def _remote(dataset, files, urls, key):
     return RemoteFile(dataset, name, checksum, tuple(u + name for u in urls))
 
 
-def _load(dataset, files, urls, data_dir, download, parts=("train", "test")):
+def load_idx_splits(dataset, files, urls, data_dir, download, parts=("train", "test")):
+    """(x, y) of each of ``parts`` of an IDX data set (MNIST's file layout), fetched or read from ``data_dir``."""
     out = []
     for part in parts:
         x = read_idx(fetch(_remote(dataset, files, urls, f"{part}_images"), data_dir, download), 3)
@@ -50,7 +51,7 @@ def load_data(data_dir=None, download=True):
     ``load_mnist_test`` still gives the test split.
     """
     try:
-        return _load("mnist", MNIST_FILES, MNIST_URLS, data_dir, download)
+        return load_idx_splits("mnist", MNIST_FILES, MNIST_URLS, data_dir, download)
     except FileNotFoundError as exc:
         if MNIST_FILES["train_images"][0] in str(exc):
             raise MNISTTrainingImagesMissing(
@@ -63,4 +64,4 @@ def load_data(data_dir=None, download=True):
 
 def load_test(data_dir=None, download=True):
     """The 10,000-image MNIST test split: ``(x_test, y_test)``."""
-    return _load("mnist", MNIST_FILES, MNIST_URLS, data_dir, download, parts=("test",))[0]
+    return load_idx_splits("mnist", MNIST_FILES, MNIST_URLS, data_dir, download, parts=("test",))[0]

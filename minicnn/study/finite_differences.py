@@ -179,8 +179,8 @@ def gradcheck(model_or_layer, x, y=None, loss=None, bisect=False, verbose=True, 
     from ..layers import Layer
     from ..model import Model
     if isinstance(model_or_layer, Layer) and not isinstance(model_or_layer, Model):
-        from ..saving import _layer_from_config
-        layer = _layer_from_config({"class": type(model_or_layer).__name__,
+        from ..saving import layer_from_entry
+        layer = layer_from_entry({"class": type(model_or_layer).__name__,
                                     "config": model_or_layer.get_config()}, "gradcheck")
         layer.dtype = "float64"
         layer.build((None, *np.shape(x)[1:]))
