@@ -374,7 +374,7 @@ def main(quick=False, out="benchmarks/results", baseline=None):
         entry = {"model": case[0], "shape": case[1], "batch": case[2], "mode": case[3], "configs": configs_run,
                  "waiting_workers_cpu_s": waiting_cpu}
         for config, m in configs_run.items():
-            print(f"{case[0]:20s} b{case[2]:<5d} {case[3]:5s} {config:14s} " +
+            print(f"{case[0]:20s} b{case[2]:<5d} {case[3]:5s} {config:16s} " +
                   (f"{m['images_per_s']:9.0f} img/s {m['ms_per_step']:8.1f} ms/step {m['peak_rss_mb']:6.0f} MB"
                    f"  rounds {' '.join(f'{t:.1f}' for t in m['rounds_ms'])} ms"
                    if "images_per_s" in m else m["error"]), flush=True)
