@@ -9,9 +9,13 @@ bench = benchmark_harness()
 FACE = ("face_cnn", (64, 64, 1), 5, "train")
 
 
+def configs(*names):
+    return {name: bench.CONFIGS[name] for name in names}
+
+
 def test_interleaved_rounds_time_every_configuration_and_report_a_failure(monkeypatch):
     monkeypatch.setitem(bench.CONFIGS, "broken", ("minicnn", {"MINICNN_KERNELS": "nonsense"}))
-    results, waiting_cpu = bench.run_case(FACE, ["minicnn-numba", "broken", "minicnn-numpy"], steps=1, rounds=2)
+    results, waiting_cpu = bench.run_case(FACE, configs("minicnn-numba", "broken", "minicnn-numpy"), steps=1, rounds=2)
     assert results["broken"] == {"error": "ValueError: MINICNN_KERNELS: expected one of ('auto', 'reference', 'numpy', 'numba'), "
                                           "received 'nonsense'"}
     for config in ("minicnn-numba", "minicnn-numpy"):
@@ -40,9 +44,9 @@ def test_table_gives_best_round_ratio_and_per_round_range():
 def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
     """The "layer" case (one Conv2D's forward + backward) on minicnn and TF-Keras (PyTorch
     is a benchmark-only install), in the table as ms and GFLOP/s."""
-    case = bench.CASES[-1]
+    case = next(c for c in bench.CASES if c[0] == "conv_layer")
     assert case[3] == "layer"
-    results, _ = bench.run_case(case, ["minicnn-numba", "keras-default"], steps=1, rounds=1)
+    results, _ = bench.run_case(case, configs("minicnn-numba", "keras-default"), steps=1, rounds=1)
     for m in results.values():
         assert m["ms_per_step"] > 0, m
     flops = 3 * 2 * 256 * 14 * 14 * 9 * 24 * 48
@@ -52,6 +56,26 @@ def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
     assert f"{peer['gflops']:.0f} GFLOP/s" in row.splitlines()[-1]
     assert row.endswith(f"| {peer['ms_per_step'] / ours['ms_per_step']:.2f}× "
                         f"({peer['ms_per_step'] / ours['ms_per_step']:.2f}–{peer['ms_per_step'] / ours['ms_per_step']:.2f}×) |")
+
+
+def test_the_functional_case_runs_in_both_libraries_and_a_baseline_checkout_beside_this_one():
+    """The residual network (a functional model) trains in minicnn and Keras; a baseline
+    checkout (here: this one) runs as one more configuration, and the notes compare the two
+    ratios to the best peer."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    setups = {**configs("minicnn-numba", "keras-default"),
+              "minicnn-baseline": ("minicnn", {"MINICNN_KERNELS": "numba", "PYTHONPATH": root})}
+    case = ("residual_net", (32, 32, 3), 4, "train")
+    assert case[0] in {c[0] for c in bench.CASES}
+    results, _ = bench.run_case(case, setups, steps=1, rounds=2)
+    for m in results.values():
+        assert m["ms_per_step"] > 0 and len(m["rounds_ms"]) == 2, m
+    (line,) = bench.baseline_lines({"cases": [{"model": case[0], "batch": 4, "mode": "train", "configs": results}]})
+    peer = results["keras-default"]["ms_per_step"]
+    now, then = peer / results["minicnn-numba"]["ms_per_step"], peer / results["minicnn-baseline"]["ms_per_step"]
+    assert line == (f"residual_net b4 train: {now:.2f}× the best peer (baseline {then:.2f}×; "
+                    f"this tree / baseline {now / then:.3f}).")
 
 
 def test_minicnn_bench_outside_a_checkout_says_where_to_run_it(monkeypatch, tmp_path, capsys):
