@@ -42,7 +42,10 @@ def per_output(sample_weight, output_names, n, who):
     """One weight array per output, or None: a single array weighs every output (Keras)."""
     if sample_weight is None:
         return None
-    if isinstance(sample_weight, (list, tuple, dict)):
+    if isinstance(sample_weight, (list, tuple)) and len(output_names) == 1 and len(sample_weight) == 1 \
+            and np.ndim(sample_weight[0]) >= 1:
+        sample_weight = sample_weight[0]                       # [w] for the one output
+    if isinstance(sample_weight, dict) or (isinstance(sample_weight, (list, tuple)) and len(output_names) > 1):
         arrays = in_order(sample_weight, output_names, who, "sample weights")
         return [None if a is None else checked(a, n, who, f"sample_weight of output {name!r}")
                 for a, name in zip(arrays, output_names)]
