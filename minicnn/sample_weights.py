@@ -26,7 +26,7 @@ from .graph import in_order
 def checked(sample_weight, n, who, what="sample_weight"):
     """``sample_weight`` as a float64 host array of shape ``(n,)`` (``(n, 1)`` accepted)."""
     w = np.asarray(backend.to_numpy(sample_weight))
-    if w.dtype.kind not in "iuf" or w.dtype.kind == "b":
+    if w.dtype.kind not in "iuf":
         raise ValueError(f"{who}: {what} must hold numbers, received dtype {w.dtype}")
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
