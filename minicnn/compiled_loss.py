@@ -115,8 +115,10 @@ class CompiledLoss:
         """None, one array for every output, or a list / dict of arrays -> a list per output."""
         if sample_weights is None:
             return [None] * len(self.terms)
-        if isinstance(sample_weights, (list, tuple, dict)):
+        if isinstance(sample_weights, dict):
             return in_order(sample_weights, self.names, "sample_weight", "sample weights")
+        if isinstance(sample_weights, (list, tuple)) and len(sample_weights) == len(self.terms):
+            return list(sample_weights)
         return [sample_weights] * len(self.terms)
 
     def __call__(self, y_preds, ys, sample_weights=None):
