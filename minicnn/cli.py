@@ -18,6 +18,7 @@ EXAMPLES = {
     "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
     "xception_blocks": "separable vs plain convolutions: parameters, multiply-adds, depthwise + pointwise",
     "resnet": "a small ResNet with and without BatchNormalization, beside Keras from the same weights",
+    "vgg16_gradients": "seed 003's GradientTape cells: VGG16 filter patterns and Grad-CAM on minicnn's backward",
 }
 
 

@@ -79,32 +79,52 @@ class Loss:
 
     name = "loss"
     fuses_with = None      # the output activation whose logits this loss can take
+    reduction = "sum_over_batch_size"
 
     def __init__(self, from_logits=False):
         self.from_logits = bool(from_logits)
         self._grad = None
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         y_true = self.check_labels(y_pred, y_true)
-        compute = self._from_logits if self.from_logits else self._from_probs
-        value, self._grad = compute(y_pred, y_true)
-        return value
+        return self._weighted(self.from_logits, y_pred, y_true, sample_weight)
 
-    def forward_logits(self, z, y_true):
+    def forward_logits(self, z, y_true, sample_weight=None):
         """The loss of ``activation(z)`` computed from the logits ``z``; then
         ``backward()`` returns ∂L/∂z."""
         y_true = self.check_labels(z, y_true)
-        value, self._grad = self._from_logits(z, y_true)
-        return value
+        return self._weighted(True, z, y_true, sample_weight)
+
+    def _weighted(self, logits, y_pred, y_true, sample_weight):
+        """L, and ∂L/∂y_pred kept for ``backward``.  With sample weights ``w`` (Keras 3)::
+
+            L_w = (1/n) Σ_b w_b ℓ_b          ∂L_w/∂y_b = w_b · ∂L/∂y_b
+
+        (``'sum'``: no 1/n) — the divisor stays the batch size, not Σw.  Row b of the
+        unweighted gradient is (1/n) ∂ℓ_b/∂y_b, since ℓ_b depends on row b alone; the
+        weighted one scales it."""
+        value, self._grad = (self._from_logits if logits else self._from_probs)(y_pred, y_true)
+        if sample_weight is None:
+            return value
+        xp = get_array_module(y_pred)
+        w = xp.asarray(sample_weight, dtype=y_pred.dtype).reshape(-1)
+        if len(w) != len(y_pred):
+            raise ValueError(f"{type(self).__name__}: sample_weight must hold one weight per sample, "
+                             f"{len(y_pred)}, received shape {tuple(xp.shape(sample_weight))}")
+        self._grad = self._grad * w.reshape((-1,) + (1,) * (self._grad.ndim - 1))
+        weighted = self.sample_values(y_pred, y_true, logits) * w
+        if self.reduction in ("none", None):
+            return weighted
+        return weighted.sum() / (1 if self.reduction == "sum" else len(w))
 
     def backward(self):
         if self._grad is None:
             raise ValueError(f"{type(self).__name__}: backward called before forward")
         return self._grad
 
-    def __call__(self, y_true, y_pred):
-        """Keras's argument order: ``loss(y_true, y_pred)``."""
-        return self.forward(y_pred, y_true)
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Keras's argument order: ``loss(y_true, y_pred, sample_weight=None)``."""
+        return self.forward(y_pred, y_true, sample_weight)
 
     def check_labels(self, y_pred, y_true):
         xp = get_array_module(y_pred)
@@ -128,13 +148,22 @@ class CategoricalCrossentropy(Loss):
         total = p.sum(axis=-1, keepdims=True)
         q = p / total
         qc = xp.clip(q, EPSILON, 1 - EPSILON)
-        value = -(y * xp.log(qc)).sum() / n
+        value = self.sample_values(p, y, False).sum() / n
         g = -y / qc * _in_range(q) / n                            # ∂L/∂q
         grad = (g - (g * q).sum(axis=-1, keepdims=True)) / total  # through q = p / Σp
         return value, grad
 
     def _from_logits(self, z, y):
         return softmax_cross_entropy_from_logits(z, y)
+
+    def sample_values(self, p, y, logits):
+        """ℓ_b, each sample's loss (summed over any axes between the batch and the classes)."""
+        xp = get_array_module(p)
+        if logits:
+            values = _logsumexp(p) * y.sum(axis=-1) - (y * p).sum(axis=-1)
+        else:
+            values = -(y * xp.log(xp.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON))).sum(axis=-1)
+        return values.reshape(len(p), -1).sum(axis=1)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -177,12 +206,22 @@ class SparseCategoricalCrossentropy(Loss):
         qc = xp.clip(p, EPSILON, 1 - EPSILON)
         onehot = self._one_hot(y, p)
         total = qc.sum(axis=-1, keepdims=True)
-        value = (-(onehot * xp.log(qc)).sum(axis=-1) + xp.log(total[..., 0])).sum() / n
+        value = self.sample_values(p, y, False).sum() / n
         grad = (-onehot / qc + 1 / total) * _in_range(p) / n
         return value, grad
 
     def _from_logits(self, z, y):
         return softmax_cross_entropy_from_logits(z, self._one_hot(y, z))
+
+    def sample_values(self, p, y, logits):
+        """ℓ_b (see ``CategoricalCrossentropy.sample_values``); from probabilities,
+        ``−log q_y + log Σ_k q_k`` with ``q = clip(p)``."""
+        if logits:
+            return CategoricalCrossentropy.sample_values(self, p, self._one_hot(y, p), True)
+        xp = get_array_module(p)
+        qc = xp.clip(p, EPSILON, 1 - EPSILON)
+        values = -(self._one_hot(y, p) * xp.log(qc)).sum(axis=-1) + xp.log(qc.sum(axis=-1))
+        return values.reshape(len(p), -1).sum(axis=1)
 
 
 class BinaryCrossentropy(Loss):
@@ -200,15 +239,23 @@ class BinaryCrossentropy(Loss):
         xp = get_array_module(p)
         m = p.size
         qc = xp.clip(p, EPSILON, 1 - EPSILON)
-        value = -(y * xp.log(qc) + (1 - y) * xp.log(1 - qc)).sum() / m
+        value = self.sample_values(p, y, False).sum() / len(p)
         grad = -(y / qc - (1 - y) / (1 - qc)) * _in_range(p) / m
         return value, grad
 
     def _from_logits(self, z, y):
-        xp = get_array_module(z)
         m = z.size
-        value = (xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).sum() / m
-        return value, (stable_sigmoid(z) - y) / m
+        return self.sample_values(z, y, True).sum() / len(z), (stable_sigmoid(z) - y) / m
+
+    def sample_values(self, p, y, logits):
+        """ℓ_b, the mean of the element-wise losses of sample b."""
+        xp = get_array_module(p)
+        if logits:
+            values = xp.maximum(p, 0) - p * y + xp.log1p(xp.exp(-xp.abs(p)))
+        else:
+            qc = xp.clip(p, EPSILON, 1 - EPSILON)
+            values = -(y * xp.log(qc) + (1 - y) * xp.log(1 - qc))
+        return values.reshape(len(p), -1).mean(axis=1)
 
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
@@ -231,6 +278,11 @@ class ReducedLoss(Loss):
         return (values.sum() if self.reduction == "sum" else values), grad
 
     _from_logits = _from_probs
+
+    def sample_values(self, p, y, logits):
+        """ℓ_b: the per-sample value (averaged, or summed for ``'sum'``, over any further axes)."""
+        values = self.per_sample(p, y)[0].reshape(len(p), -1)
+        return values.sum(axis=1) if self.reduction == "sum" else values.mean(axis=1)
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}

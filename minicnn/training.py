@@ -30,49 +30,30 @@ import threading
 
 import numpy as np
 
-from . import arguments, backend, optimizers
+from . import arguments, backend, optimizers, sample_weights
 from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
-from .data_adapters import ArrayBatches, is_batch_source, make_batches, sample_count, standardize_x, take
+from .data_adapters import (ArrayBatches, is_batch_source, make_batches, sample_count, split_for_validation,
+                            standardize_x, validation_triple)
 from .graph import flatten, in_order
 from .progbar import Progbar
 
 
-def split_for_validation(x, y, validation_split):
-    """(x_train, y_train, (x_val, y_val)): Keras takes the last ``validation_split`` of the
-    samples, before any shuffling; both parts must keep at least one sample."""
-    n = sample_count(x)
-    split = int(math.floor(n * (1.0 - validation_split)))
-    if split == 0 or split == n:
-        raise ValueError(f"fit: validation_split={validation_split!r} of {n} samples leaves {split} for "
-                         f"training and {n - split} for validation; each needs at least one")
-    return (take(x, slice(None, split)), take(y, slice(None, split)),
-            (take(x, slice(split, None)), take(y, slice(split, None))))
-
-
-def validation_pair(validation_data):
-    """``(x_val, y_val)`` from fit's ``validation_data``, which must be that tuple (or list)."""
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        described = (f"a {type(validation_data).__name__} of length {len(validation_data)}"
-                     if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
-        raise ValueError(f"fit: validation_data must be a tuple (x_val, y_val), received {described} "
-                         f"(sample weights, the Keras form (x_val, y_val, sample_weight), are not supported)")
-    return validation_data
-
-
 class RunningMeans:
-    """Means of the loss and metrics over the samples seen (weights = batch sizes)."""
+    """Means of the loss and metrics over the batches seen, each batch's value weighted by
+    its size ``n`` or, for a weighted metric, by its Σw (``weights``): Keras's ``Mean``."""
 
     def __init__(self):
-        self.sums, self.count = {}, 0
+        self.sums, self.counts = {}, {}
 
-    def add(self, values: dict, n: int):
-        self.count += n
+    def add(self, values: dict, n: int, weights=None):
         for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
+            weight = (weights or {}).get(key, n)
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
+            self.counts[key] = self.counts.get(key, 0.0) + weight
 
     def result(self) -> dict:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        return {k: v / self.counts[k] if self.counts[k] else 0.0 for k, v in self.sums.items()}
 
 
 def serialized(method):
@@ -122,16 +103,17 @@ class TrainingMixin:
         return state
 
     @serialized
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
-        """Keras's arguments, in Keras 3's order: ``loss``, ``loss_weights`` and ``metrics``
-        are one value for all outputs, a list in output order or a dict by output name."""
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None):
+        """Keras's arguments, in Keras 3's order: ``loss``, ``loss_weights``, ``metrics`` and
+        ``weighted_metrics`` are one value for all outputs, a list in output order or a dict
+        by output name (``compiled_loss``)."""
         if loss is None:
             raise ValueError(f"model {self.name!r}: compile needs a loss, e.g. loss='categorical_crossentropy'")
         if isinstance(loss_weights, (list, tuple)) and any(isinstance(w, str) for w in loss_weights):
             raise ValueError(f"model {self.name!r}: compile's third argument is loss_weights (Keras 3's order), "
                              f"received {loss_weights!r}; pass metrics by name: metrics={list(loss_weights)!r}")
         self.optimizer = optimizers.get(optimizer)
-        self.compiled_loss = CompiledLoss(self, loss, loss_weights, metrics)
+        self.compiled_loss = CompiledLoss(self, loss, loss_weights, metrics, weighted_metrics)
         self.loss = self.compiled_loss.terms[0].loss                 # one output: its loss and metrics
         self.metric_fns = self.compiled_loss.terms[0].metric_fns
 
@@ -182,18 +164,18 @@ class TrainingMixin:
         value, _ = self.compiled_loss([y_pred], [y])
         return value, self.compiled_loss.terms[0].fused
 
-    def _losses(self, y_pred, y):
-        """(L = Σ_k w_k L_k, logs) for the outputs ``y_pred`` and labels ``y``."""
+    def _losses(self, y_pred, y, sample_weight=None):
+        """(L = Σ_k w_k L_k, logs) for the outputs ``y_pred``, labels ``y`` and sample weights."""
         preds = y_pred if len(self.outputs) > 1 else [y_pred]
-        return self.compiled_loss(preds, self._outputs_list(y, "fit"))
+        return self.compiled_loss(preds, self._outputs_list(y, "fit"), sample_weight)
 
-    def train_step(self, x, y, snapshot=()):
+    def train_step(self, x, y, sample_weight=None, snapshot=()):
         """One gradient step on a batch; returns (loss, logs) for the batch.
         A non-finite loss returns before any weight changes; after a finite one the
         current weights are copied into ``snapshot`` (preallocated buffers) first."""
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging step shows in the next loss
             y_pred = self.forward(x, training=True)
-            value, logs = self._losses(y_pred, y)
+            value, logs = self._losses(y_pred, y, sample_weight)
             if not math.isfinite(value):
                 return value, {}
             for params, name, saved in snapshot:            # the weights that gave a finite loss
@@ -207,21 +189,45 @@ class TrainingMixin:
         return value, logs
 
     @serialized
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One step on one batch; returns the loss, or [loss, *metrics] (Keras)."""
         self._require_compiled()
         x = standardize_x(self, x)
         self._check_xy(x, y, "train_on_batch")
-        value, logs = self.train_step(self.to_device(x), self.to_device(y))
+        w = sample_weights.for_labels(y, sample_weight, class_weight, self, sample_count(x), "train_on_batch")
+        value, logs = self.train_step(self.to_device(x), self.to_device(y), self.to_device(w))
+        return self._batch_result(value, logs, return_dict)
+
+    @serialized
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """The loss (and metrics) of one batch, without training (Keras)."""
+        self._require_compiled()
+        x = standardize_x(self, x)
+        self._check_xy(x, y, "test_on_batch")
+        w = sample_weights.per_output(sample_weight, self.output_names, sample_count(x), "test_on_batch")
+        try:
+            value, logs = self._losses(self.forward(self.to_device(x), training=False), self.to_device(y),
+                                       self.to_device(w))
+        finally:
+            self._release_inference_buffers()
+        return self._batch_result(value, logs, return_dict)
+
+    @staticmethod
+    def _batch_result(value, logs, return_dict):
+        if return_dict:
+            return {"loss": value, **logs}
         return [value, *logs.values()] if logs else value
 
     # -- fit ---------------------------------------------------------------------------
     @serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, steps_per_epoch=None,
-            validation_steps=None):
+            validation_steps=None, class_weight=None, sample_weight=None):
         """Train for ``epochs`` epochs; returns a ``History``.  ``x`` and ``validation_data``
-        may be arrays, Sequences or generators (``data_adapters``)."""
+        may be arrays, Sequences or generators (``data_adapters``); ``sample_weight`` and
+        ``class_weight`` weigh the training samples (``sample_weights``), a third item of
+        ``validation_data`` the validation samples.  As in Keras, ``validation_split``
+        splits ``sample_weight`` too, and ``class_weight`` weighs the training part only."""
         self._require_compiled()
         batch_size = arguments.batch_size(batch_size, "fit")
         epochs = arguments.count(epochs, "fit", "epochs")
@@ -230,20 +236,29 @@ class TrainingMixin:
         if steps_per_epoch is not None:
             steps_per_epoch = arguments.count(steps_per_epoch, "fit", "steps_per_epoch", minimum=1)
         if is_batch_source(x):
-            batches = make_batches(x, steps_per_epoch, self.to_device)
+            if sample_weight is not None:
+                raise ValueError("fit: sample_weight cannot be given with a generator or Sequence x; "
+                                 "let its batches be (x, y, sample_weight) instead (Keras)")
+            weigh = None if class_weight is None else (
+                lambda yb: sample_weights.for_labels(yb, None, class_weight, self, len(yb), "fit")[0])
+            batches = make_batches(x, steps_per_epoch, self.to_device, weigh)
         else:
             x = standardize_x(self, x)
             self._check_xy(x, y)
+            w = sample_weights.per_output(sample_weight, self.output_names, sample_count(x), "fit")
             if validation_split:
-                x, y, validation_data = split_for_validation(x, y, validation_split)
-            batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device)
+                x, y, w, validation_data = split_for_validation(x, y, w, validation_split)
+            if class_weight is not None:
+                w = sample_weights.for_labels(y, sample_weight, class_weight, self, sample_count(x), "fit")
+            batches = ArrayBatches(x, y, batch_size, shuffle, self.to_device, w)
         if is_batch_source(validation_data):
             validation_data = make_batches(validation_data, validation_steps, self.to_device)
         elif validation_data is not None:
-            x_val, y_val = validation_pair(validation_data)
+            x_val, y_val, w_val = validation_triple(validation_data)
             x_val = standardize_x(self, x_val)
             self._check_xy(x_val, y_val, "fit (validation_data)")
-            validation_data = ArrayBatches(x_val, y_val, batch_size, False, self.to_device)
+            w_val = sample_weights.per_output(w_val, self.output_names, sample_count(x_val), "fit (validation_data)")
+            validation_data = ArrayBatches(x_val, y_val, batch_size, False, self.to_device, w_val)
         history = History()
         callbacks = [history, *(callbacks or [])]
         for cb in callbacks:
@@ -273,12 +288,12 @@ class TrainingMixin:
         means = RunningMeans()
         batches.on_epoch_begin()
         for step in range(len(batches)):
-            xb, yb = batches[step]
-            value, metric_logs = self.train_step(xb, yb, snapshot)
+            xb, yb, wb = batches[step]
+            value, metric_logs = self.train_step(xb, yb, wb, snapshot)
             if not math.isfinite(value):
                 self._terminate_on_nan(value, epoch, step, snapshot)
                 break
-            means.add({**metric_logs, "loss": value}, sample_count(xb))
+            means.add({**metric_logs, "loss": value}, sample_count(xb), self.compiled_loss.log_weights)
             bar.update(step + 1, means.result())
             for cb in callbacks:
                 cb.on_train_batch_end(step, {**metric_logs, "loss": value})
@@ -306,29 +321,34 @@ class TrainingMixin:
         means = RunningMeans()
         batches.on_epoch_begin()
         for step in range(len(batches)):
-            xb, yb = batches[step]
-            value, logs = self._losses(self.forward(xb, training=False), yb)
-            means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
+            xb, yb, wb = batches[step]
+            value, logs = self._losses(self.forward(xb, training=False), yb, wb)
+            means.add({**logs, "loss": value}, sample_count(xb),      # (the outputs are not kept: their
+                      self.compiled_loss.log_weights)
             if bar:                                                   # buffers are free for the next batch)
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
 
-    def _inference_batches(self, x, y, batch_size, steps, what):
+    def _inference_batches(self, x, y, batch_size, steps, what, sample_weight=None):
         """Batches in order, from arrays (checked) or a Sequence / generator."""
         if is_batch_source(x):
+            if sample_weight is not None:
+                raise ValueError(f"{what}: sample_weight cannot be given with a generator or Sequence x; "
+                                 f"let its batches be (x, y, sample_weight) instead (Keras)")
             return make_batches(x, steps, self.to_device)
         x = standardize_x(self, x)
         self._check_xy(x, y, what)
-        return ArrayBatches(x, y, batch_size, False, self.to_device)
+        w = sample_weights.per_output(sample_weight, self.output_names, sample_count(x), what)
+        return ArrayBatches(x, y, batch_size, False, self.to_device, w)
 
     @serialized
-    def evaluate(self, x, y=None, batch_size=None, verbose=1, return_dict=False, steps=None):
+    def evaluate(self, x, y=None, batch_size=None, verbose=1, return_dict=False, steps=None, sample_weight=None):
         """Mean loss (and metrics) over ``x`` (arrays, a Sequence or a generator):
         ``loss`` or ``[loss, *metrics]``."""
         self._require_compiled()
         batch_size = arguments.batch_size(batch_size, "evaluate")
-        batches = self._inference_batches(x, y, batch_size, steps, "evaluate")
+        batches = self._inference_batches(x, y, batch_size, steps, "evaluate", sample_weight)
         bar = Progbar(len(batches), verbose)
         try:
             result = self._evaluate_batches(batches, bar)

@@ -81,9 +81,11 @@ class GradCAM:
     def channel_weights(self, A, G):
         return G.mean(axis=(1, 2))                                   # (n, k)
 
-    def __call__(self, model, x, class_index, layer=None, upsample=True, normalize=True):
+    def __call__(self, model, x, class_index, layer=None, upsample=True, normalize=True, logits=True):
+        """``logits=False`` scores the class by its probability (the softmax's output), as
+        Keras's Grad-CAM tutorial does, instead of its logit."""
         layer = layer or last_conv_layer(model)
-        result = model.gradient(x, class_gradient(class_index), logits=True, wrt=layer)
+        result = model.gradient(x, class_gradient(class_index), logits=logits, wrt=layer)
         A, G = np.asarray(result.wrt_value, dtype=np.float64), np.asarray(result.grad, dtype=np.float64)
         self.weights = self.channel_weights(A, G)
         cam = np.maximum(np.einsum("nijk,nk->nij", A, self.weights), 0)   # ReLU(Σ_k α_k A_k)
