@@ -73,7 +73,8 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             for t in node.inputs:
                 if t.node.layer.is_input_layer and id(t) not in given:
                     raise ValueError(f"Model {self.name!r}: the outputs depend on input {t.name!r} {t.shape}, "
-                                     f"which is not among the model's inputs {[i.name for i in self.inputs]}")
+                                     f"which is not among the model's inputs {[i.name for i in self.inputs]} (for "
+                                     f"a layer inside a nested model, take outer_model.tensor_of(layer))")
         self._layers = keras_layer_order(self.inputs, self.outputs)
         names = [layer.name for layer in self._layers]
         twice = sorted({n for n in names if names.count(n) > 1})
