@@ -99,6 +99,9 @@ def test_feature_maps_of_nested_layers(form, float64):
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, rtol=1e-13)
     np.testing.assert_allclose(model.forward(x, upto="block2_conv1"), expected[2], rtol=1e-13)
+    inner = inline.find_layer(model, "block2_conv1")
+    with pytest.raises(ValueError, match=r"not among the model's inputs .*tensor_of"):
+        mc.Model(model.inputs, inner.output)                 # its first call is in the base's own graph
     seen = {layer.name: a for layer, a in model.layer_outputs(x)}
     assert [n for n in seen if n in names] == names
     np.testing.assert_allclose(seen["base"], seen["block2_pool"], rtol=0)     # a nested model's output is its last layer's
