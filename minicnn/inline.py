@@ -146,6 +146,12 @@ def layers_in_order(model) -> list:
     return out
 
 
+def last_layer(model):
+    """The last of ``model.layers``, a nested model's own last layer in its place."""
+    layer = model.layers[-1]
+    return last_layer(layer) if is_model(layer) else layer
+
+
 def functional_view(model):
     """The view as a functional ``Model`` over the model's inputs (the model itself when
     nothing is nested), for the tools that walk a whole graph call by call (``gradcheck``,

@@ -290,7 +290,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         with the final softmax replaced by linear).  The gradient is taken w.r.t. the
         model input (``wrt=None``) or the output of layer ``wrt``.
         """
-        top = inline.layers_in_order(self)[-1] if layer is None else inline.find_layer(self, layer)
+        top = inline.last_layer(self) if layer is None else inline.find_layer(self, layer)
         seen = dict(self.layer_outputs(x, upto=top))
         target = top.activation.logits if logits else seen[top]
         if target is None:

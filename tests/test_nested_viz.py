@@ -43,6 +43,8 @@ def nested_and_flat(form, seed=0, final="softmax"):
         for layer in top:
             h = layer(h)
         model = mc.Model(x, h)
+    elif form == "nested_head":                   # the classifier a nested model too, the model's last layer
+        model = mc.Sequential([layers.Input(SHAPE), base, mc.Sequential([layers.Input((3, 3, 6)), *top])])
     else:                                         # two levels: the base inside a Sequential inside the model
         x = mc.Input(SHAPE)
         h = mc.Sequential([layers.Input(SHAPE), base, top[0]], name="features")(x)
@@ -60,7 +62,7 @@ def images(n=2, seed=1):
     return np.random.default_rng(seed).uniform(0, 1, (n, *SHAPE))
 
 
-FORMS = ["sequential", "functional", "two_levels"]
+FORMS = ["sequential", "functional", "two_levels", "nested_head"]
 
 
 @pytest.mark.parametrize("form", FORMS)
