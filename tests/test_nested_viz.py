@@ -236,3 +236,13 @@ def test_layer_names_paths_objects_and_clear_errors():
     assert inline.find_layer(model, "gap") is model.layers[-1]
     with pytest.raises(ValueError, match="distinct names"):
         gc.gradcheck(model, data, verbose=False)
+
+
+def test_report_shows_the_convs_inside_a_nested_base(tmp_path):
+    from minicnn.viz.report import report_sections
+    model, _ = nested_and_flat("sequential")
+    x, y = images(4).astype("float32"), np.array([0, 1, 2, 0])
+    titles = [title for title, _ in report_sections(model, x, y, figures_dir=str(tmp_path))]
+    assert "Filter patterns of block2_conv1 (activation maximization)" in titles
+    assert {p.name for p in tmp_path.glob("feature_maps_*.png")} == {
+        "feature_maps_block1_conv1.png", "feature_maps_block1_conv2.png", "feature_maps_block2_conv1.png"}
