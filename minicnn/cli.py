@@ -15,6 +15,8 @@ EXAMPLES = {
     "feature_extraction": "six-conv model on a large vs a small training set (Fashion-MNIST stand-in)",
     "cats_vs_dogs": "image-folder CNN with ImageDataGenerator augmentation",
     "style_transfer": "Gram-matrix style transfer; VGG16 filter patterns / Grad-CAM with Keras weights",
+    "transfer_learning": "a frozen conv base inside a Sequential (the VGG16 recipe): Grad-CAM, filter patterns, "
+                         "feature maps of its inner layers",
     "residual": "a residual block: the gradient reaching the skip connection from each branch, and their sum",
     "xception_blocks": "separable vs plain convolutions: parameters, multiply-adds, depthwise + pointwise",
     "resnet": "a small ResNet with and without BatchNormalization, beside Keras from the same weights",

@@ -47,15 +47,18 @@ class SymbolicTensor:
 class Node:
     """One call of ``layer``: it read ``inputs`` and made ``outputs`` (lists of tensors).
     ``as_list``: whether the layer was called with a list (a merge layer's inputs) or a
-    single tensor — the executor hands it its arrays the same way."""
+    single tensor — the executor hands it its arrays the same way.  ``register``: whether
+    the layer lists the call in ``inbound_nodes`` (a call the user made); a replayed call
+    (``inline.py``) is not listed, so ``layer.output`` keeps meaning the first user call."""
 
-    def __init__(self, layer, inputs, output_shapes, as_list):
+    def __init__(self, layer, inputs, output_shapes, as_list, register=True):
         self.layer = layer
         self.inputs = list(inputs)
         self.as_list = as_list
         self.outputs = [SymbolicTensor(shape, layer.dtype, self, i, name=layer.name if len(output_shapes) == 1
                                        else f"{layer.name}_{i}") for i, shape in enumerate(output_shapes)]
-        layer.inbound_nodes.append(self)
+        if register:
+            layer.inbound_nodes.append(self)
 
     def __repr__(self):
         return f"<Node {self.layer.name}: {[t.name for t in self.inputs]} -> {[t.name for t in self.outputs]}>"

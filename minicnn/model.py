@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, device_copy
+from . import backend, device_copy, inline
 from .graph import flatten, in_order, is_symbolic
 from .layers import Layer
 from .persistence import PersistenceMixin
@@ -73,7 +73,8 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             for t in node.inputs:
                 if t.node.layer.is_input_layer and id(t) not in given:
                     raise ValueError(f"Model {self.name!r}: the outputs depend on input {t.name!r} {t.shape}, "
-                                     f"which is not among the model's inputs {[i.name for i in self.inputs]}")
+                                     f"which is not among the model's inputs {[i.name for i in self.inputs]} (for "
+                                     f"a layer inside a nested model, take outer_model.tensor_of(layer))")
         self._layers = keras_layer_order(self.inputs, self.outputs)
         names = [layer.name for layer in self._layers]
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -119,15 +120,11 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             out += layer.flat_layers() if isinstance(layer, Model) else [layer]
         return out
 
-    def tensor_of(self, name):
-        """The output tensor of layer ``name`` in this model's graph (its call here)."""
-        layer = self.get_layer(name)
-        mine = {id(n) for n in nodes_for(self.outputs, self.inputs)}
-        for node in layer.inbound_nodes:
-            if id(node) in mine or layer.is_input_layer:
-                return node.outputs[0]
-        raise ValueError(f"model {self.name!r}: layer {name!r} is inside a nested model; take its output "
-                         f"from that model")
+    def tensor_of(self, layer):
+        """The output tensor of ``layer`` (a layer, its name, or a path "vgg16/block5_conv3")
+        in this model's inlined view, where nested models' layers are calls of the outer
+        graph (``inline.py``); a model without nested models is its own view."""
+        return inline.tensor_of(self, layer)
 
     def plan(self, targets=None, keep=()) -> Plan:
         """The plan for computing ``targets`` (default: the outputs) with the tensors in
@@ -235,13 +232,13 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
 
     def layer_outputs(self, x, training=False, upto=None):
         """Yield ``(layer, its output)`` in order, through layer ``upto`` (default: the last),
-        every output visible (no fused group hides one)."""
+        every output visible (no fused group hides one); nested models' layers too."""
         if not self.built:
             self.build((None, *x.shape[1:]))
         arrays = flatten(self.check_input(x)) if len(self.inputs) > 1 else [self.check_input(x)]
-        layers = [layer for layer in self.layers if not layer.is_input_layer]
-        layers = layers[:layers.index(self.get_layer(upto)) + 1] if upto is not None else layers
-        targets = [self.tensor_of(layer.name) for layer in layers]
+        layers = inline.layers_in_order(self)
+        layers = layers[:layers.index(inline.find_layer(self, upto)) + 1] if upto is not None else layers
+        targets = [self.tensor_of(layer) for layer in layers]
         values = self.run_forward(arrays, training, self.plan(targets))
         for layer, t in zip(layers, targets):
             yield layer, values[id(t)]
@@ -293,15 +290,14 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         with the final softmax replaced by linear).  The gradient is taken w.r.t. the
         model input (``wrt=None``) or the output of layer ``wrt``.
         """
-        top = self.layers[-1].name if layer is None else layer
-        seen = dict((layer.name, a) for layer, a in self.layer_outputs(x, upto=top))
-        a = seen[top]
-        target = self.get_layer(top).activation.logits if logits else a
+        top = inline.last_layer(self) if layer is None else inline.find_layer(self, layer)
+        seen = dict(self.layer_outputs(x, upto=top))
+        target = top.activation.logits if logits else seen[top]
         if target is None:
-            raise ValueError(f"model {self.name!r}: layer {top!r} keeps no pre-activation ({self.get_layer(top).activation.name} "
+            raise ValueError(f"model {self.name!r}: layer {top.name!r} keeps no pre-activation ({top.activation.name} "
                              f"works in place); logits=True is for layers with a linear, softmax or sigmoid output")
         grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
-        return Gradient(grad, target, x if wrt is None else seen[wrt])
+        return Gradient(grad, target, x if wrt is None else seen[inline.find_layer(self, wrt)])
 
     # -- a model is a layer -------------------------------------------------------
     def record_call(self, inputs):

@@ -51,7 +51,9 @@ def layer_details(model, batch_size=32):
 def connected_to(model, layer) -> str:
     """Keras's "Connected to" cell: ``name[node][output]`` of each input of the layer's call
     in this model."""
-    node = next((n for n in layer.inbound_nodes if n.outputs[0] is model.tensor_of(layer.name)), None)
+    from .plan import nodes_for
+    mine = {id(n) for n in nodes_for(model.outputs, model.inputs)}
+    node = next((n for n in layer.inbound_nodes if id(n) in mine), None)
     if node is None or not node.inputs:
         return "-"
     return ", ".join(f"{t.node.layer.name}[{t.node.layer.inbound_nodes.index(t.node)}][{t.index}]"

@@ -123,14 +123,16 @@ def check_model(model, x, y=None, loss=None, max_samples=24, eps=1e-6, seed=0):
     """Per layer call, in the order the model runs them: the layer's backward — ∂L/∂(its
     input) and ∂L/∂(each parameter) — against central differences of ``Σ dy·layer(x)``,
     with the very ``x`` and ``dy`` that this call sees inside the model (float64,
-    inference mode, the reference kernels: every call its own step).  Any graph works; a
-    wrong backward shows at its own layer only (the calls below it check their own
-    backward with whatever gradient reaches them).  Returns a list of CheckResult."""
+    inference mode, the reference kernels: every call its own step).  Any graph works,
+    nested models' layers checked call by call (``inline.functional_view``); a wrong
+    backward shows at its own layer only (the calls below it check their own backward
+    with whatever gradient reaches them).  Returns a list of CheckResult."""
     from .. import backend, losses
+    from ..inline import functional_view
     loss = losses.get(loss) if loss is not None else (getattr(model, "loss", None) if y is not None else None)
     if y is not None and loss is None:
         raise ValueError("gradcheck: labels were given but no loss: compile the model or pass loss=")
-    model = float64_copy(model)
+    model = functional_view(float64_copy(model))
     xs = [np.array(a, dtype=np.float64) for a in (x if isinstance(x, (list, tuple)) else [x])]
     rng = np.random.default_rng(seed)
     forward_steps, backward_steps = [], []

@@ -41,11 +41,15 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
         import tensorflow as tf
     except ImportError as exc:
         raise ImportError("compare_with_keras needs TensorFlow: pip install tensorflow-cpu") from exc
+    from ..inline import functional_view
     from ..keras_bridge import to_keras
     if model.loss is None:
         raise ValueError("compare_with_keras: compile the minicnn model first (optimizer and loss)")
+    graph = functional_view(model)            # nested models' layers compared one by one
     if keras_model_or_path is None:
-        twin = to_keras(model)
+        twin = to_keras(graph)
+        for layer in graph.layers:            # a frozen layer (a frozen conv base) is frozen in Keras too
+            twin.get_layer(layer.name).trainable = layer.trainable
     else:
         twin = keras.models.load_model(keras_model_or_path) if isinstance(keras_model_or_path, str) \
             else keras_model_or_path
@@ -53,7 +57,7 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
     x = np.asarray(x, dtype=np.float32)
     rows, notes = [], set()
     # forward, layer by layer (every output visible, then backward through the same pass)
-    ours_outputs = list(model.layer_outputs(x))
+    ours_outputs = list(graph.layer_outputs(x))
     probe = keras.Model(twin.inputs, [twin.get_layer(layer.name).output for layer, _ in ours_outputs])
     theirs_outputs = probe(tf.constant(x))
     for (ours, h_ours), h_theirs in zip(ours_outputs, theirs_outputs):
@@ -77,24 +81,25 @@ def compare_with_keras(model, keras_model_or_path=None, x=None, y=None, tol=1e-4
         return value, tape.gradient(value, twin.trainable_weights)
     loss_theirs, grads_theirs = keras_step(tf.constant(x), tf.constant(y))
     rows.append(("loss", "-", "value", *_stats(loss_ours, loss_theirs.numpy())))
-    model.backward(model.loss.backward(), from_logits=fused)
-    grads_ours = [layer.grads[k] for layer in model.layers for k in layer.params]
-    names = [(layer.name, k) for layer in model.layers for k in layer.params]
+    graph.backward(model.loss.backward(), from_logits=fused)
+    weights_ours = [w for layer in graph.layers for w in layer.trainable_weights]    # twin.trainable_weights' order
+    grads_ours = [w.layer.grads[w.key] for w in weights_ours]
+    names = [(w.layer.name, w.key) for w in weights_ours]
     for (layer, key), g_ours, g_theirs in zip(names, grads_ours, grads_theirs):
         rows.append(("gradient", layer, key, *_stats(g_ours, g_theirs.numpy())))
     if not fused:
         notes.add("clipped_ce")
     # one optimizer step each
-    before = model.get_weights()
+    before = graph.get_weights()
     optimizer = _keras_optimizer(model.optimizer)
     optimizer.apply_gradients(zip(grads_theirs, twin.trainable_weights))
     from .. import optimizers
     ours_opt = optimizers.from_config(model.optimizer.get_config())
     ours_opt.apply([(key, params, name, model.get_layer(key[0]).grads[name])
                     for key, params, name in model.trainable_params()])
-    for (layer, key), w_ours, w_theirs in zip(names, model.get_weights(), twin.get_weights()):
-        rows.append(("update", layer, key, *_stats(w_ours, w_theirs)))
-    model.set_weights(before)
+    for (layer, key), w_ours, w_theirs in zip(names, weights_ours, twin.trainable_weights):
+        rows.append(("update", layer, key, *_stats(w_ours.numpy(), w_theirs.numpy())))
+    graph.set_weights(before)
     if model.optimizer.name == "rmsprop":
         notes.add("rmsprop_eps")
     worst = max(r[4] for r in rows)

@@ -55,7 +55,7 @@ class LiveView(Callback):
         for title, maps, prefix in (("Activations for a fixed sample", acts, ""),
                                     ("Activation gradients (of the mean output)", grads, "∂/∂ ")):
             figures = [png_tag(plots.plot_feature_maps(a, images_per_row=16, title=f"{prefix}{layer.name}", scale=0.6),
-                               f"{prefix}{layer.name}") for layer, a in zip(self.plotted_layers(), maps)
+                               f"{prefix}{layer.name}") for layer, a in zip(self.plotted, maps)
                        if a.ndim == 4]
             parts.append((title, "".join(figures)))
         convs = [layer for layer in model.flat_layers() if isinstance(layer, Conv2D)]
@@ -65,9 +65,6 @@ class LiveView(Callback):
             parts.append(("Weight-gradient histograms (last training step)",
                           png_tag(self.gradient_histograms(weight_grads), "weight gradients")))
         return parts
-
-    def plotted_layers(self):
-        return [layer for layer in self.model.layers if not layer.is_input_layer]
 
     @staticmethod
     def gradient_histograms(weight_grads):
@@ -79,15 +76,18 @@ class LiveView(Callback):
         return fig
 
     def activations_and_gradients(self):
-        """Each layer's output for the fixed sample, and ∂S/∂(that output) for S = the mean
-        model output — one forward and one backward sweep."""
+        """Each layer's output for the fixed sample (nested models' layers too, each nested
+        model after its layers; they are ``self.plotted``), and ∂S/∂(that output) for S =
+        the mean output of the last layer — one forward and one backward sweep."""
         model = self.model
         outputs = [(layer, a.copy()) for layer, a in model.layer_outputs(self.sample)]
+        self.plotted = [layer for layer, _ in outputs]
         last = outputs[-1][1]
         steps = []
-        model.backward(np.ones_like(last) / last.size, record=steps)
-        grads = {step.layers[0].name: dys[0] for step, dys, _ in steps}
-        return [a for _, a in outputs], [grads.get(layer.name, np.zeros_like(a)) for layer, a in outputs]
+        model.backward(np.ones_like(last) / last.size, top=self.plotted[-1], record=steps)
+        grads = {id(t): dy for step, dys, _ in steps for t, dy in zip(step.outputs, dys)}
+        return [a for _, a in outputs], [grads.get(id(model.tensor_of(layer)), np.zeros_like(a))
+                                         for layer, a in outputs]
 
     def update(self):
         # read the training step's gradients before the view's own backward overwrites them

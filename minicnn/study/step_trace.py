@@ -42,15 +42,18 @@ def conv_algorithm(layer, x_shape):
 
 def trace(model, x, y, verbose=True, bins=30):
     """Run one training step (it updates the weights) through the model's own forward and
-    backward, and return one dict per step of its plan (a layer, or a fused group)."""
+    backward, and return one dict per step of its plan (a layer, or a fused group); the
+    layers of nested models are steps too (the step runs on ``inline.functional_view``)."""
     if model.loss is None:
         raise ValueError("trace: compile the model first")
+    from ..inline import functional_view
     from ..layers.conv import Conv2D
     forward_steps, backward_steps = [], []
-    y_pred = model.forward(x, training=True, record=forward_steps)
+    graph = functional_view(model)
+    y_pred = graph.forward(x, training=True, record=forward_steps)
     value, _ = model._losses(y_pred, y)
     seeds, fused = model.compiled_loss.seeds()
-    model.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
+    graph.backward(seeds if len(seeds) > 1 else seeds[0], from_logits=fused if len(fused) > 1 else fused[0],
                    record=backward_steps)
     input_grads = {id(step): dxs for step, _, dxs in backward_steps}
     layers = [layer for step, _ in forward_steps for layer in step.layers]
@@ -84,7 +87,7 @@ def trace(model, x, y, verbose=True, bins=30):
                                         max(np.linalg.norm(before[(layer.name, k)]), 1e-12))
                                for layer in step.layers for k, v in layer.params.items()}
     if verbose:
-        print(f"loss {value:.5f}   (plan: {model.plan().kernels} kernels)")
+        print(f"loss {value:.5f}   (plan: {graph.plan().kernels} kernels)")
         print(format_trace(rows))
     return rows
 

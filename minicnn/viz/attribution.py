@@ -22,6 +22,7 @@ import contextlib
 import numpy as np
 
 from .. import activations
+from ..inline import layers_in_order
 from ..layers import Conv2D
 
 
@@ -55,7 +56,8 @@ def smoothgrad(model, x, class_index, samples=25, noise=0.15, seed=0):
 
 
 def last_conv_layer(model):
-    convs = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
+    """The last Conv2D layer, nested models' layers included (a VGG16 base's block5_conv3)."""
+    convs = [layer for layer in layers_in_order(model) if isinstance(layer, Conv2D)]
     if not convs:
         raise ValueError(f"model {model.name!r} has no Conv2D layer for Grad-CAM")
     return convs[-1]
@@ -76,7 +78,9 @@ def resize_bilinear(maps, size):
 
 
 class GradCAM:
-    """Class activation maps from gradients; subclasses change only ``channel_weights``."""
+    """Class activation maps from gradients; subclasses change only ``channel_weights``.
+    ``layer``: a layer, its name, or a path into nested models (``model.tensor_of``'s
+    rules); default the last Conv2D, inside nested models too."""
 
     def channel_weights(self, A, G):
         return G.mean(axis=(1, 2))                                   # (n, k)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..inline import find_layer, layers_in_order
 from ..preprocessing.image import affine_matrix, apply_affine_transform
 
 
@@ -97,12 +98,13 @@ def maximize(model, layer, channels, steps=40, step_size=0.05, seed_input=None, 
 
     Returns ``(images (k, h, w, c), scores (steps + 1, k))`` — the score before each step
     and after the last.  ``regularizers`` is a list of ``(λ, regularizer)``;
-    ``logits=True`` reads the layer's pre-activation (class visualization).
+    ``logits=True`` reads the layer's pre-activation (class visualization).  ``layer``: a
+    layer, its name, or a path into nested models (``model.tensor_of``'s rules).
     """
     rng = np.random.default_rng(seed)
     k = len(channels)
     shape = (k, *model.input_shape[1:])
-    dtype = model.layers[0].dtype or "float32"
+    dtype = layers_in_order(model)[0].dtype or "float32"
     if seed_input is None:
         lo, hi = input_range if input_range is not None else (0.0, 1.0)
         x = (lo + (hi - lo) * (0.5 + 0.1 * rng.standard_normal(shape))).astype(dtype)
@@ -123,7 +125,7 @@ def maximize(model, layer, channels, steps=40, step_size=0.05, seed_input=None, 
         if input_range is not None:
             x = np.clip(x, *input_range)
     out = model.forward(x, upto=layer)
-    scores.append(score_value(np.asarray(model.get_layer(layer).activation.logits if logits else out)))
+    scores.append(score_value(np.asarray(find_layer(model, layer).activation.logits if logits else out)))
     return x, np.array(scores)
 
 

@@ -8,6 +8,7 @@ import html
 
 import numpy as np
 
+from ..inline import layers_in_order
 from ..layers import Conv2D
 from . import attribution, maximize, plots
 
@@ -30,17 +31,17 @@ def report_sections(model, x, y, history=None, class_names=None, figures_dir=Non
     sections = [("Model summary", f"<pre>{html.escape(model.summary(print_fn=None))}</pre>")]
     if history is not None:
         sections.append(("Training curves", fig(plots.plot_history(history), "training_curves")))
-    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    convs = [layer for layer in layers_in_order(model) if isinstance(layer, Conv2D)]
     if convs:
         sections.append(("First-layer filters", fig(plots.plot_filters(convs[0].params["kernel"]), "filters")))
-        acts = model.intermediate_outputs(x[:1], [c.name for c in convs])
+        acts = model.intermediate_outputs(x[:1], convs)
         sections.append(("Feature maps of the first test image", "".join(
             fig(plots.plot_feature_maps(a, title=f"{c.name}: {a.shape[-1]} maps, {a.shape[1]}×{a.shape[2]}, after "
                                                  f"its activation", image=x[0]), f"feature_maps_{c.name}")
             for c, a in zip(convs, acts))))
         layer = convs[-1]
         count = min(max_filters, layer.filters)
-        images, _ = maximize.maximize(model, layer.name, list(range(count)), steps=30,
+        images, _ = maximize.maximize(model, layer, list(range(count)), steps=30,
                                       modifiers=[maximize.Jitter(1)], seed=0)
         sections.append((f"Filter patterns of {layer.name} (activation maximization)",
                          fig(plots.plot_image_grid([maximize.deprocess_image(i) for i in images],

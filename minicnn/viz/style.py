@@ -53,8 +53,9 @@ def tv_loss_and_grad(x, power=1.25):
 
 def style_transfer(model, content, style, content_layer, style_layers, steps=100, learning_rate=0.02,
                    content_weight=0.025, style_weight=1.0, tv_weight=1e-4, verbose=False):
-    """Returns (image (1, h, w, c), list of total losses).  ``content``/``style`` are (1, h, w, c)."""
-    layers = sorted({content_layer, *style_layers}, key=model.layer_index)
+    """Returns (image (1, h, w, c), list of total losses).  ``content``/``style`` are (1, h, w, c);
+    the layers are layers, names, or paths into nested models (``model.tensor_of``'s rules)."""
+    layers = list(dict.fromkeys([content_layer, *style_layers]))
     content_target = model.intermediate_outputs(content, [content_layer])[0][0]
     style_targets = {name: gram(out[0]) for name, out in zip(style_layers,
                                                                model.intermediate_outputs(style, style_layers))}
