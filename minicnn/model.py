@@ -140,10 +140,9 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
 
     # -- the two loops ----------------------------------------------------------
     def run_forward(self, arrays, training, plan, record=None):
-        """Each step in order: its outputs from its inputs.  Returns {id(tensor): array}
-        for the targets.  ``record``: a list that receives (step, outputs) for each step
-        (``trace``).  Buffers (``plan.py``): the last pass's are given back as this one
-        begins; the targets are handed over to the caller."""
+        """Each step in order: its outputs from its inputs; returns {id(tensor): array} for the
+        targets, handed over to the caller (the last pass's buffers are given back first:
+        ``plan.py``).  ``record``: a list that receives (step, outputs) for each step."""
         reclaim_buffers(self.flat_layers())
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         wanted = {id(t) for t in plan.targets}
@@ -166,10 +165,10 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
 
         the chain rule through each step, and at a fan-out the gradients add up (a residual
         block's skip connection receives the branch's gradient plus its own).  ``seeds``:
-        {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the model's
-        inputs); ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns
-        {id(tensor): gradient} for the stop tensor or the inputs (``record``: a list that
-        receives (step, output gradients, input gradients) for each step run)."""
+        {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the inputs);
+        ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns {id(tensor):
+        gradient} for ``stop`` or the inputs, handed over to the caller (``record``: a list
+        that receives (step, output gradients, input gradients) for each step run)."""
         plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
@@ -183,13 +182,10 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             dxs = step.backward(dys, needed, logits=any(id(t) in logits for t in step.outputs))
             if record is not None:
                 record.append((step, dys, dxs if needed else None))
-            if not needed:
-                continue
-            for t, dx in zip(step.inputs, dxs):
+            for t, dx in zip(step.inputs, dxs if needed else ()):
                 grads[id(t)] = dx if id(t) not in grads else grads[id(t)] + dx
-        result = {key: grads[key] for key in stop_ids if key in grads}
-        hand_over(self.flat_layers(), result.values())
-        return result
+        hand_over(self.flat_layers(), [grads[key] for key in stop_ids if key in grads])
+        return {key: grads[key] for key in stop_ids if key in grads}
 
     # -- the loops as layers and visualizations call them ---------------------------
     def check_input(self, x):
@@ -253,7 +249,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         result = [grads.get(id(t)) for t in wanted]
         return result[0] if len(result) == 1 else result
 
-    def backward_logits(self, dz, input_grad=True):
+    def backward_logits(self, dz, input_grad=True):     # (a model nested in another)
         return self.backward(dz, from_logits=True, input_grad=input_grad)
 
     @serialized

@@ -308,8 +308,8 @@ class TrainingMixin:
         for step in range(len(batches)):
             xb, yb = batches[step]
             value, logs = self._losses(self.forward(xb, training=False), yb)
-            means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
-            if bar:                                                   # buffers are free for the next batch)
+            means.add({**logs, "loss": value}, sample_count(xb))
+            if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
@@ -364,7 +364,7 @@ class TrainingMixin:
                     for out, a in zip(results, arrays):
                         out[start:start + len(a)] = a
                     start += len(arrays[0])
-                del outputs, arrays        # the output buffers are free for the next batch
+                del outputs, arrays        # not held through the next batch
                 bar.update(step + 1)
         finally:
             self._release_inference_buffers()
@@ -379,4 +379,5 @@ class TrainingMixin:
         call."""
         for layer in self.flat_layers():
             layer.release()
-            layer.workspace.release_larger_than(self.inference_buffer_limit)
+            for workspace in layer.workspaces():
+                workspace.release_larger_than(self.inference_buffer_limit)
