@@ -61,9 +61,9 @@ class Linear(ActivationFunction):
 
 
 class ReLU(ActivationFunction):
-    """Keeps the mask ``[z > 0]``.  (Where the plan runs a weighted layer and its ReLU as one
-    fused group, ``fusion.EpilogueGroup``, the group keeps the output ``a`` in ``out``
-    instead: ``a > 0`` exactly where ``z > 0``.)"""
+    """Keeps the mask ``[z > 0]`` — or, where the plan ran its layer and it as one fused
+    group (``fusion.EpilogueGroup``), the output ``a`` in ``out``: ``a > 0`` exactly where
+    ``z > 0``, so backward reads either."""
 
     name = "relu"
     RULES = ("gradient", "deconvnet", "guided")
@@ -79,9 +79,10 @@ class ReLU(ActivationFunction):
     def backward(self, da):
         if self.rule == "deconvnet":
             return da * (da > 0)
+        positive = self.mask if self.mask is not None else self.out > 0
         if self.rule == "gradient":
-            return da * self.mask
-        return da * (self.mask & (da > 0))     # guided
+            return da * positive
+        return da * (positive & (da > 0))     # guided
 
 
 def stable_sigmoid(z):
