@@ -37,56 +37,39 @@ import math
 
 from . import backend
 from .backend import get_array_module
-from .kernels.dispatch import pick
-from .kernels.epilogue import relu_backward_bias_grad
 
 
 class ActivationFunction:
-    """``forward(z)``: a = act(z).  ``epilogue``: "linear" or "relu" when a weighted layer's
-    kernels can apply this activation, with the bias, as they write the layer's output (the
-    fused epilogue, ``kernels/epilogue.py``); the layer then hands the result to ``kept(a)``,
-    which keeps what backward needs.  ``backward(da)`` returns ∂L/∂z;
-    ``backward_with_bias_grad(da)`` returns (∂L/∂z, ∂L/∂bias = Σ of ∂L/∂z over all axes
-    but the last) where one pass computes both, else (∂L/∂z, None): the layer sums ∂L/∂bias
-    itself.  ``release()`` drops what the last forward kept.  ``workspace``: its layer's
-    (``kernels/workspace.py``), which a layer hands its activation; without one every result is
-    a new array."""
+    """``forward(z)``: a = act(z), keeping what backward needs (one slot, overwritten by
+    each forward); ``backward(da)``: ∂L/∂z.  ``release()`` drops what the last forward kept."""
 
-    epilogue = None
-    out = logits = mask = workspace = None
+    out = logits = mask = None
 
     def release(self):
         self.out = self.logits = self.mask = None
 
-    def backward_with_bias_grad(self, da):
-        return self.backward(da), None
-
 
 class Linear(ActivationFunction):
-    name = epilogue = "linear"
+    name = "linear"
 
     def forward(self, z):
         self.logits = z
         return z
-
-    kept = forward
 
     def backward(self, da):
         return da
 
 
 class ReLU(ActivationFunction):
-    name = epilogue = "relu"
+    """Keeps the mask ``[z > 0]`` — or, where the plan ran its layer and it as one fused
+    group (``fusion.EpilogueGroup``), the output ``a`` in ``out``: ``a > 0`` exactly where
+    ``z > 0``, so backward reads either."""
+
+    name = "relu"
     RULES = ("gradient", "deconvnet", "guided")
 
     def __init__(self):
         self.rule = "gradient"
-
-    def kept(self, a):
-        """a, rectified by the layer's kernels, stands in for the mask (a > 0 exactly where
-        z > 0); the pre-activation is not kept (``logits`` is None)."""
-        self.out, self.mask, self.logits = a, None, None
-        return a
 
     def forward(self, z):
         self.mask = z > 0
@@ -96,37 +79,10 @@ class ReLU(ActivationFunction):
     def backward(self, da):
         if self.rule == "deconvnet":
             return da * (da > 0)
-        if self.mask is None:                  # kept: the output is the mask
-            return relu_backward_from_output(da, self.out, self.rule == "guided", self._dz_buffer(da))
+        positive = self.mask if self.mask is not None else self.out > 0
         if self.rule == "gradient":
-            return da * self.mask
-        return da * (self.mask & (da > 0))     # guided
-
-    def backward_with_bias_grad(self, da):
-        if self.rule == "gradient" and self.mask is None:
-            return relu_backward_bias_grad(da, self.out, self._dz_buffer(da))
-        return super().backward_with_bias_grad(da)
-
-    def _dz_buffer(self, da):
-        return None if self.workspace is None else self.workspace.reusable("dz", da.shape, da.dtype, like=da)
-
-
-def relu_backward_from_output(da, out, guided=False, dz=None):
-    """da · [out > 0] (· [da > 0] when guided), fused in one pass by the Numba kernel;
-    written into ``dz`` when given."""
-    if guided:
-        return get_array_module(da).multiply(da, (out > 0) & (da > 0), out=dz)
-    return pick(da, _relu_backward_expressions, numba="numba_epilogue.relu_backward_from_output",
-                cuda=_relu_backward_on_cuda)(da, out, dz)
-
-
-def _relu_backward_expressions(da, out, dz):
-    return get_array_module(da).multiply(da, out > 0, out=dz)
-
-
-def _relu_backward_on_cuda(da, out, dz):
-    from .kernels import cuda_kernels
-    return cuda_kernels.activation_backward(da, out, "relu", dz)
+            return da * positive
+        return da * (positive & (da > 0))     # guided
 
 
 def stable_sigmoid(z):

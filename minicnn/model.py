@@ -24,7 +24,7 @@ from .graph import flatten, in_order, is_symbolic
 from .layers import Layer
 from .persistence import PersistenceMixin
 from .layer_order import keras_layer_order
-from .plan import Plan, nodes_for
+from .plan import Plan, hand_over, nodes_for, reclaim_buffers
 from .summary import summary_table
 from .training import TrainingMixin, serialized
 
@@ -137,12 +137,10 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
 
     # -- the two loops ----------------------------------------------------------
     def run_forward(self, arrays, training, plan, record=None):
-        """Each step in order: its outputs from its inputs.  An array is dropped after its
-        last reader (``plan.last_use``) unless it is a target: its buffer is then free for
-        reuse.  Returns {id(tensor): array} for the targets.  ``record``: a list that
-        receives (step, outputs) for each step (``trace``)."""
-        for layer in self.flat_layers():
-            layer.release()
+        """Each step in order: its outputs from its inputs; returns {id(tensor): array} for the
+        targets, handed over to the caller (the last pass's buffers are given back first:
+        ``plan.py``).  ``record``: a list that receives (step, outputs) for each step."""
+        reclaim_buffers(self.flat_layers())
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         wanted = {id(t) for t in plan.targets}
         for index, step in enumerate(plan.steps):
@@ -153,6 +151,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             for t in step.inputs:
                 if plan.last_use[id(t)] == index and id(t) not in wanted:
                     values.pop(id(t), None)
+        hand_over(self.flat_layers(), [values[key] for key in wanted])
         self._last_plan = plan
         return values
 
@@ -163,14 +162,14 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
 
         the chain rule through each step, and at a fan-out the gradients add up (a residual
         block's skip connection receives the branch's gradient plus its own).  ``seeds``:
-        {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the model's
-        inputs); ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns
-        {id(tensor): gradient} for the stop tensor or the inputs (``record``: a list that
-        receives (step, output gradients, input gradients) for each step run)."""
+        {id(tensor): ∂L/∂tensor}; ``stop``: a tensor at which to stop (default: the inputs);
+        ``logits``: ids of tensors whose seed is ∂L/∂(pre-activation).  Returns {id(tensor):
+        gradient} for ``stop`` or the inputs, handed over to the caller (``record``: a list
+        that receives (step, output gradients, input gradients) for each step run)."""
         plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
-        grads, below = dict(seeds), self._steps_after(plan, stop)
+        grads, below = dict(seeds), plan.steps_after(stop)
         plan.summed_grads.clear()
         for step in (s for s in reversed(plan.steps) if s in below):
             dys = [grads.pop(id(t), None) for t in step.outputs]
@@ -180,23 +179,10 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             dxs = step.backward(dys, needed, logits=any(id(t) in logits for t in step.outputs))
             if record is not None:
                 record.append((step, dys, dxs if needed else None))
-            if not needed:
-                continue
-            for t, dx in zip(step.inputs, dxs):
+            for t, dx in zip(step.inputs, dxs if needed else ()):
                 grads[id(t)] = dx if id(t) not in grads else grads[id(t)] + dx
+        hand_over(self.flat_layers(), [grads[key] for key in stop_ids if key in grads])
         return {key: grads[key] for key in stop_ids if key in grads}
-
-    @staticmethod
-    def _steps_after(plan, stop):
-        """The steps that depend on tensor ``stop`` (every step, without one)."""
-        if stop is None:
-            return set(plan.steps)
-        reached, steps = {id(stop)}, set()
-        for step in plan.steps:
-            if any(id(t) in reached for t in step.inputs):
-                steps.add(step)
-                reached.update(map(id, step.outputs))
-        return steps
 
     # -- the loops as layers and visualizations call them ---------------------------
     def check_input(self, x):
@@ -260,7 +246,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         result = [grads.get(id(t)) for t in wanted]
         return result[0] if len(result) == 1 else result
 
-    def backward_logits(self, dz, input_grad=True, db=None):
+    def backward_logits(self, dz, input_grad=True):     # (a model nested in another)
         return self.backward(dz, from_logits=True, input_grad=input_grad)
 
     @serialized
@@ -296,6 +282,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         if target is None:
             raise ValueError(f"model {self.name!r}: layer {top.name!r} keeps no pre-activation ({top.activation.name} "
                              f"works in place); logits=True is for layers with a linear, softmax or sigmoid output")
+        hand_over(self.flat_layers(), [target])                 # a pre-activation no target held
         grad = self.backward(score_grad(target), from_logits=logits, top=top, stop=wrt)
         return Gradient(grad, target, x if wrt is None else seen[inline.find_layer(self, wrt)])
 

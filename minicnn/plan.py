@@ -3,17 +3,27 @@
 Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
 
 * ``steps``    the nodes needed for the targets, in topological order (a node after every
-               node it reads from), each a ``LayerStep`` or a fused group (``fusion.py``);
-* ``groups``   a layer ending in a ReLU read only by a max-pool, where the ReLU's output has
-               that one consumer and is not a target (``set_kernels("reference")``: none);
+               node it reads from), each a ``LayerStep`` or a ``GroupStep``;
+* ``groups``   the fused groups (``fusion.py``), none under ``set_kernels("reference")``:
+               a weighted layer and its ReLU written in one pass (``EpilogueGroup``, inside
+               its ``LayerStep``), and a layer ending in a ReLU read only by a max-pool,
+               where the ReLU's output has that one consumer and is not a target
+               (``ReluPoolGroup``, a ``GroupStep``);
 * ``last_use`` for each tensor, the index of the last step that reads it: after that step the
-               executor drops its reference, so the buffer can be reused
-               (``kernels/workspace.py``) — the same arrays as in a hand-written two-loop model.
+               executor drops its reference.
+
+Buffer lifetimes: a tensor's buffer is free once its last reader has run, and the readers
+of a pass's tensors include the backward sweep that may follow (each layer's cache holds
+what its backward reads).  So the executor gives every buffer of a pass back when the next
+pass begins and the layers drop their caches (``reclaim_buffers``), and hands the arrays it
+returns to the caller over for good (``hand_over``): those are never written again.  In
+steady state a training step reuses every buffer of the step before.
 """
 from __future__ import annotations
 
 from . import backend
-from .fusion import ReluPoolGroup, forms_group
+from .kernels.workspace import owner
+from .fusion import EpilogueGroup, ReluPoolGroup, forms_epilogue_group, forms_relu_pool_group
 
 
 class LayerStep:
@@ -21,16 +31,19 @@ class LayerStep:
     it has several nodes in the plan (a shared layer), each node's slot is saved after its
     forward and put back before its backward (``Layer.call_state``), and its weight
     gradient is the sum over its nodes: ∂L/∂W = Σ_calls (∂L/∂W)_call, kept in
-    ``summed`` (one dict per plan, emptied when a backward sweep begins)."""
+    ``summed`` (one dict per plan, emptied when a backward sweep begins).  ``group``: an
+    ``EpilogueGroup`` that runs the layer and its ReLU in one pass, or None."""
 
-    def __init__(self, node, shared, summed):
+    def __init__(self, node, shared, summed, group=None):
         self.node, self.shared, self.state, self.summed = node, shared, None, summed
         self.inputs, self.outputs = node.inputs, node.outputs
         self.layers = [node.layer]
+        self.group = group
+        self.runs = group or node.layer        # what forward and backward are called on
 
     def forward(self, xs, training):
         layer = self.node.layer
-        ys = layer.forward(xs if self.node.as_list else xs[0], training=training)
+        ys = self.runs.forward(xs if self.node.as_list else xs[0], training=training)
         if self.shared:
             self.state = layer.call_state()
         return ys if isinstance(ys, list) else [ys]
@@ -40,8 +53,8 @@ class LayerStep:
         if self.shared:
             layer.restore_call_state(self.state)
         # by keyword: a nested model's backward takes other arguments in second place
-        dx = layer.backward_logits(dy, input_grad=input_grad) if logits else \
-            layer.backward(dy, input_grad=input_grad)
+        dx = self.runs.backward_logits(dy, input_grad=input_grad) if logits else \
+            self.runs.backward(dy, input_grad=input_grad)
         if self.shared:
             earlier = self.summed.get(id(layer))
             if earlier is not None:
@@ -50,7 +63,7 @@ class LayerStep:
         return dx if self.node.as_list else [dx]
 
     def describe(self) -> str:
-        return self.node.layer.name
+        return self.group.name if self.group else self.node.layer.name
 
 
 class GroupStep:
@@ -68,7 +81,7 @@ class GroupStep:
         return [self.group.backward(dys[0], input_grad)]
 
     def describe(self) -> str:
-        return " + ".join(layer.name for layer in self.layers) + " (fused)"
+        return self.group.name
 
 
 def nodes_for(targets, stop_at=()):
@@ -112,20 +125,49 @@ class Plan:
             if (fuse and after is not None and len(node.outputs) == 1 and after.inputs == [out]
                     and readers.get(id(out)) == [after] and id(out) not in visible
                     and calls[id(node.layer)] == 1 and calls[id(after.layer)] == 1
-                    and forms_group(node.layer, after.layer)):
+                    and forms_relu_pool_group(node.layer, after.layer)):
                 self.steps.append(GroupStep(node, after))
                 i += 2
             else:
-                self.steps.append(LayerStep(node, calls[id(node.layer)] > 1, self.summed_grads))
+                group = EpilogueGroup(node.layer) if fuse and forms_epilogue_group(node.layer) else None
+                self.steps.append(LayerStep(node, calls[id(node.layer)] > 1, self.summed_grads, group))
                 i += 1
         self.last_use = {}
         for index, step in enumerate(self.steps):
             for t in step.inputs:
                 self.last_use[id(t)] = index
 
+    def steps_after(self, stop):
+        """The steps that depend on tensor ``stop`` (every step, without one)."""
+        if stop is None:
+            return set(self.steps)
+        reached, steps = {id(stop)}, set()
+        for step in self.steps:
+            if any(id(t) in reached for t in step.inputs):
+                steps.add(step)
+                reached.update(map(id, step.outputs))
+        return steps
+
     @property
     def groups(self):
-        return [step for step in self.steps if isinstance(step, GroupStep)]
+        return [step for step in self.steps if step.group is not None]
 
     def describe(self) -> list[str]:
         return [step.describe() for step in self.steps]
+
+
+def reclaim_buffers(layers):
+    """A pass begins: the layers drop what their last forward kept for backward, and every
+    buffer they lent out during the last pass is theirs again (``kernels/workspace.py``)."""
+    for layer in layers:
+        layer.release()
+        for workspace in layer.workspaces():
+            workspace.reclaim()
+
+
+def hand_over(layers, arrays):
+    """The caller keeps ``arrays``: the layers' workspaces let go of the buffers under them."""
+    owners = {id(owner(a)) for a in arrays if a is not None}
+    for layer in layers:
+        for workspace in layer.workspaces():
+            workspace.hand_over(owners)

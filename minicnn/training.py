@@ -323,9 +323,9 @@ class TrainingMixin:
         for step in range(len(batches)):
             xb, yb, wb = batches[step]
             value, logs = self._losses(self.forward(xb, training=False), yb, wb)
-            means.add({**logs, "loss": value}, sample_count(xb),      # (the outputs are not kept: their
+            means.add({**logs, "loss": value}, sample_count(xb),
                       self.compiled_loss.log_weights)
-            if bar:                                                   # buffers are free for the next batch)
+            if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
         return {"loss": result.pop("loss"), **result}
@@ -384,7 +384,7 @@ class TrainingMixin:
                     for out, a in zip(results, arrays):
                         out[start:start + len(a)] = a
                     start += len(arrays[0])
-                del outputs, arrays        # the output buffers are free for the next batch
+                del outputs, arrays        # not held through the next batch
                 bar.update(step + 1)
         finally:
             self._release_inference_buffers()
@@ -403,4 +403,5 @@ class TrainingMixin:
         call."""
         for layer in self.flat_layers():
             layer.release()
-            layer.workspace.release_larger_than(self.inference_buffer_limit)
+            for workspace in layer.workspaces():
+                workspace.release_larger_than(self.inference_buffer_limit)

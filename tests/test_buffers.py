@@ -1,13 +1,13 @@
 """Layer outputs and input gradients live in reused buffers (``kernels/workspace.py``): a
-buffer is reused only when nothing holds it, and a training loop in steady state
-allocates none of its large arrays again."""
+buffer is lent until the executor gives it back, arrays handed to the caller are never
+written again, and a training loop in steady state allocates none of its large arrays again."""
 import tracemalloc
 
 import numpy as np
 
 import minicnn as mc
 from minicnn import architectures, backend, layers
-from minicnn.kernels.workspace import Workspace
+from minicnn.kernels.workspace import Workspace, owner
 
 
 def address(a):
@@ -15,29 +15,28 @@ def address(a):
     return a.data.ptr if backend.is_gpu_array(a) else a.__array_interface__["data"][0]
 
 
-def test_a_reusable_buffer_is_reused_only_when_nothing_holds_it():
+def test_a_lent_buffer_is_reused_only_once_given_back_and_never_once_handed_over():
     ws = Workspace()
     first = ws.reusable("y", (4, 3), np.float32)
-    where = address(first)
-    del first                                                   # nobody holds it: reused
-    second = ws.reusable("y", (4, 3), np.float32)
-    assert address(second) == where
-    second[...] = 7
-    third = ws.reusable("y", (4, 3), np.float32)                # `second` is held: a new one
-    assert not np.shares_memory(second, third)
-    view = third[1:]
-    del third                                                   # a view keeps it alive too
-    fourth = ws.reusable("y", (4, 3), np.float32)
-    assert not np.shares_memory(view, fourth)
-    np.testing.assert_array_equal(second, 7)                    # a held result is never written
+    first[...] = 7
+    second = ws.reusable("y", (4, 3), np.float32)               # `first` is lent: a new one
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, 7)
+    ws.reclaim()                                                # the executor gives it back
+    third = ws.reusable("y", (4, 3), np.float32)
+    assert address(third) == address(second)
+    ws.hand_over({id(owner(third.reshape(12)))})                # the caller keeps it (a view says which)
+    ws.reclaim()
+    assert not np.shares_memory(third, ws.reusable("y", (4, 3), np.float32))
     assert ws.reusable("y", (2, 3), np.float32).shape == (2, 3)  # a new shape, a new buffer
 
 
 def test_a_kept_layer_output_or_gradient_is_never_overwritten(kernels):
-    """Keep the results of one forward/backward, run another on other data: the kept
-    arrays are unchanged; drop them, and the next call reuses their buffers."""
+    """Layers called by themselves (no model, no executor): keep the results of one
+    forward/backward, run another on other data: the kept arrays are unchanged; give the
+    buffers back, and the next call reuses them."""
     rng = np.random.default_rng(0)
-    stack = [layers.Conv2D(4, 3, padding="same", activation="relu"), layers.MaxPooling2D(2)]
+    stack = [layers.Conv2D(4, 3, padding="same"), layers.MaxPooling2D(2)]
     x1, x2 = (kernels(rng.standard_normal((2, 6, 6, 3)).astype("float32")) for _ in range(2))
 
     def run(x):
@@ -58,10 +57,39 @@ def test_a_kept_layer_output_or_gradient_is_never_overwritten(kernels):
         np.testing.assert_array_equal(backend.to_numpy(a), copy)
         assert address(a) != address(b)
     where = [address(b) for b in again]
-    del kept, again, a, b                                   # nothing holds the results now
     for layer in stack:
-        layer.release()
+        layer.workspace.reclaim()
     assert [address(b) for b in run(x1)] == where
+
+
+def test_arrays_a_model_hands_out_are_never_overwritten(kernels):
+    """predict's and forward's outputs, layer_outputs, intermediate_outputs, the gradient
+    backward returns and gradient()'s target stay as they were while the model runs on
+    other data (training steps included); the buffers the model keeps to itself are
+    reused from one step to the next."""
+    rng = np.random.default_rng(0)
+    model = mc.Sequential([layers.Input((6, 6, 3)), layers.Conv2D(4, 3, padding="same", name="conv"),
+                           layers.MaxPooling2D(2, name="pool"), layers.Conv2D(2, 3, padding="same", activation="softmax", name="top")])
+    model.to(kernels.device).compile(mc.optimizers.SGD(0.01), "mse")
+    x1, x2 = (kernels(rng.standard_normal((2, 6, 6, 3)).astype("float32")) for _ in range(2))
+    target = kernels(rng.standard_normal((2, 3, 3, 2)).astype("float32"))
+    held = [model.forward(x1), model.predict(x1, verbose=0),
+            *[a for _, a in model.layer_outputs(x1)], *model.intermediate_outputs(x1, ["conv", "pool"])]
+    model.forward(x1)
+    held.append(model.backward(kernels(np.ones((2, 3, 3, 2), "float32"))))
+    held.append(model.gradient(x1, lambda out: out * 0 + 1, layer="top", logits=True).target)   # the conv's own buffer
+    copies = [backend.to_numpy(a).copy() for a in held]
+    model.predict(x2, verbose=0)
+    for a in model.layer_outputs(x2):
+        pass
+    model.gradient(x2, lambda out: out * 0 + 1, layer="top")
+    inner = []
+    for _ in range(3):
+        model.train_on_batch(x2, target)
+        inner.append(address(model.get_layer("pool").cache.y))
+    for a, copy in zip(held, copies):
+        np.testing.assert_array_equal(backend.to_numpy(a), copy)
+    assert inner[1] == inner[2]                              # the pool's own output buffer: reused
 
 
 def _steady_state_peak(batch):

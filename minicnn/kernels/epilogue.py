@@ -1,5 +1,5 @@
-"""The epilogue of Conv2D and Dense: bias and activation after the matrix product,
-fused into one pass each way.
+"""The epilogue of a weighted layer (Conv2D, Dense, ...): bias and activation after the
+matrix product, fused into one pass each way.
 
 With ``z0 = x·W`` the layer's GEMM output, seen as a matrix ``(m, f)`` (one row per
 output pixel or sample, one column per filter or unit)::
@@ -14,8 +14,9 @@ backward with the bias gradient (``relu_backward_bias_grad``; for linear, dz = d
 is a column sum, the same kernel, ``numba_epilogue.bias_grad_blocks``); elsewhere the same
 math runs as array expressions.  The Winograd kernels need no pass of their own: the
 forward adds b and applies the ReLU as it stores each output tile, and ∂L/∂W's kernel sums
-∂L/∂b as it reads dz (``winograd.py``; measured on the conv layer case, 33.9 → 32.3 ms).
-Sigmoid and softmax run their own forward on z0 + b (see ``activations.py``).
+∂L/∂b as it reads dz (``winograd.py``).  The plan runs a layer and its ReLU this way as one
+fused group (``fusion.EpilogueGroup``); unfused, the layer adds b (``relu=False``) and its
+activation runs apart.
 """
 from __future__ import annotations
 
@@ -60,3 +61,26 @@ def relu_backward_bias_grad(da, a, dz=None):
 def _relu_backward_then_bias_grad(da, a, dz):
     dz = backend.get_array_module(da).multiply(da, a > 0, out=dz)
     return dz, bias_grad(dz)
+
+
+def relu_backward(da, a, rule="gradient", dz=None):
+    """∂L/∂z of a = max(z, 0) from its output ``a`` (a > 0 exactly where z > 0), by the
+    ReLU's backward ``rule`` (``activations.ReLU``): da · [a > 0] ('gradient', one pass on
+    the Numba and CUDA kernels), · [da > 0] too ('guided'), max(da, 0) ('deconvnet');
+    written into ``dz`` when given."""
+    xp = backend.get_array_module(da)
+    if rule == "deconvnet":
+        return xp.maximum(da, 0, out=dz)
+    if rule == "guided":
+        return xp.multiply(da, (a > 0) & (da > 0), out=dz)
+    return pick(da, _relu_backward_expressions, numba="numba_epilogue.relu_backward_from_output",
+                cuda=_relu_backward_on_cuda)(da, a, dz)
+
+
+def _relu_backward_expressions(da, a, dz):
+    return backend.get_array_module(da).multiply(da, a > 0, out=dz)
+
+
+def _relu_backward_on_cuda(da, a, dz):
+    from . import cuda_kernels
+    return cuda_kernels.activation_backward(da, a, "relu", dz)

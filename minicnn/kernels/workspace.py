@@ -1,4 +1,4 @@
-"""Buffers that live across training steps.
+"""Buffers that live across training steps, lent out and taken back by the executor.
 
 Allocating a large array is slow on machines whose allocator hands big blocks back
 to the OS on every ``free`` (the pages must be faulted in again on the next step).
@@ -6,27 +6,37 @@ A ``Workspace`` keeps one buffer per name and re-allocates only when the request
 shape, dtype or device changes.  Two kinds of buffer:
 
 * ``get``: scratch that never leaves the op that asked for it (an im2col matrix);
-* ``reusable``: a result that does leave it (a layer's output, an input gradient).
-  The buffer handed out last time is reused only when nothing outside the workspace
-  still refers to it — no caller, cache or view holds it (CPython's reference count
-  says so) — else a new one replaces it.  So a caller who kept an earlier result
-  never sees it overwritten, and a training loop that lets go of each step's arrays
-  (``Layer.release``) allocates none of them again in steady state.
+* ``reusable``: a result that does leave it (a layer's output, an input gradient).  It is
+  *lent*: until it is given back, a new request for the name gets a new buffer, so a
+  result is never overwritten while someone may read it.
+
+Who gives buffers back is the executor (``Model.run_forward``), which knows from the
+graph when a buffer is free: once its tensor's last reader has run.  The readers of a
+pass's tensors include the backward sweep that may follow it (the layers' caches hold
+their inputs), so a pass's buffers are given back when the next pass begins and every
+layer drops its cache (``reclaim``) — except the arrays handed to the caller (a model's
+outputs, ``layer_outputs``, the gradient ``backward`` returns), which the workspace lets
+go of for good (``hand_over``).  A layer called by itself, outside a model, has no
+executor: each of its results stays lent, and its next call writes into new buffers.
 """
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 
 from .. import backend
 
-_WORKSPACE_REFS = 3     # sys.getrefcount of a buffer only the workspace holds (dict, local, argument)
+
+def owner(array):
+    """The array that owns ``array``'s memory (``array`` itself, or the base of a view)."""
+    while array.base is not None:
+        array = array.base
+    return array
 
 
 class Workspace:
     def __init__(self):
         self._buffers = {}
+        self._lent = set()          # names whose buffer is out, not given back yet
 
     def get(self, name: str, shape: tuple, dtype, like=None):
         """An uninitialized scratch buffer of this shape and dtype on ``like``'s device."""
@@ -38,16 +48,26 @@ class Workspace:
         return buf
 
     def reusable(self, name: str, shape: tuple, dtype, like=None):
-        """An uninitialized buffer for a result that leaves the op: last time's, if nothing
-        outside this workspace holds it (or a view of it) any more, else a new one."""
+        """An uninitialized buffer for a result that leaves the op, lent until ``reclaim``:
+        last time's if it was given back, else a new one."""
         if backend.get_kernels() == "reference":      # the reference path reuses nothing
             xp = backend.get_array_module(like) if like is not None else np
             return xp.empty(shape, dtype=dtype)
-        held = self._buffers.get(name)
-        if held is not None and sys.getrefcount(held) > _WORKSPACE_REFS:
-            del self._buffers[name]          # its holder keeps it; this name gets a new one
-        del held
+        if name in self._lent:
+            self._buffers.pop(name, None)     # its reader keeps it; this name gets a new one
+        self._lent.add(name)
         return self.get(name, shape, dtype, like)
+
+    def reclaim(self) -> None:
+        """Every lent buffer is free again (the executor: nothing reads them any more)."""
+        self._lent.clear()
+
+    def hand_over(self, owners) -> None:
+        """Let go of the buffers in ``owners`` (ids of arrays, ``owner``'s): the caller keeps
+        them, and this workspace never writes them again."""
+        for name in [name for name, buf in self._buffers.items() if id(buf) in owners]:
+            del self._buffers[name]
+            self._lent.discard(name)
 
     @property
     def nbytes(self) -> int:
@@ -56,9 +76,11 @@ class Workspace:
 
     def clear(self) -> None:
         self._buffers.clear()
+        self._lent.clear()
 
     def release_larger_than(self, nbytes: int) -> None:
         """Let go of every buffer larger than ``nbytes`` (the memory returns once no caller
         holds it either); the smaller ones stay for the next call."""
         for name in [name for name, buf in self._buffers.items() if buf.nbytes > nbytes]:
             del self._buffers[name]
+            self._lent.discard(name)

@@ -8,25 +8,26 @@
     layer.params, layer.grads           # dicts keyed 'kernel', 'bias'
     layer.get_weights(), layer.set_weights([...])   # Keras order and shapes
 
-A layer with an ``activation`` computes ``a = activation(z)``, ``z = call(x)``; a weighted
-layer's ``z`` is its matrix product plus its bias.  When the activation is linear or a
-ReLU, the weighted layer's kernels apply it too, as they write their output
-(``call(x, training, relu)``, the fused epilogue, ``kernels/epilogue.py``), and the
-activation only keeps the result (``kept``); ``set_kernels("reference")`` runs the two
-apart.  Backward runs the activation's backward, then ``call_backward``;
-``backward_logits`` starts from ``∂L/∂z`` instead (the model uses it when the loss is
-fused with a final softmax / sigmoid, and a fused group, ``fusion.py``, below a max-pool).
-Each forward overwrites the one cache slot that backward reads; each backward
-*overwrites* ``grads`` (never accumulates).
+A layer with an ``activation`` computes ``y = activation(z)``, ``z = call(x)``, and
+backward runs the chain rule the other way: ``∂L/∂z = activation.backward(∂L/∂y)``, then
+``∂L/∂x = call_backward(∂L/∂z)``, which also sets every weight gradient (a weighted
+layer's ∂L/∂b = Σ ∂L/∂z included).  ``backward_logits`` starts from ``∂L/∂z`` (the model
+uses it where the loss is fused with a final softmax / sigmoid).  Each forward overwrites
+the one cache slot that backward reads; each backward *overwrites* ``grads`` (never
+accumulates).  A layer knows nothing about fusions: the plan (``plan.py``, ``fusion.py``)
+may run a layer together with its activation or with the layer after it.
+
+``AffineLayer`` (below): the layers whose z is ``x·W + b`` for some linear map (Dense, the
+convolutions) state that op once, as ``affine``/``affine_backward``, with the kernels'
+epilogue arguments (``kernels/epilogue.py``), which the plan's ``EpilogueGroup`` uses.
 
 Called on a symbolic tensor (``mc.Input``), a layer builds itself and records a node
 (``graph.py``) instead of computing: that is how functional models are made.
 
-Buffers: a layer's large outputs and input gradients live in its ``workspace`` and are
-reused by the next call once nothing holds the previous ones (``kernels/workspace.py``).  A
-forward starts with ``release()`` — dropping the last forward's cache and activation
-arrays — and ``Model.forward`` releases every layer before a pass, so that in a training
-loop the previous step's buffers are free again when the layers ask for them.
+Buffers: a layer's large outputs and input gradients live in its ``workspace``, lent out
+until the executor (``Model.run_forward``) gives them back, so a result is never overwritten
+while someone may read it (``kernels/workspace.py``).  A forward starts with ``release()``,
+dropping the last forward's cache and activation arrays.
 """
 from __future__ import annotations
 
@@ -84,7 +85,6 @@ class Layer(ABC):
     cache = None                      # what call keeps for call_backward
     output_shape_seen = None          # the shape of the last forward's output (checks dy)
     non_trainable = frozenset()       # params the optimizer never updates (e.g. BN's moving statistics)
-    fuses_epilogue = False            # whether call(x, training, relu) applies bias + linear/ReLU as it writes
     is_input_layer = False
 
     def __init__(self, name=None, activation=None, input_shape=None, dtype=None, trainable=True):
@@ -101,7 +101,7 @@ class Layer(ABC):
         self.dtype = dtype
         self._trainable = bool(trainable)
         self._out_shape = None
-        self.workspace = self.activation.workspace = Workspace()
+        self.workspace = Workspace()
 
     # -- naming and errors ---------------------------------------------------
     @classmethod
@@ -238,6 +238,10 @@ class Layer(ABC):
         self.cache = None
         self.activation.release()
 
+    def workspaces(self) -> list:
+        """The workspaces this layer's ops take their buffers from (``kernels/workspace.py``)."""
+        return [self.workspace]
+
     def call_state(self):
         """What backward reads from the last forward; a layer called at several nodes of a
         model has it saved per node and put back before that node's backward."""
@@ -249,11 +253,9 @@ class Layer(ABC):
         self.cache, self.output_shape_seen, act.out, act.logits, act.mask = state
 
     def forward(self, x, training=False):
+        """y = activation(call(x))."""
         x = self.begin_forward(x)
-        if self.fuses_epilogue and self.params and self.activation.epilogue and backend.get_kernels() != "reference":
-            y = self.activation.kept(self.call(x, training, relu=self.activation.epilogue == "relu"))
-        else:
-            y = self.activation.forward(self.call(x, training))
+        y = self.activation.forward(self.call(x, training))
         self.output_shape_seen = y.shape
         return y
 
@@ -269,28 +271,14 @@ class Layer(ABC):
         return x.astype(self.dtype, copy=False) if self.params else x
 
     def backward(self, dy, input_grad=True):
-        """∂L/∂x from ∂L/∂y (the layer's output, after its activation).  With
-        ``input_grad=False`` only the parameter gradients are computed (returns None)."""
-        dy = self.check_grad(dy)
-        if "bias" in self.params and backend.get_kernels() != "reference":
-            dz, db = self.activation.backward_with_bias_grad(dy)
-        else:
-            dz, db = self.activation.backward(dy), None
-        return self._backward_through_call(dz, db, input_grad)
+        """∂L/∂x from ∂L/∂y (the layer's output, after its activation): the activation's
+        backward, then the call's.  With ``input_grad=False`` only the weight gradients
+        are computed (returns None)."""
+        return self.call_backward(self.activation.backward(self.check_grad(dy)), input_grad)
 
-    def backward_logits(self, dz, input_grad=True, db=None):
-        """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output (``db``: ∂L/∂bias
-        when the caller summed it already)."""
-        return self._backward_through_call(self.check_grad(dz), db, input_grad)
-
-    def _backward_through_call(self, dz, db, input_grad):
-        if "bias" not in self.params:
-            return self.call_backward(dz, input_grad)
-        if db is None:                          # not summed yet: the layer's kernels sum it (in their pass over dz)
-            return self.call_backward(dz, input_grad, bias_grad=True)
-        dx = self.call_backward(dz, input_grad)
-        self.grads["bias"] = db
-        return dx
+    def backward_logits(self, dz, input_grad=True):
+        """∂L/∂x from ∂L/∂z, the gradient w.r.t. the pre-activation output."""
+        return self.call_backward(self.check_grad(dz), input_grad)
 
     def check_grad(self, dy):
         """``dy`` must have the shape of the last forward's output."""
@@ -304,15 +292,12 @@ class Layer(ABC):
 
     @abstractmethod
     def call(self, x, training):
-        """The layer's forward before its activation: z from x (keeps what backward needs).
-        A weighted layer's takes ``relu=False`` as well: z = x·W + b, through the ReLU when
-        ``relu`` (see the module docstring)."""
+        """The layer's forward before its activation: z from x (keeps what backward needs)."""
 
     @abstractmethod
     def call_backward(self, dz, input_grad=True):
-        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``.  A weighted
-        layer's takes ``bias_grad=False`` as well: ∂L/∂bias is among them only when
-        ``bias_grad`` (else ``backward`` adds it)."""
+        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``, every
+        weight's gradient."""
 
     # -- weights --------------------------------------------------------------
     def get_weights(self):
@@ -373,3 +358,31 @@ class Layer(ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class AffineLayer(Layer):
+    """A layer whose ``z = x·W + b`` for a linear map ``x·W`` (a product, a convolution).
+    Subclasses state the op once, with the kernels' epilogue arguments:
+
+    * ``affine(x, relu)``: ``z = x·W + b``, written through a ReLU when ``relu`` (the
+      kernels apply b and the ReLU as they write z: ``kernels/epilogue.py``);
+    * ``affine_backward(dz, input_grad, bias_grad)``: ∂L/∂x and the weight gradients from
+      ∂L/∂z, with ∂L/∂b = Σ ∂L/∂z among them when ``bias_grad``.
+
+    The protocol's ``call`` and ``call_backward`` are the plain op (no ReLU; ∂L/∂b summed
+    here); the plan's ``fusion.EpilogueGroup`` uses the other settings."""
+
+    def call(self, x, training):
+        return self.affine(x, relu=False)
+
+    def call_backward(self, dz, input_grad=True):
+        return self.affine_backward(dz, input_grad, bias_grad="bias" in self.params)
+
+    @abstractmethod
+    def affine(self, x, relu):
+        """z = x·W + b (through a ReLU when ``relu``); keeps what backward needs."""
+
+    @abstractmethod
+    def affine_backward(self, dz, input_grad, bias_grad):
+        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``, ∂L/∂b
+        only when ``bias_grad``."""

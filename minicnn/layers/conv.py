@@ -1,8 +1,8 @@
 """Conv2D: a 2-D convolution layer, NHWC input, HWIO kernel (Keras's layout).
 
-Forward ``a = activation(conv(x, W) + b)`` (``call`` is the convolution and the bias, and a
-linear or ReLU activation: one fused pass after the convolution, ``kernels/epilogue.py``, or
-none on the Winograd kernels, which apply them as they store); backward (see ``kernels/conv.py``)::
+Forward ``a = activation(conv(x, W) + b)`` (``affine`` is the convolution and the bias —
+and a ReLU, in the plan's fused epilogue group — in one pass after the convolution,
+``kernels/epilogue.py``, or none on the Winograd kernels, which apply them as they store); backward (see ``kernels/conv.py``)::
 
     ∂L/∂W = X ⋆ ∂L/∂Z     (cross-correlation of the input with the output gradient)
     ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
@@ -22,11 +22,10 @@ from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..kernels.conv_variants import checked_dilation, conv2d_backward_general, conv2d_forward_general, dilated_size
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.workspace import Workspace
-from .base import Layer
+from .base import AffineLayer
 
 
-class Conv2D(Layer):
-    fuses_epilogue = True
+class Conv2D(AffineLayer):
     input_rank = 4
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
 
@@ -62,6 +61,9 @@ class Conv2D(Layer):
         """No dilation and one group: the plain convolution, which a max-pool may fuse with."""
         return self.dilation_rate == (1, 1) and self.groups == 1
 
+    def workspaces(self):
+        return [self.workspace, *self.group_workspaces]
+
     def build_params(self, input_shape):
         if input_shape[-1] % self.groups:
             raise self.error(f"groups={self.groups} must divide the input channels, received {input_shape[-1]}")
@@ -72,7 +74,7 @@ class Conv2D(Layer):
             raise self.error(f"expected {self.input_shape[-1]} input channels, received "
                              f"{shape[-1]} (input shape {shape})")
 
-    def call(self, x, training, relu=False):
+    def affine(self, x, relu):
         if not self.plain:
             y, self.cache = conv2d_forward_general(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                                    self.padding, self.dilation_rate, self.groups,
@@ -82,7 +84,7 @@ class Conv2D(Layer):
                                        self.padding, self.workspace, self.workspace_budget, relu)
         return y
 
-    def call_backward(self, dz, input_grad=True, bias_grad=False):
+    def affine_backward(self, dz, input_grad, bias_grad):
         if not self.plain:
             dx, dW, db = conv2d_backward_general(dz, self.cache, self.dilation_rate, self.group_workspaces,
                                                  input_grad, bias_grad)

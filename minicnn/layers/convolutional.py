@@ -32,7 +32,7 @@ from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
 from ..kernels.dispatch import pick
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
-from .base import Layer
+from .base import AffineLayer
 
 
 def positive_int(layer, value, name):
@@ -41,11 +41,10 @@ def positive_int(layer, value, name):
     return value
 
 
-class WindowLayer(Layer):
+class WindowLayer(AffineLayer):
     """What the three share: NHWC input, the window's arguments, an activation, a bias."""
 
     input_rank = 4
-    fuses_epilogue = True
 
     def __init__(self, kernel_size, strides, padding, activation, use_bias, bias_initializer, name, **kwargs):
         super().__init__(name=name, activation=activation, **kwargs)
@@ -105,13 +104,13 @@ class Conv2DTranspose(WindowLayer):
         self.add_param("kernel", (*self.kernel_size, self.filters, input_shape[-1]), self.kernel_initializer)
         self.add_bias(self.filters)
 
-    def call(self, x, training, relu=False):
+    def affine(self, x, relu):
         self.cache = x
         y = conv2d_transpose_forward(x, dilated_kernel(self.params["kernel"], self.dilation_rate), self.strides,
                                      self.padding, self.output_padding, self.workspace)
         return self.bias_and_activation(y, relu)
 
-    def call_backward(self, dz, input_grad=True, bias_grad=False):
+    def affine_backward(self, dz, input_grad, bias_grad):
         rate = self.dilation_rate
         dx, dW_d = conv2d_transpose_backward(dz, self.cache, dilated_kernel(self.params["kernel"], rate),
                                              self.strides, self.padding, self.workspace)
@@ -184,10 +183,10 @@ class DepthwiseConv2D(DepthwiseWindow):
         self.add_depthwise_kernel(input_shape[-1])
         self.add_bias(self.output_channels(input_shape[-1]))
 
-    def call(self, x, training, relu=False):
+    def affine(self, x, relu):
         return self.bias_and_activation(self.depthwise(x), relu)
 
-    def call_backward(self, dz, input_grad=True, bias_grad=False):
+    def affine_backward(self, dz, input_grad, bias_grad):
         dx, dW = self.depthwise_backward(dz, input_grad)
         self.with_bias_grad({"kernel": dW}, dz, bias_grad)
         return dx
@@ -213,13 +212,13 @@ class SeparableConv2D(DepthwiseWindow):
                        self.pointwise_initializer)
         self.add_bias(self.filters)
 
-    def call(self, x, training, relu=False):
+    def affine(self, x, relu):
         d = self.depthwise(x)
         self.cache = d
         W_p = self.params["pointwise_kernel"][0, 0]                   # (c·m, filters)
         return self.bias_and_activation(d @ W_p, relu)
 
-    def call_backward(self, dz, input_grad=True, bias_grad=False):
+    def affine_backward(self, dz, input_grad, bias_grad):
         d = self.cache
         W_p = self.params["pointwise_kernel"][0, 0]
         dW_p = d.reshape(-1, W_p.shape[0]).T @ dz.reshape(-1, self.filters)     # (c·m, rows) @ (rows, filters)

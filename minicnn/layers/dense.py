@@ -6,19 +6,18 @@ gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading a
     z = x W + b                 a = activation(z)
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
 
-``call`` is the product ``x W``, then ``+ b`` and a linear or ReLU activation in one pass
-(the fused epilogue, ``kernels/epilogue.py``); a ReLU's backward sums ``∂L/∂b`` in its pass.
+``affine`` is the product ``x W``, then ``+ b`` (and a ReLU, in the plan's fused
+epilogue group) in one pass (``kernels/epilogue.py``).
 Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
 from .. import initializers
 from ..kernels import epilogue
-from .base import Layer
+from .base import AffineLayer
 
 
-class Dense(Layer):
-    fuses_epilogue = True
+class Dense(AffineLayer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, **kwargs):
@@ -43,11 +42,11 @@ class Dense(Layer):
             raise self.error(f"expected {self.input_shape[-1]} input features on the last axis, "
                              f"received {shape[-1]} (input shape {shape})")
 
-    def call(self, x, training, relu=False):
+    def affine(self, x, relu):
         self.cache = x
         return epilogue.bias_activation(x @ self.params["kernel"], self.params.get("bias"), relu)   # (..., k) @ (k, u)
 
-    def call_backward(self, dz, input_grad=True, bias_grad=False):
+    def affine_backward(self, dz, input_grad, bias_grad):
         k = self.params["kernel"].shape[0]
         x2, dz2 = self.cache.reshape(-1, k), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
