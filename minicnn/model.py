@@ -21,6 +21,7 @@ import numpy as np
 
 from . import backend, device_copy
 from .graph import flatten, in_order, is_symbolic
+from .inference import no_backward_follows
 from .layers import Layer
 from .persistence import PersistenceMixin
 from .layer_order import keras_layer_order
@@ -143,7 +144,9 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         """Each step in order: its outputs from its inputs.  An array is dropped after its
         last reader (``plan.last_use``) unless it is a target: its buffer is then free for
         reuse.  Returns {id(tensor): array} for the targets.  ``record``: a list that
-        receives (step, outputs) for each step (``trace``)."""
+        receives (step, outputs) for each step (``trace``).  When no backward follows
+        (``inference.py``), each step's layers let go of their caches once it has run,
+        but for the targets' steps."""
         for layer in self.flat_layers():
             layer.release()
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
@@ -151,6 +154,9 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         for index, step in enumerate(plan.steps):
             outputs = step.forward([values[id(t)] for t in step.inputs], training)
             values.update(zip(map(id, step.outputs), outputs))
+            if no_backward_follows() and not any(id(t) in wanted for t in step.outputs):
+                for layer in step.layers:               # (a target's step keeps what a loss reads: its logits)
+                    layer.release()
             if record is not None:
                 record.append((step, outputs))
             for t in step.inputs:

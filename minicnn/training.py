@@ -35,6 +35,7 @@ from .callbacks import Callback, History
 from .compiled_loss import CompiledLoss
 from .data_adapters import ArrayBatches, is_batch_source, make_batches, sample_count, standardize_x, take
 from .graph import flatten, in_order
+from .inference import forward_only
 from .progbar import Progbar
 
 
@@ -307,7 +308,9 @@ class TrainingMixin:
         batches.on_epoch_begin()
         for step in range(len(batches)):
             xb, yb = batches[step]
-            value, logs = self._losses(self.forward(xb, training=False), yb)
+            with forward_only():
+                y_pred = self.forward(xb, training=False)
+            value, logs = self._losses(y_pred, yb)
             means.add({**logs, "loss": value}, sample_count(xb))      # (the outputs are not kept: their
             if bar:                                                   # buffers are free for the next batch)
                 bar.update(step + 1, means.result())
@@ -353,7 +356,8 @@ class TrainingMixin:
         results, start = None, 0
         try:
             for step in range(len(batches)):
-                outputs = self.forward(standardize_x(self, batches[step][0]))
+                with forward_only():
+                    outputs = self.forward(standardize_x(self, batches[step][0]))
                 arrays = [backend.to_numpy(a) for a in (outputs if isinstance(outputs, list) else [outputs])]
                 if n is None:                      # a Sequence or generator: the total is not known
                     parts = [a.copy() for a in arrays]
@@ -376,7 +380,8 @@ class TrainingMixin:
     def _release_inference_buffers(self):
         """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
         than ``inference_buffer_limit``: a large batch's buffers are not held until the next
-        call."""
+        call.  A backward now finds no forward to run from, and the layer says so."""
         for layer in self.flat_layers():
             layer.release()
+            layer.output_shape_seen = None
             layer.workspace.release_larger_than(self.inference_buffer_limit)

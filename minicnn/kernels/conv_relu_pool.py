@@ -15,12 +15,14 @@ included.  A last odd row or column of conv pixels lies in no window and is not 
 
 The backward needs nothing more: the pool's gates by [y > 0] and routes through the
 switches, which also gives ∂L/∂b (``kernels/pool.py``, ``maxpool_relu_backward``), and the
-conv's reads only its input (``conv2d_backward``; the cache is the implicit GEMM's).
+conv's reads only its input (``conv2d_backward``; the cache is the implicit GEMM's).  A
+forward no backward follows (``inference.py``) writes no switches.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..inference import no_backward_follows
 from . import conv_plan
 from .conv import ConvCache, padded
 from .dispatch import family
@@ -47,14 +49,15 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, padding, conv_workspace, pool_
     """``(y, conv_cache, pool_cache)`` for y = maxpool2×2(relu(conv(x, W) + b)), the caches
     those of the two layers' own forwards (the conv's backward on ``plan``, the conv's
     ``ConvPlan``; None: ``conv_plan.choose``'s); y and the switches are ``pool_workspace``'s
-    reusable ``'y'`` and ``'switches'`` buffers (as in ``maxpool_forward``)."""
+    reusable ``'y'`` and ``'switches'`` buffers (as in ``maxpool_forward``).  In a forward no
+    backward follows (``inference.forward_only``) no switches are written (None)."""
     from . import numba_conv_relu_pool
     n, h, w, _ = x.shape
     kh, kw, _, f = W.shape
     oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
     x_pad = padded(x, pads, conv_workspace, "x_pad")
     y = pool_workspace.reusable("y", (n, oh // 2, ow // 2, f), x.dtype, like=x)
-    switches = pool_workspace.reusable("switches", y.shape, np.int32, like=x)
+    switches = None if no_backward_follows() else pool_workspace.reusable("switches", y.shape, np.int32, like=x)
     numba_conv_relu_pool.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches)
     plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
     conv_cache = ConvCache(x, None, x_pad, W, tuple(strides), pads, (oh, ow), n, plan)
