@@ -20,6 +20,7 @@ if _os.environ.get("MINICNN_SHARE_CORES", "1") != "0":
 
 from . import activations, backend, callbacks, initializers, layers, losses, metrics, optimizers  # noqa: E402
 from .backend import get_kernels, set_floatx, set_kernels, use_kernels  # noqa: E402
+from .kernels.conv_plan import use_conv_algorithm  # noqa: E402
 from .layers import Input  # noqa: E402
 from .model import Model  # noqa: E402
 from .sequential import Sequential  # noqa: E402
@@ -44,5 +45,5 @@ __version__ = "0.1.0"
 __all__ = ["Model", "Sequential", "Input", "models", "applications", "datasets", "ops", "preprocessing", "utils",
            "layers", "losses", "optimizers", "metrics", "callbacks", "activations",
            "initializers", "backend", "set_seed", "set_floatx", "set_kernels", "get_kernels",
-           "use_kernels", "load_model", "load_keras_weights", "viz", "study", "gradcheck",
+           "use_kernels", "use_conv_algorithm", "load_model", "load_keras_weights", "viz", "study", "gradcheck",
            "compare_with_keras", "trace"]

@@ -111,7 +111,7 @@ class ReluPoolGroup:
         return (isinstance(below, Conv2D) and below.plain and "bias" in below.params and self.gates_on_pooled_gradient()
                 and below.built and x.ndim == 4 and x.shape[-1] == below.input_shape[-1]
                 and conv_relu_pool.fusable(x, below.params["kernel"], below.strides, below.padding,
-                                           pool.pool_size, pool.strides, pool.padding))
+                                           pool.pool_size, pool.strides, pool.padding, below.plan_for(x)))
 
     def forward(self, x, training=False):
         self.one_kernel = self._one_forward_kernel(x)
@@ -122,7 +122,7 @@ class ReluPoolGroup:
         pool.release()
         y, below.cache, pool.cache = conv_relu_pool.conv2d_relu_maxpool_forward(
             x, below.params["kernel"], below.params["bias"], below.strides, below.padding,
-            below.workspace, pool.workspace)
+            below.workspace, pool.workspace, below.algorithm)
         below.output_shape_seen = pool.cache.x_shape
         pool.output_shape_seen = y.shape
         return y

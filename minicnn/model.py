@@ -21,6 +21,7 @@ import numpy as np
 
 from . import backend, device_copy, inline
 from .graph import flatten, in_order, is_symbolic
+from .inference import no_backward_follows
 from .layers import Layer
 from .persistence import PersistenceMixin
 from .layer_order import keras_layer_order
@@ -139,13 +140,18 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
     def run_forward(self, arrays, training, plan, record=None):
         """Each step in order: its outputs from its inputs; returns {id(tensor): array} for the
         targets, handed over to the caller (the last pass's buffers are given back first:
-        ``plan.py``).  ``record``: a list that receives (step, outputs) for each step."""
+        ``plan.py``).  When no backward follows (``inference.py``), each step's layers let go
+        of their caches once it has run, but for the targets' steps.  ``record``: a list that
+        receives (step, outputs) for each step."""
         reclaim_buffers(self.flat_layers())
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         wanted = {id(t) for t in plan.targets}
         for index, step in enumerate(plan.steps):
             outputs = step.forward([values[id(t)] for t in step.inputs], training)
             values.update(zip(map(id, step.outputs), outputs))
+            if no_backward_follows() and not any(id(t) in wanted for t in step.outputs):
+                for layer in step.layers:               # (a target's step keeps what a loss reads: its logits)
+                    layer.release()
             if record is not None:
                 record.append((step, outputs))
             for t in step.inputs:

@@ -7,7 +7,10 @@ With ``details=True`` each row also shows, for conv and pool layers:
   ``r_out = r_in + (k − 1)·j_in``, ``j_out = j_in · s`` (per axis);
 * the im2col matrix size for ``batch_size`` images: ``n·oh·ow × kh·kw·c`` elements;
 * the bytes its workspace holds now (im2col columns, reused outputs and gradients,
-  ``kernels/workspace.py``: zero before the first forward), and their total.
+  ``kernels/workspace.py``: zero before the first forward), and their total;
+
+and, for any model, each convolution's algorithm for its forward, ∂L/∂X and ∂L/∂W, as the
+layer decided it for its last input (``layer.algorithm``, ``kernels/conv_plan.py``).
 """
 from __future__ import annotations
 
@@ -114,4 +117,6 @@ def summary_table(model, details=False, batch_size=32) -> str:
         workspace = sum(layer.workspace.nbytes for layer in model.flat_layers())
         out.append(f" Workspace held now (im2col columns, reused outputs and gradients): {_fmt_bytes(workspace)}")
         out.append(f" Plan ({model.plan().kernels} kernels): " + " -> ".join(model.plan().describe()))
+        out += [f" Algorithm of {layer.name}: " + (layer.algorithm.describe() if layer.algorithm else "not run yet")
+                for layer in model.flat_layers() if hasattr(layer, "plan_for")]
     return "\n".join(out)

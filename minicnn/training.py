@@ -36,6 +36,7 @@ from .compiled_loss import CompiledLoss
 from .data_adapters import (ArrayBatches, is_batch_source, make_batches, sample_count, split_for_validation,
                             standardize_x, validation_triple)
 from .graph import flatten, in_order
+from .inference import forward_only
 from .progbar import Progbar
 
 
@@ -322,9 +323,10 @@ class TrainingMixin:
         batches.on_epoch_begin()
         for step in range(len(batches)):
             xb, yb, wb = batches[step]
-            value, logs = self._losses(self.forward(xb, training=False), yb, wb)
-            means.add({**logs, "loss": value}, sample_count(xb),
-                      self.compiled_loss.log_weights)
+            with forward_only():
+                y_pred = self.forward(xb, training=False)
+            value, logs = self._losses(y_pred, yb, wb)
+            means.add({**logs, "loss": value}, sample_count(xb), self.compiled_loss.log_weights)
             if bar:
                 bar.update(step + 1, means.result())
         result = means.result()
@@ -373,7 +375,8 @@ class TrainingMixin:
         results, start = None, 0
         try:
             for step in range(len(batches)):
-                outputs = self.forward(standardize_x(self, batches[step][0]))
+                with forward_only():
+                    outputs = self.forward(standardize_x(self, batches[step][0]))
                 arrays = [backend.to_numpy(a) for a in (outputs if isinstance(outputs, list) else [outputs])]
                 if n is None:                      # a Sequence or generator: the total is not known
                     parts = [a.copy() for a in arrays]
@@ -400,8 +403,9 @@ class TrainingMixin:
     def _release_inference_buffers(self):
         """Drop what the last pass kept (the layers' caches) and every workspace buffer larger
         than ``inference_buffer_limit``: a large batch's buffers are not held until the next
-        call."""
+        call.  A backward now finds no forward to run from, and the layer says so."""
         for layer in self.flat_layers():
             layer.release()
+            layer.output_shape_seen = None
             for workspace in layer.workspaces():
                 workspace.release_larger_than(self.inference_buffer_limit)

@@ -42,15 +42,11 @@ def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, see
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch."""
-    from minicnn.kernels import conv, implicit_gemm
-    monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
-    monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", np.inf)     # (its own tests: test_winograd.py)
-    monkeypatch.setattr(conv, "IMPLICIT_INPUT_GRAD_FROM_CHANNELS", 1)
-    monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
+    from minicnn.kernels import implicit_gemm
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
     calls = record_calls(monkeypatch, implicit_gemm, ("conv2d", "conv2d_kernel_grad"))
     cfg = {**cfg, "f": filters or cfg["f"]}
-    with mc.use_kernels("numba"):
+    with mc.use_kernels("numba"), mc.use_conv_algorithm("implicit_gemm"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget)
     input_grad = cfg["strides"] == (1, 1)
     assert sorted(calls) == ["conv2d"] * (1 + input_grad) + ["conv2d_kernel_grad"]

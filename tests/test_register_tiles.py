@@ -5,6 +5,7 @@ to the stack) — checked in the generated assembly, compiled afresh in a proces
 (Numba keeps no assembly for a kernel loaded from its cache): for this CPU's ISA, and for
 AVX2 compiled for Haswell.  (Their results: the loop-reference tests, run on both
 tile sets through the ``tile_set`` fixture.)"""
+import contextlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ def inner_fma_loops(asm):
 def product_kernels():
     """Each Numba kernel built on the register tiles, compiled for float32 on each tile of
     the set in use: name -> its dispatcher's assembly."""
+    from minicnn.inference import forward_only
     from minicnn.kernels import implicit_gemm, numba_conv_relu_pool, winograd
     from minicnn.kernels.conv_relu_pool import conv2d_relu_maxpool_forward
     from minicnn.kernels.workspace import Workspace
@@ -66,8 +68,11 @@ def product_kernels():
             kernels[f"winograd kernel_grad {rows}x{panel}"] = winograd._kernel_grad_kernel(rows, panel)
         panel = register_tiles.four_row_tile()[1]
         W = rng.standard_normal((3, 3, 8, panel)).astype(np.float32)
-        conv2d_relu_maxpool_forward(x, W, np.zeros(panel, np.float32), (1, 1), "valid", Workspace(), Workspace())
-        kernels[f"conv_relu_maxpool 4x{panel}"] = numba_conv_relu_pool._implicit_gemm_relu_maxpool_kernel(panel)
+        for switches in (True, False):          # the training forward's, and one no backward follows
+            with contextlib.nullcontext() if switches else forward_only():
+                conv2d_relu_maxpool_forward(x, W, np.zeros(panel, np.float32), (1, 1), "valid", Workspace(), Workspace())
+            kernels[f"conv_relu_maxpool 4x{panel}" + ("" if switches else " (no switches)")] = \
+                numba_conv_relu_pool._implicit_gemm_relu_maxpool_kernel(panel, switches)
     return {name: "\n".join(k.inspect_asm().values()) for name, k in kernels.items()}
 
 

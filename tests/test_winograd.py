@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn import layers
-from minicnn.kernels import conv, epilogue, winograd
+from minicnn.kernels import conv, epilogue, winograd, winograd_transforms
 from minicnn.kernels.conv import conv2d_backward, conv2d_forward
 from minicnn.study.finite_differences import check_layer
 from conftest import distinct_values, record_calls
@@ -27,8 +27,9 @@ def test_the_three_matrices_give_the_4x4_correlation(seed):
     rng = np.random.default_rng(seed)
     d, g = rng.standard_normal((6, 6)), rng.standard_normal((3, 3))
     direct = np.array([[(d[p:p + 3, q:q + 3] * g).sum() for q in range(4)] for p in range(4)])
-    U, V = winograd.G @ g @ winograd.G.T, winograd.B_T @ d @ winograd.B_T.T
-    np.testing.assert_allclose(winograd.A_T @ (U * V) @ winograd.A_T.T, direct, rtol=1e-12, atol=1e-12)
+    t = winograd_transforms
+    U, V = t.G @ g @ t.G.T, t.B_T @ d @ t.B_T.T
+    np.testing.assert_allclose(t.A_T @ (U * V) @ t.A_T.T, direct, rtol=1e-12, atol=1e-12)
 
 
 @st.composite
@@ -46,13 +47,10 @@ def winograd_configs(draw):
 
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
-    """Every 3×3 stride-1 conv on the Winograd kernels (by default only those with ≥ 16
-    channels and ≥ 10⁶ multiply-adds), ∂L/∂x of a 'valid' one too; records their calls."""
-    monkeypatch.setattr(conv, "IMPLICIT_GEMM_FROM", 0)
-    monkeypatch.setattr(conv, "WINOGRAD_FROM_CHANNELS", 1)
-    monkeypatch.setattr(conv, "FULL_CONV_MAX_OVERWORK", np.inf)
+    """Every conv on the Winograd kernels, forced (by default only 3×3 stride-1 ones with
+    ≥ 24 channels and ≥ 10⁶ multiply-adds), ∂L/∂x of a 'valid' one too; records their calls."""
     calls = record_calls(monkeypatch, winograd, ("conv2d", "conv2d_kernel_grad"))
-    with mc.use_kernels("numba"):
+    with mc.use_kernels("numba"), mc.use_conv_algorithm("winograd"):
         yield calls
 
 
@@ -145,8 +143,8 @@ x = rng.standard_normal((5, 14, 12, 24)).astype(np.float32)
 W = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
 b = rng.standard_normal(32).astype(np.float32)
 dy = rng.standard_normal((5, 14, 12, 32)).astype(np.float32)
-assert conv.winograd_applies(x, W, (1, 1), (14, 12)), "expected this conv on the Winograd kernels"
 y, cache = conv.conv2d_forward(x, W, b, (1, 1), "same", relu=True)
+assert cache.plan == ("winograd",) * 3, f"expected this conv on the Winograd kernels, chosen: {cache.plan}"
 dx, dW, db = conv.conv2d_backward(dy, cache)
 np.savez(sys.argv[1], y=y, dx=dx, dW=dW, db=db)
 """

@@ -1,8 +1,9 @@
 """Stateless ops: ``<op>_forward(...) -> (y, cache)`` and ``<op>_backward(dy, cache)``.
 
 The ops, with their equations and NumPy bodies: ``geometry`` (output sizes and padding),
-``padding``, ``im2col`` (and col2im), ``conv``, ``pool``, ``conv_relu_pool``, ``winograd``,
-``epilogue`` (bias + activation, fused), ``matmul``; ``naive`` (the loop references);
+``padding``, ``im2col`` (and col2im), ``conv``, ``conv_plan`` (which algorithm each of a
+convolution's passes runs), ``pool``, ``conv_relu_pool``, ``winograd`` (and
+``winograd_transforms``), ``epilogue`` (bias + activation, fused), ``matmul``; ``naive`` (the loop references);
 ``workspace`` (reused buffers).  ``dispatch`` picks, per call, the CUDA, Numba or NumPy
 body of an op.
 

@@ -18,20 +18,14 @@ Backward, given ``dy = ∂L/∂y``::
 
 ``docs/backprop.md`` derives these step by step.
 
-On the Numba kernels a large convolution skips ``cols`` with an *implicit GEMM* that
-reads every column entry from the padded input where it lies (``kernels/implicit_gemm.py``):
-
-* the forward (``conv2d``);
-* ∂L/∂x for stride 1 and ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS input channels, the same kernel: the 'valid'
-  convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left,
-  kw − 1 − right) with the kernel rotated by 180° and its channel axes swapped,
-  ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` (unless the padding makes it compute
-  over FULL_CONV_MAX_OVERWORK times the pixels that col2im's product does);
-* ∂L/∂W: colsᵀ @ dY summed block by block of output pixels (``conv2d_kernel_grad``).
-
-A 3×3, stride-1 convolution with enough channels runs all three on Winograd's F(4×4, 3×3)
-instead (``kernels/winograd.py``: 4× fewer multiplications, the padding read in place, never
-copied), ∂L/∂x as the same full convolution.
+Which algorithm each pass runs — im2col + BLAS, the *implicit GEMM* that reads every column
+entry from the padded input where it lies (``kernels/implicit_gemm.py``), or Winograd's
+F(4×4, 3×3) (``kernels/winograd.py``); for ∂L/∂x, col2im or, for stride 1, the 'valid'
+convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left, kw − 1 − right)
+with the kernel rotated by 180° and its channel axes swapped,
+``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` — is decided once, by
+``kernels/conv_plan.py``: the forward takes a ``ConvPlan`` (or asks ``conv_plan.choose``), and
+the cache carries it to the backward.
 
 Memory: ``cols`` is kh·kw times larger than ``x``.  When it would exceed ``budget``
 bytes, the batch is processed in chunks and the columns are recomputed in backward
@@ -42,19 +36,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .. import backend
-from . import epilogue
+from . import conv_plan, epilogue
+from .conv_plan import ConvPlan
+from .dispatch import family
 from .geometry import window_geometry
 from .im2col import col2im, im2col
 from .matmul import matmul
 from .padding import pad, padded_shape
 from .workspace import Workspace
-
-# Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds").
-IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep im2col + BLAS
-IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂x's output channels, at least, for its implicit GEMM
-WINOGRAD_FROM_CHANNELS = 24        # input and output channels, at least
-FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂x's full convolution computes h·w pixels where col2im's matrix
-                                    # product computes oh·ow; beyond this ratio col2im is used
 
 
 class ConvCache(NamedTuple):
@@ -66,6 +55,7 @@ class ConvCache(NamedTuple):
     pads: tuple          # (top, bottom, left, right)
     out_hw: tuple        # (oh, ow)
     chunk: int           # images per im2col chunk
+    plan: ConvPlan       # the algorithm of each pass (kernels/conv_plan.py)
 
 
 def _chunk_size(n, row_bytes, budget):
@@ -74,30 +64,16 @@ def _chunk_size(n, row_bytes, budget):
     return max(1, int(budget // row_bytes))
 
 
-def implicit_gemm_applies(x, multiply_adds):
-    """True when the Numba implicit GEMM (no column matrix) is there for x and the product
-    is large enough to gain from it."""
-    return backend.on_numba_kernels(x) and multiply_adds >= IMPLICIT_GEMM_FROM
-
-
-def winograd_applies(x, W, strides, out_hw):
-    """True when the Numba Winograd kernels (``kernels/winograd.py``) run this convolution:
-    3×3, stride 1, at least WINOGRAD_FROM_CHANNELS input and output channels, and large
-    enough for the implicit GEMM.  Any output size: its last tiles reach past the edge."""
-    kh, kw, c, f = W.shape
-    return ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and min(c, f) >= WINOGRAD_FROM_CHANNELS
-            and implicit_gemm_applies(x, x.shape[0] * out_hw[0] * out_hw[1] * 9 * c * f))
-
-
 def padded(x, pads, workspace, name):
     """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
     (on the Numba kernels: the implicit GEMM's input)."""
     return pad(x, pads, out=workspace.get(name, padded_shape(x.shape, pads), x.dtype)) if any(pads) else x
 
 
-def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False):
+def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False, plan=None):
     """y = act(conv(x, W) + b), act the ReLU when ``relu``, else the identity; returns
-    ``(y, cache)`` (``b`` may be None).  ``y`` is the workspace's reusable ``'y'`` buffer
+    ``(y, cache)`` (``b`` may be None), on the algorithms of ``plan`` (a ``ConvPlan``; None:
+    ``conv_plan.choose``'s).  ``y`` is the workspace's reusable ``'y'`` buffer
     (``kernels/workspace.py``).  The bias and activation are the layer's epilogue
     (``kernels/epilogue.py``): one pass over y after the product, or, on the Winograd kernels,
     applied as y is stored."""
@@ -108,12 +84,12 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
+    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
     cols = x_pad = None
-    on_winograd = winograd_applies(x, W, strides, (oh, ow))
-    if on_winograd:
+    if plan.forward == "winograd":
         from . import winograd
         winograd.conv2d(x, pads, W, y.reshape(n, oh, ow, f), workspace, b, relu)
-    elif implicit_gemm_applies(x, y.size * kh * kw * c):
+    elif plan.forward == "implicit_gemm":
         from . import implicit_gemm
         x_pad = padded(x, pads, workspace, "x_pad")
         implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
@@ -126,9 +102,9 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
             xs = x[start:start + chunk]
             matmul(_columns(xs, (kh, kw), strides, pads, (oh, ow), workspace), W2,
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
-    if not on_winograd:
+    if plan.forward != "winograd":                                  # (Winograd applies it as it stores)
         epilogue.bias_activation(y, b, relu)                        # one parallel pass on the Numba kernels
-    cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk)
+    cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk, plan)
     return y.reshape(n, oh, ow, f), cache
 
 
@@ -140,7 +116,8 @@ def _columns(xs, kernel, strides, pads, out_hw, workspace):
 
 
 def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
-    """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring); ``dx`` is None
+    """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring), on the algorithms
+    the forward chose (``cache.plan``); ``dx`` is None
     when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
     ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``kernels/epilogue.py``);
     on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
@@ -150,7 +127,7 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
     workspace = workspace if workspace is not None else Workspace()
-    if winograd_applies(cache.x, cache.W, cache.strides, cache.out_hw):
+    if cache.plan.kernel_grad == "winograd":
         from . import winograd
         dW, db = winograd.conv2d_kernel_grad(cache.x, cache.pads, dy, workspace)
     else:
@@ -163,8 +140,8 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
 def _kernel_grad(dy2, cache, workspace):
     """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
     the cached columns, else with the columns rebuilt chunk by chunk."""
-    x, (kh, kw, c, f) = cache.x, cache.W.shape
-    if implicit_gemm_applies(x, dy2.size * kh * kw * c):
+    x, (kh, kw, _, f) = cache.x, cache.W.shape
+    if cache.plan.kernel_grad == "implicit_gemm":
         from . import implicit_gemm
         x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
         return implicit_gemm.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
@@ -186,27 +163,27 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None):
     alone: also the forward of the transposed convolution (``kernels/conv_variants.py``)."""
     xp = backend.get_array_module(dy)
     stand_in = xp.broadcast_to(xp.zeros((), dy.dtype), x_shape)     # x's shape; its values are never read
-    cache = ConvCache(stand_in, None, None, W, tuple(strides), tuple(pads), tuple(dy.shape[1:3]), x_shape[0])
+    plan = conv_plan.choose(x_shape, W.shape, strides, pads, family(dy))
+    cache = ConvCache(stand_in, None, None, W, tuple(strides), tuple(pads), tuple(dy.shape[1:3]), x_shape[0], plan)
     return _input_grad(dy, cache, workspace if workspace is not None else Workspace(), False)
 
 
 def _input_grad(dy, cache, workspace, overwrite_cols):
-    """∂L/∂x: for stride 1 the full convolution (see the module docstring) on the Winograd
-    kernels or the implicit GEMM, else col2im(dY @ W2ᵀ), chunk by chunk when the cache has
-    no columns."""
+    """∂L/∂x: the full convolution (see the module docstring) on the Winograd kernels or the
+    implicit GEMM, or col2im(dY @ W2ᵀ), chunk by chunk when the cache has no columns, as
+    ``cache.plan`` says."""
     x, W = cache.x, cache.W
     kh, kw, c, f = W.shape
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
-    if cache.strides == (1, 1) and x.shape[1] * x.shape[2] <= FULL_CONV_MAX_OVERWORK * oh * ow:
+    if cache.plan.input_grad != "col2im":
         full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
         W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
-        if winograd_applies(dy, W_rot, (1, 1), x.shape[1:3]):
+        if cache.plan.input_grad == "winograd":
             from . import winograd
             return winograd.conv2d(dy, full_pads, W_rot, dx, workspace)
-        if c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS and implicit_gemm_applies(dy, x.size * kh * kw * f):
-            from . import implicit_gemm
-            return implicit_gemm.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
+        from . import implicit_gemm
+        return implicit_gemm.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
     if cache.cols is not None:

@@ -65,15 +65,16 @@ def channel_slices(size, groups):
     return [slice(g * step, (g + 1) * step) for g in range(groups)]
 
 
-def conv2d_forward_general(x, W, b, strides, padding, rate, groups, workspaces, budget=None, relu=False):
+def conv2d_forward_general(x, W, b, strides, padding, rate, groups, workspaces, budget=None, relu=False, plan=None):
     """(y, caches): the dilated, grouped convolution, one plain one per group (``workspaces``:
-    one per group, each keeps its own buffers)."""
+    one per group, each keeps its own buffers), each on ``plan`` (a ``ConvPlan``; None:
+    ``conv_plan.choose``'s)."""
     xp = backend.get_array_module(x)
     f = W.shape[-1]
     outputs, caches = [], []
     for inputs, filters, workspace in zip(channel_slices(x.shape[-1], groups), channel_slices(f, groups), workspaces):
         y, cache = conv2d_forward(xp.ascontiguousarray(x[..., inputs]), dilated_kernel(W[..., filters], rate),
-                                  None if b is None else b[filters], strides, padding, workspace, budget, relu)
+                                  None if b is None else b[filters], strides, padding, workspace, budget, relu, plan)
         outputs.append(y)
         caches.append(cache)
     return (outputs[0] if groups == 1 else xp.concatenate(outputs, axis=-1)), caches

@@ -26,15 +26,26 @@ def _relu_max_of_4(acc, j, b):
     return best, arg
 
 
+@njit(inline="always")
+def _store_window(acc, j, bias, y, switches, w, c0, switches_kept):
+    """y[w, c0 + j] = the window's max of relu(acc[:, j] + b), and its arg-max into switches
+    when ``switches_kept`` (a compile-time constant)."""
+    best, arg = _relu_max_of_4(acc, j, bias[c0 + j])
+    y[w, c0 + j] = best
+    if switches_kept:
+        switches[w, c0 + j] = arg
+
+
 @functools.cache
-def _implicit_gemm_relu_maxpool_kernel(PANEL):
+def _implicit_gemm_relu_maxpool_kernel(PANEL, SWITCHES):
     """The fused kernel compiled for the register tile 4 × PANEL: one 2×2 pooling window per
-    tile, its 4 pixels the tile's rows."""
+    tile, its 4 pixels the tile's rows; with SWITCHES False it writes no switches (a forward
+    no backward follows: the arg-max is then dead code, which LLVM drops)."""
 
     @jit.kernel(fastmath={"contract"})
     def implicit_gemm_relu_maxpool(x_flat, windows, tap, panels, bias, y, switches):
         """y[w] = max over the 4 pixels of 2×2 window w of relu(cols[pixel] @ W2 + b), and
-        the window index (0 … 3) of that maximum in ``switches[w]``: the implicit GEMM with
+        the window index (0 … 3) of that maximum in ``switches[w]`` (when SWITCHES): the implicit GEMM with
         the window's pixels ``windows[w]`` (their origins) as the tile's rows, and the
         bias, ReLU and max-pool applied to the accumulators instead of storing them.
         Over (window, panel) tiles, each owning its (window, panel) part of y."""
@@ -48,10 +59,10 @@ def _implicit_gemm_relu_maxpool_kernel(PANEL):
                           tap, panels, panel)
             if c0 + PANEL <= f:                     # (a fixed trip count: vector code)
                 for j in range(PANEL):
-                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+                    _store_window(acc, j, bias, y, switches, w, c0, SWITCHES)
             else:
                 for j in range(f - c0):
-                    y[w, c0 + j], switches[w, c0 + j] = _relu_max_of_4(acc, j, bias[c0 + j])
+                    _store_window(acc, j, bias, y, switches, w, c0, SWITCHES)
     return implicit_gemm_relu_maxpool
 
 
@@ -69,14 +80,17 @@ def window_pixels(x_pad_shape, kernel, strides, out_hw):
     return windows
 
 
-def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches):
+def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches=None):
     """y (n, ph, pw, f) = maxpool2×2(relu(conv(x_pad, W) + b)) of the conv's (oh, ow) =
-    ``conv_hw`` output pixels, with the pool's switches, without forming that output."""
+    ``conv_hw`` output pixels, with the pool's switches (None: none written), without forming
+    that output."""
     kh, kw, c, f = W.shape
     x_pad = np.ascontiguousarray(x_pad)
     windows = window_pixels(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
     _, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
     panel = four_row_tile(f)[1]
     panels = pack_panels(W.reshape(kh * kw * c, f), panel, x_pad.dtype)
-    _implicit_gemm_relu_maxpool_kernel(panel)(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f), switches.reshape(-1, f))
+    kept = switches is not None
+    _implicit_gemm_relu_maxpool_kernel(panel, kept)(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f),
+                                                    switches.reshape(-1, f) if kept else np.empty((0, 0), np.int32))
     return y, switches

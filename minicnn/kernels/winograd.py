@@ -60,37 +60,11 @@ from numba import njit, prange
 
 from . import jit
 from .numba_epilogue import bias_act
-from .register_tiles import pack_panels, register_tile, three_row_tile, tile_for, tile_products
-
-B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
-G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-              [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=np.float64)
-A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-               dtype=np.float64)
-TWO, FOUR, FIVE, EIGHT = np.float32([2, 4, 5, 8])   # float32: an int times a float32 would be a float64
+from .register_tiles import register_tile, three_row_tile, tile_for, tile_products
+from .winograd_transforms import G, a, at, bt, kernel_transform, sandwich
 
 SUB = 36        # tiles per block: V and M of one block stay in the L2 cache (a multiple of 3 and 4 rows)
 PARTS = 16      # blocks are split into this many runs (parts), each with its own scratch
-
-
-def kernel_transform(W, panel):
-    """U = G g Gᵀ for every (input, output) channel pair of W (3, 3, c, f), computed in W's
-    dtype, as the 36 matrices U[ξ] (c, f) packed into panels of ``panel`` columns
-    (``register_tiles.pack_panels``): (36·n_panels, c, panel).  (In float64 for float32 weights,
-    its temporaries were 8× the weights' bytes, each step.)"""
-    c, f = W.shape[2:]
-    U = _sandwich(G.astype(W.dtype), W).reshape(36, c, f)
-    return pack_panels(U, panel, W.dtype).reshape(-1, c, panel)
-
-
-def _sandwich(L, X):
-    """L X Lᵀ of each (c, f) slice of X: (L X Lᵀ)[a, b, c, f] = Σ_ij L[a, i] X[i, j, c, f] L[b, j],
-    as two matrix products: T[a, j] = Σ_i L[a, i] X[i, j], then Σ_j L[b, j] T[a, j] for each a
-    (measured 2.5× faster than two tensordots and their transpose, 3× than one einsum)."""
-    k, m = X.shape[0], L.shape[0]
-    T = (L @ X.reshape(k, -1)).reshape(m, k, -1)
-    return (L @ T).reshape(m, m, *X.shape[2:])
 
 
 @njit(inline="always")
@@ -115,27 +89,6 @@ def _next_tile(b, y0, x0, oh, ow):
 
 
 @njit(inline="always")
-def _bt(d0, d1, d2, d3, d4, d5):
-    """Bᵀ (d0, …, d5)."""
-    return (FOUR * d0 - FIVE * d2 + d4, (d3 + d4) - FOUR * (d1 + d2), (d4 - d3) + FOUR * (d1 - d2),
-            (d4 - d2) + TWO * (d3 - d1), (d4 - d2) - TWO * (d3 - d1), FOUR * d1 - FIVE * d3 + d5)
-
-
-@njit(inline="always")
-def _at(m0, m1, m2, m3, m4, m5):
-    """Aᵀ (m0, …, m5)."""
-    s, d, s2, d2 = m1 + m2, m1 - m2, m3 + m4, m3 - m4
-    return m0 + s + s2, d + TWO * d2, s + FOUR * s2, d + EIGHT * d2 + m5
-
-
-@njit(inline="always")
-def _a(g0, g1, g2, g3):
-    """A (g0, …, g3): the adjoint of Aᵀ."""
-    e, o, e4, o8 = g0 + g2, g1 + g3, g0 + FOUR * g2, TWO * g1 + EIGHT * g3
-    return g0, e + o, e - o, e4 + o8, e4 - o8, g3
-
-
-@njit(inline="always")
 def _at_v(part, xi, t, c):
     """Where V[part, ξ, t, 0] lies in the flat scratch V (parts, 36, SUB, c): unsigned, so
     that the channel loops are not checked for negative indices (which made them scalar)."""
@@ -151,14 +104,14 @@ def _transform_patch(x, b, y0, x0, T, V, part, t):
     c = x.shape[3]
     for j in range(6):
         for ch in range(c):
-            column = _bt(x[b, y0, x0 + j, ch], x[b, y0 + 1, x0 + j, ch], x[b, y0 + 2, x0 + j, ch],
+            column = bt(x[b, y0, x0 + j, ch], x[b, y0 + 1, x0 + j, ch], x[b, y0 + 2, x0 + j, ch],
                          x[b, y0 + 3, x0 + j, ch], x[b, y0 + 4, x0 + j, ch], x[b, y0 + 5, x0 + j, ch])
             for i in range(6):
                 T[part, 6 * i + j, ch] = column[i]
     o, step = _at_v(part, 0, t, c), _at_v(0, 1, 0, c)
     for i in range(6):
         for ch in range(np.uint64(c)):
-            row = _bt(T[part, 6 * i, ch], T[part, 6 * i + 1, ch], T[part, 6 * i + 2, ch],
+            row = bt(T[part, 6 * i, ch], T[part, 6 * i + 1, ch], T[part, 6 * i + 2, ch],
                       T[part, 6 * i + 3, ch], T[part, 6 * i + 4, ch], T[part, 6 * i + 5, ch])
             v = o + np.uint64(6 * i) * step + ch
             for j in range(6):
@@ -194,7 +147,7 @@ def _transform_input(x, top, left, b, y0, x0, P, T, V, part, t):
 @njit(inline="always")
 def _row_out(T, part, i, k):
     """Aᵀ along row i of T[part] (Aᵀ M down the columns), output channel k: the four outputs."""
-    return _at(T[part, 6 * i, k], T[part, 6 * i + 1, k], T[part, 6 * i + 2, k],
+    return at(T[part, 6 * i, k], T[part, 6 * i + 1, k], T[part, 6 * i + 2, k],
                T[part, 6 * i + 3, k], T[part, 6 * i + 4, k], T[part, 6 * i + 5, k])
 
 
@@ -208,7 +161,7 @@ def _store(M, part, t, T, E, bias, relu, y, b, y0, x0):
     f = y.shape[3]
     for j in range(6):
         for k in range(f):
-            column = _at(M[part, j, t, k], M[part, 6 + j, t, k], M[part, 12 + j, t, k],
+            column = at(M[part, j, t, k], M[part, 6 + j, t, k], M[part, 12 + j, t, k],
                          M[part, 18 + j, t, k], M[part, 24 + j, t, k], M[part, 30 + j, t, k])
             for i in range(4):
                 T[part, 6 * i + j, k] = column[i]
@@ -286,7 +239,7 @@ def _transform_grad_patch(g, b, y0, x0, T, dM, bias_sum, part, t):
     f, width = g.shape[3], dM.shape[2]
     for j in range(4):
         for k in range(f):
-            column = _a(g[b, y0, x0 + j, k], g[b, y0 + 1, x0 + j, k], g[b, y0 + 2, x0 + j, k], g[b, y0 + 3, x0 + j, k])
+            column = a(g[b, y0, x0 + j, k], g[b, y0 + 1, x0 + j, k], g[b, y0 + 2, x0 + j, k], g[b, y0 + 3, x0 + j, k])
             for i in range(6):
                 T[part, 4 * i + j, k] = column[i]
     n_panels = -(-f // width)
@@ -297,7 +250,7 @@ def _transform_grad_patch(g, b, y0, x0, T, dM, bias_sum, part, t):
             r = q + np.uint64(6 * i) * step
             for j in range(min(width, f - p * width)):  # indices unsigned: not checked for being negative, so SIMD
                 k = np.uint64(p * width + j)
-                row = _a(T[part, 4 * i, k], T[part, 4 * i + 1, k], T[part, 4 * i + 2, k], T[part, 4 * i + 3, k])
+                row = a(T[part, 4 * i, k], T[part, 4 * i + 1, k], T[part, 4 * i + 2, k], T[part, 4 * i + 3, k])
                 for jj in range(6):
                     dM[r + np.uint64(jj) * step, t, j] = row[jj]
         for j in range(min(width, f - p * width)):
@@ -424,4 +377,4 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
                        bias_sum)
     dU = partial.sum(axis=0)[:, :c, :f].reshape(6, 6, c, f)
-    return _sandwich(G.T.astype(dy.dtype), dU), bias_sum.sum(axis=0).astype(dy.dtype)
+    return sandwich(G.T.astype(dy.dtype), dU), bias_sum.sum(axis=0).astype(dy.dtype)

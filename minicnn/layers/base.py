@@ -284,7 +284,8 @@ class Layer(ABC):
         """``dy`` must have the shape of the last forward's output."""
         expected = self.output_shape_seen
         if expected is None:
-            raise self.error("backward called before forward")
+            raise self.error("backward called before forward (predict and evaluate keep nothing for a backward: "
+                             "run forward, or a training step, first)")
         if tuple(dy.shape) != tuple(expected):
             raise self.error(f"upstream gradient must have the output's shape {tuple(expected)}, "
                              f"received {tuple(dy.shape)}")

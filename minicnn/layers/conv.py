@@ -11,6 +11,11 @@ and a ReLU, in the plan's fused epilogue group — in one pass after the convolu
 With ``dilation_rate`` or ``groups``, the same functions run on a dilated kernel and once per
 group (``kernels/conv_variants.py``).
 
+Which algorithm each pass runs (im2col, the implicit GEMM, Winograd) is decided once per
+input shape and kernel family (``kernels/conv_plan.py``) and kept as ``layer.algorithm``, a
+``ConvPlan`` that ``summary(details=True)`` and ``mc.trace`` show; ``mc.use_conv_algorithm``
+forces one.
+
 Keeps for backward: the im2col matrix of the input (kh·kw times the input's size),
 or only the input when that matrix would exceed ``workspace_budget`` bytes; on the
 Numba kernels' implicit GEMM (no im2col matrix), the input and its zero-padded copy.
@@ -18,8 +23,10 @@ Numba kernels' implicit GEMM (no im2col matrix), the input and its zero-padded c
 from __future__ import annotations
 
 from .. import initializers
+from ..kernels import conv_plan
 from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..kernels.conv_variants import checked_dilation, conv2d_backward_general, conv2d_forward_general, dilated_size
+from ..kernels.dispatch import family
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.workspace import Workspace
 from .base import AffineLayer
@@ -28,6 +35,8 @@ from .base import AffineLayer
 class Conv2D(AffineLayer):
     input_rank = 4
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
+    algorithm = None                   # the ConvPlan of the last input shape (``plan_for``)
+    _plan_key = None                   # what it was decided for
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -74,14 +83,30 @@ class Conv2D(AffineLayer):
             raise self.error(f"expected {self.input_shape[-1]} input channels, received "
                              f"{shape[-1]} (input shape {shape})")
 
+    def plan_for(self, x):
+        """The algorithm of each pass for input x (``kernels/conv_plan.py``), kept as
+        ``self.algorithm``: decided again only when x's shape, the kernel family or the
+        forced algorithm (``mc.use_conv_algorithm``) changes.  A grouped convolution runs
+        this plan on each group."""
+        key = (tuple(x.shape), family(x), conv_plan.forced())
+        if key != self._plan_key:
+            n, h, w, c = x.shape
+            _, _, pads = window_geometry(h, w, self.window, self.strides, self.padding, self._who())
+            group = (n, h, w, c // self.groups)
+            self.algorithm = conv_plan.choose(group, (*self.window, c // self.groups, self.filters // self.groups),
+                                              self.strides, pads, key[1], self._who())
+            self._plan_key = key
+        return self.algorithm
+
     def affine(self, x, relu):
+        plan = self.plan_for(x)
         if not self.plain:
             y, self.cache = conv2d_forward_general(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                                    self.padding, self.dilation_rate, self.groups,
-                                                   self.group_workspaces, self.workspace_budget, relu)
+                                                   self.group_workspaces, self.workspace_budget, relu, plan)
             return y
         y, self.cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                       self.padding, self.workspace, self.workspace_budget, relu)
+                                       self.padding, self.workspace, self.workspace_budget, relu, plan)
         return y
 
     def affine_backward(self, dz, input_grad, bias_grad):

@@ -2,8 +2,9 @@
 
 It runs the model's own forward and backward (``Model.forward``/``backward`` with a
 ``record``), so what it shows is what training runs: each step is a layer or a fused group
-(``fusion.py``), and each convolution says which algorithm it ran.  For each step: the output shape, the equation it applies, the norm and a histogram of
-its activations; then ∂L/∂X (input-gradient norm), ∂L/∂F (parameter-gradient norm), the
+(``fusion.py``), and each convolution says which algorithm each of its passes ran (the
+plan it keeps, ``layer.algorithm``: ``kernels/conv_plan.py``).  For each step: the output
+shape, the equation it applies, the norm and a histogram of its activations; then ∂L/∂X (input-gradient norm), ∂L/∂F (parameter-gradient norm), the
 update/weight ratio ‖Δw‖/‖w‖ of the optimizer step (≈ 1e-3 is the usual healthy range),
 and the dead-ReLU fraction (units that are zero for every sample of the batch).
 """
@@ -23,21 +24,6 @@ EQUATIONS = {
     "Activation": "y = f(x);  dX = f'(x)·dY",
     "ReLU": "y = max(x, 0);  dX = dY·[x > 0]",
 }
-
-
-def conv_algorithm(layer, x_shape):
-    """Which convolution algorithm ``layer`` runs on a host input of ``x_shape`` with the
-    kernels selected now (the same tests ``kernels/conv.py`` applies)."""
-    from ..kernels import conv as conv_ops
-    from ..kernels.geometry import window_geometry
-    x = np.broadcast_to(np.zeros((), layer.dtype), x_shape)       # the shape and type, no memory
-    W = layer.params["kernel"]
-    oh, ow, _ = window_geometry(x_shape[1], x_shape[2], layer.kernel_size, layer.strides, layer.padding, layer.name)
-    if conv_ops.winograd_applies(x, W, layer.strides, (oh, ow)):
-        return "Winograd F(4x4, 3x3)"
-    if conv_ops.implicit_gemm_applies(x, x_shape[0] * oh * ow * W.size):
-        return "implicit GEMM"
-    return "im2col + GEMM"
 
 
 def trace(model, x, y, verbose=True, bins=30):
@@ -68,11 +54,10 @@ def trace(model, x, y, verbose=True, bins=30):
         if act.name != "linear" and kinds[-1] not in ("Activation", "ReLU"):
             equation += f";  then {act.name}"
         one_kernel = getattr(getattr(step, "group", None), "one_kernel", False)
+        convs = [layer.algorithm.describe() for layer in step.layers if isinstance(layer, Conv2D)]
         row = {"layer": step.describe(), "type": " + ".join(kinds), "shape": tuple(h.shape), "equation": equation,
                "activation_norm": float(np.linalg.norm(h)), "histogram": np.histogram(np.asarray(h), bins=bins),
-               "algorithm": "conv + bias + ReLU + max-pool in one kernel" if one_kernel else
-               ", ".join(conv_algorithm(layer, (len(h), *layer.input_shape[1:]))
-                         for layer in step.layers if isinstance(layer, Conv2D))}
+               "algorithm": ", ".join((["conv + bias + ReLU + max-pool in one kernel"] if one_kernel else []) + convs)}
         if isinstance(act, activations.ReLU):
             alive = np.asarray(h).reshape(len(h), -1) > 0
             row["dead_relu_fraction"] = float(1 - alive.any(axis=0).mean())

@@ -1,0 +1,81 @@
+"""Forward passes no backward follows (``minicnn/inference.py``): ``predict`` and ``evaluate``
+give what the cache-keeping forward gives, keep no cache and write no switches, and a
+backward after them says which layer has nothing to run from."""
+import contextlib
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.inference import forward_only
+
+
+def seed_like_model():
+    """MNIST 24/48/64's shape at a smaller size: a conv + ReLU + pool the fused kernel runs
+    (one input channel), then one on Winograd and its pool."""
+    mc.set_seed(0)
+    inputs = mc.Input((16, 16, 1))
+    x = mc.layers.Conv2D(24, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = mc.layers.MaxPooling2D(name="pool1")(x)
+    x = mc.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = mc.layers.MaxPooling2D(name="pool2")(x)
+    x = mc.layers.Flatten()(x)
+    outputs = mc.layers.Dense(3, activation="softmax", name="out")(x)
+    model = mc.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    return model
+
+
+X = np.random.default_rng(0).uniform(0, 1, (256, 16, 16, 1)).astype(np.float32)
+
+
+def test_predict_equals_the_forward_a_backward_can_follow():
+    """Bit for bit, with the conv–pool pair on the fused kernel and the second conv on
+    Winograd (the paths that write switches and keep caches in a training forward)."""
+    model = seed_like_model()
+    with mc.use_kernels("numba"):
+        kept = model.forward(X, training=False).copy()
+        y = np.zeros(len(X), np.int64)
+        loss = float(model._losses(kept, y)[0])
+        assert model.get_layer("conv1").algorithm.forward == "implicit_gemm"
+        assert model.get_layer("conv2").algorithm.forward == "winograd"
+        assert model.get_layer("pool1").cache.switches is not None
+        np.testing.assert_array_equal(model.predict(X, batch_size=len(X)), kept)
+        np.testing.assert_array_equal(model.predict(X, batch_size=100), kept)
+        assert model.evaluate(X, y, batch_size=len(X), verbose=0) == pytest.approx(loss, rel=1e-6)
+
+
+def test_a_forward_only_pass_keeps_no_cache_and_writes_no_switches():
+    """Every layer's cache but the output's (a loss reads its logits) is let go of once its
+    step has run, the fused pool's switches buffer is never made, and what the pass leaves
+    allocated (tracemalloc) is smaller than a cache-keeping pass leaves by at least those
+    switches."""
+    held = {}
+    for kept in (True, False):
+        model = seed_like_model()
+        with mc.use_kernels("numba"):
+            tracemalloc.start()
+            with contextlib.nullcontext() if kept else forward_only():
+                out = model.forward(X)
+            held[kept] = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+        pool = model.get_layer("pool1")
+        if not kept:
+            assert all(layer.cache is None for layer in model.layers if layer.name != "out")
+            assert "switches" not in pool.workspace._buffers
+        else:
+            switches = pool.cache.switches.nbytes
+        del out
+    assert held[True] - held[False] >= switches
+
+
+def test_a_backward_after_predict_names_the_layer():
+    model = seed_like_model()
+    with mc.use_kernels("numba"):
+        out = model.predict(X[:8])
+        with pytest.raises(ValueError, match="'out'.*backward called before forward.*predict"):
+            model.backward(np.ones_like(out))
+        out = model.forward(X[:8], training=False)      # a forward that keeps its caches: backward runs
+        model.backward(np.ones_like(out))
+    assert model.get_layer("conv1").grads["kernel"].shape == (3, 3, 1, 24)
