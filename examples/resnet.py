@@ -6,8 +6,10 @@ where the block halves the size and widens the channels.  The same network is tr
 and without BatchNormalization (then the convolutions get biases instead of β) and the two
 training curves are drawn side by side.  When TensorFlow is importable, the same graph is
 built in Keras with the same initial weights (copied layer by layer) and trained on the same
-batches in the same order; the test accuracies are printed beside each other.  Uses CIFAR-10
-when it is available locally; otherwise the same experiment on Fashion-MNIST, labelled as such.
+batches in the same order; the test accuracies, and the training loss of each epoch, are
+printed beside each other.  Uses CIFAR-10 when it is available locally; otherwise the same
+experiment on Fashion-MNIST, labelled as such.  ``--samples``, ``--test_samples`` and
+``--epochs`` shorten the full run (all images, 10 epochs).
 """
 import time
 
