@@ -124,11 +124,11 @@ def test_legacy_keras2_h5_model_loads(tmp_path):
 
 def test_unknown_layers_are_listed_by_class_and_name(tmp_path):
     x = keras.Input((8, 8, 3))
-    h = L.BatchNormalization(name="bn")(L.Conv2D(2, 3)(x))
-    y = L.Dense(1)(L.Flatten()(L.SeparableConv2D(2, 3, name="sep")(h)))
-    path = tmp_path / "bn.keras"
+    h = L.LayerNormalization(name="ln")(L.Conv2D(2, 3)(x))
+    y = L.Dense(1)(L.Flatten()(L.Conv3DTranspose(2, 3, name="up")(L.Reshape((6, 6, 2, 1))(h))))
+    path = tmp_path / "ln.keras"
     keras.Model(x, y).save(path)
-    with pytest.raises(ValueError, match=r"BatchNormalization \(bn\), SeparableConv2D \(sep\)"):
+    with pytest.raises(ValueError, match=r"LayerNormalization \(ln\), Conv3DTranspose \(up\)"):
         mc.models.load_model(path)
 
 

@@ -3,7 +3,7 @@ path and the loop references (``kernels/naive.py``) on hypothesis-drawn shapes, 
 pick them under ``use_kernels('numba')``."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, reject, settings, strategies as st
 
 import minicnn as mc
 from minicnn.kernels import batchnorm, depthwise, naive, numba_batchnorm, numba_depthwise
@@ -69,19 +69,96 @@ def test_depthwise_numba_equals_numpy_and_loops(n, h, w, c, m, k, stride, rate, 
     assert numba_depthwise.depthwise_backward(dy, pad_fast, W, *args, input_grad=False)[0] is None
 
 
-@pytest.mark.parametrize("layer", [lambda: mc.layers.BatchNormalization(axis=1),
-                                   lambda: mc.layers.SeparableConv2D(4, 3, strides=2, padding="same")])
-def test_layers_give_the_same_result_on_both_kernel_families(layer, float64):
-    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3))
-    results = {}
+@st.composite
+def weighted_models(draw):
+    """(build, input shape): one weighted layer of a random kind and configuration, alone or in
+    the chains the planner fuses (Conv2D + ReLU layer + max pooling, Conv2D + BN + ReLU)."""
+    L = mc.layers
+    kind = draw(st.sampled_from(["dense", "conv2d", "conv2d_relu_pool", "conv2d_bn_relu", "conv2d_transpose",
+                                 "depthwise", "separable", "batchnorm"]))
+    # wide: channels and sizes around the thresholds where the Numba convolutions switch from
+    # im2col to the implicit GEMM and (3×3, stride 1) to Winograd (kernels/conv.py)
+    wide = kind != "dense" and draw(st.booleans())
+    n, side, channels = draw(st.integers(1, 3)), (6, 14) if wide else (3, 7), (16, 30) if wide else (1, 4)
+    h, w, c = draw(st.integers(*side)), draw(st.integers(*side)), draw(st.integers(*channels))
+    filters, k = draw(st.integers(*channels)), draw(st.sampled_from([3, 3, 1, 2, 5] if wide else [1, 2, 3]))
+    strides = draw(st.sampled_from([1, 1, 2, 3] if wide else [1, 2, 3]))
+    padding = draw(st.sampled_from(["same", "valid"]))
+    window = dict(strides=strides, padding=padding, use_bias=draw(st.booleans()),
+                  activation=draw(st.sampled_from([None, "relu", "tanh"])))
+    if kind == "dense":
+        return (lambda: [L.Dense(filters, activation=window["activation"], use_bias=window["use_bias"])],
+                (n, draw(st.integers(1, 6))))
+    groups = draw(st.sampled_from([g for g in (1, 2) if c % g == 0 and filters % g == 0]))
+    multiplier, axis = draw(st.integers(1, 2)), draw(st.sampled_from([-1, 1, 2]))
+    makers = {
+        "conv2d": lambda: [L.Conv2D(filters, k, groups=groups, **window)],
+        "conv2d_relu_pool": lambda: [L.Conv2D(filters, k, **window), L.ReLU(), L.MaxPooling2D(2, padding="same")],
+        "conv2d_bn_relu": lambda: [L.Conv2D(filters, k, **window), L.BatchNormalization(), L.Activation("relu")],
+        "conv2d_transpose": lambda: [L.Conv2DTranspose(filters, k, output_padding=None, **window)],
+        "depthwise": lambda: [L.DepthwiseConv2D(k, depth_multiplier=multiplier, **window)],
+        "separable": lambda: [L.SeparableConv2D(filters, k, depth_multiplier=multiplier, **window)],
+        "batchnorm": lambda: [L.BatchNormalization(axis=axis, center=window["use_bias"])],
+    }
+    return makers[kind], (n, h, w, c)
+
+
+def gradients(build, shape, family, input_grad):
+    """(y, ∂L/∂x, [every weight gradient]) for L = Σ y·G on ``family``'s kernels, from the same
+    random weights, input and G."""
+    rng = np.random.default_rng(0)
+    with mc.use_kernels(family):
+        model = mc.Sequential([mc.Input(shape[1:]), *build()])
+        model.set_weights([rng.uniform(0.5, 1.5, w.shape) * rng.choice([-1, 1], w.shape) if "variance" not in k
+                           else rng.uniform(0.5, 1.5, w.shape) for w, k in zip(model.get_weights(),
+                                                                                [w.key for w in model.weights])])
+        x = rng.standard_normal(shape)
+        y = model.forward(x, training=True)
+        dx = model.backward(rng.standard_normal(y.shape), input_grad=input_grad)
+        grads = [(type(layer).__name__, key, np.array(layer.grads[key]))
+                 for layer in model.layers for key in layer.grads]
+    return y, dx, grads
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=weighted_models(), input_grad=st.booleans())
+def test_every_gradient_is_the_same_on_the_three_kernel_families(case, input_grad, float64):
+    """∂L/∂x and every weight gradient (biases included) of each weighted layer, alone and in
+    fused chains, agree between the Numba, NumPy and reference kernels (with ``input_grad=False``,
+    a training step's first layer, the weight gradients take their own path)."""
+    build, shape = case
+    try:
+        build()[0].build((None, *shape[1:]))
+        expected = gradients(build, shape, "reference", input_grad)
+    except ValueError:                  # a window larger than a 'valid' input, strides with dilation
+        reject()
     for family in ("numpy", "numba"):
-        mc.set_seed(0)
+        y, dx, grads = gradients(build, shape, family, input_grad)
+        np.testing.assert_allclose(y, expected[0], rtol=1e-10, atol=1e-12, err_msg=family)
+        if input_grad:
+            np.testing.assert_allclose(dx, expected[1], rtol=1e-10, atol=1e-12, err_msg=family)
+        else:
+            assert dx is None and expected[1] is None
+        assert [g[:2] for g in grads] == [g[:2] for g in expected[2]]
+        for (name, key, got), (_, _, want) in zip(grads, expected[2]):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=f"{family}: {name}/{key}")
+
+
+@pytest.mark.xfail(strict=True, reason="Winograd F(4x4, 3x3) mixes a tile's pixels in its transforms: an output whose "
+                   "3x3 window reads only zeros comes out as ±1e-15, not 0, so a ReLU after it (or after an Add of "
+                   "two such convolutions, as in examples/resnet.py at its first step, biases 0, on zero image "
+                   "borders) passes the gradient where TensorFlow and the reference kernels block it, and the bias "
+                   "gradient, a sum over those pixels, differs (8 % on the ResNet's first step)")
+def test_a_convolution_is_exactly_zero_where_its_window_reads_only_zeros(float64):
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 14, 14, 32))
+    x[:, 3:9, 5:10] = np.maximum(rng.standard_normal((2, 6, 5, 32)), 0)      # a patch of data on a zero background
+    outputs = {}
+    for family in ("reference", "numba"):
         with mc.use_kernels(family):
-            model = mc.Sequential([mc.Input((6, 6, 3)), layer()])
-            model.compile("sgd", "mse")
-            y = model(x, training=True)
-            model.train_on_batch(x, np.zeros_like(np.asarray(y)))
-            results[family] = (np.asarray(y), model.get_weights())
-    np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-10, atol=1e-12)
-    for a, b in zip(results["numba"][1], results["numpy"][1]):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+            mc.set_seed(0)
+            model = mc.Sequential([mc.Input((14, 14, 32)), mc.layers.Conv2D(32, 3, padding="same")])
+            outputs[family] = model.predict(x, verbose=0)
+    exact_zeros = outputs["reference"] == 0
+    assert exact_zeros.sum() > 0
+    np.testing.assert_array_equal(outputs["numba"][exact_zeros], 0)

@@ -17,18 +17,37 @@ from .. import layers as L
 from ..model import Model
 from ..sequential import Sequential
 
-# minicnn class -> (Keras class name, the config keys both share)
+# minicnn class name (= Keras's) -> the config keys both share
+_WINDOW = ["kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias"]
 _LAYERS = {
-    "Conv2D": ["filters", "kernel_size", "strides", "padding", "activation", "use_bias"],
+    "Conv2D": ["filters", *_WINDOW, "groups"],
+    "Conv2DTranspose": ["filters", *_WINDOW, "output_padding"],
+    "DepthwiseConv2D": [*_WINDOW, "depth_multiplier"],
+    "SeparableConv2D": ["filters", *_WINDOW, "depth_multiplier"],
     "Dense": ["units", "activation", "use_bias"],
+    "BatchNormalization": ["axis", "momentum", "epsilon", "center", "scale"],
     "MaxPooling2D": ["pool_size", "strides", "padding"],
+    "AveragePooling2D": ["pool_size", "strides", "padding"],
     "GlobalAveragePooling2D": [],
+    "GlobalMaxPooling2D": ["keepdims"],
+    "ZeroPadding2D": ["padding"],
+    "Cropping2D": ["cropping"],
+    "UpSampling2D": ["size", "interpolation"],
+    "Reshape": ["target_shape"],
+    "Permute": ["dims"],
     "Flatten": [],
     "Dropout": ["rate", "seed"],
     "Activation": ["activation"],
     "ReLU": [],
+    "LeakyReLU": ["negative_slope"],
+    "ELU": ["alpha"],
+    "PReLU": ["shared_axes"],
+    "Softmax": ["axis"],
+    **{merge: [] for merge in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+    "Concatenate": ["axis"],
 }
-# Keras arguments minicnn does not implement: accepted only at these (default) values.
+# Keras arguments minicnn does not implement: accepted only at these (default) values, unless the
+# layer's row above lists the argument.
 _DEFAULTS_ONLY = {"dilation_rate": [[1, 1], 1], "groups": [1], "data_format": ["channels_last", None],
                   "kernel_regularizer": [None], "bias_regularizer": [None], "activity_regularizer": [None],
                   "kernel_constraint": [None], "bias_constraint": [None], "keepdims": [False],
@@ -140,7 +159,7 @@ def layer_from_config(entry, where):
         shape = config.get("batch_shape") or config.get("batch_input_shape")
         return L.InputLayer(batch_shape=shape, dtype=_name_of(config.get("dtype")), name=config["name"])
     for key, allowed in _DEFAULTS_ONLY.items():
-        if key in config and config[key] not in allowed:
+        if key in config and key not in _LAYERS[kind] and config[key] not in allowed:
             raise ValueError(f"{where}: layer {config['name']!r} ({kind}) uses {key}={config[key]!r}, which minicnn "
                              f"does not implement (only {allowed[0]!r})")
     args = {k: config[k] for k in _LAYERS[kind] if k in config}
