@@ -30,11 +30,9 @@ def render_one(isa, results_path) -> str:
     with open(results_path) as f:
         results = json.load(f)
     machine = results["machine"]
-    lines = [f"**{isa.upper()} machine** — measured by `minicnn bench` on {machine['cpu']}, "
-             f"{machine['cores']} cores, vector ISA "
-             f"{machine.get('vector_isa', 'not recorded')}; NumPy sgemm ceiling "
-             f"{results['gemm_ceiling_gflops']:.0f} GFLOP/s. Milliseconds per step (best round); the ratio is "
-             f"the best peer's time over minicnn-numba's.",
+    lines = [f"**{isa.upper()} machine**: {machine['cpu']}, {machine['cores']} cores, vector ISA "
+             f"{machine.get('vector_isa', 'not recorded')}, NumPy sgemm ceiling {results['gemm_ceiling_gflops']:.0f} "
+             f"GFLOP/s; PyTorch (default, channels_last) and Keras (default, oneDNN) in the same run.",
              "",
              "| case | batch | minicnn (Numba) | best peer | ratio |",
              "|---|---|---|---|---|"]

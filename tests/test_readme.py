@@ -24,3 +24,20 @@ def test_the_readme_is_at_most_150_lines_and_starts_with_the_two_commands():
     assert blocks == ["pip install . && minicnn demo",
                       'pip install -e ".[test]" && MINICNN_DATA=../shared/datasets python -m pytest -q -p no:cacheprovider']
     assert blocks[1] in (REPO / ".ci" / "run").read_text()
+
+
+def python_blocks(text):
+    return [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+
+
+def test_the_readmes_keras_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's functional-model block, with small random data under the names it uses."""
+    import numpy as np
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    names = {"x_train": rng.uniform(0, 1, (40, 28, 28, 1)).astype("float32"), "y_train": rng.integers(0, 10, 40),
+             "x_test": rng.uniform(0, 1, (4, 28, 28, 1)).astype("float32")}
+    exec(python_blocks((REPO / "README.md").read_text())[0], names)
+    assert (tmp_path / "model.keras").is_file()
+    assert len(names["activations"]) == len(names["model"].layers) - 1
+    assert names["activations"][-1].shape == (1, 10)

@@ -9,19 +9,19 @@ Forward::
 
     im2col:  Y (n·oh·ow, f) = cols (n·oh·ow, kh·kw·c) @ W2 (kh·kw·c, f) + b
 
-Backward, given ``dy = ∂L/∂y``::
+Backward, given ``dy = ∂L/∂Y``::
 
     ∂L/∂b[o]        = Σ_{b,p,q} dy[b, p, q, o]
-    ∂L/∂W[i,j,ch,o] = Σ_{b,p,q} x_pad[b, p·sh+i, q·sw+j, ch] · dy[b, p, q, o]   (X ⋆ ∂L/∂O)
+    ∂L/∂W[i,j,ch,o] = Σ_{b,p,q} x_pad[b, p·sh+i, q·sw+j, ch] · dy[b, p, q, o]   (X ⋆ ∂L/∂Y)
                     ->  dW2 = colsᵀ @ dY
-    ∂L/∂x           = col2im(dY @ W2ᵀ)                  (= pad(∂L/∂O) ⊛ rot180(W) for stride 1)
+    ∂L/∂X           = col2im(dY @ W2ᵀ)                  (= pad(∂L/∂Y) ⊛ rot180(W) for stride 1)
 
 ``docs/backprop.md`` derives these step by step.
 
 Which algorithm each pass runs — im2col + BLAS, the *implicit GEMM* that reads every column
 entry from the padded input where it lies (``kernels/implicit_gemm.py``), or Winograd's
-F(4×4, 3×3) (``kernels/winograd.py``); for ∂L/∂x, col2im or, for stride 1, the 'valid'
-convolution of ∂L/∂O padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left, kw − 1 − right)
+F(4×4, 3×3) (``kernels/winograd.py``); for ∂L/∂X, col2im or, for stride 1, the 'valid'
+convolution of ∂L/∂Y padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left, kw − 1 − right)
 with the kernel rotated by 180° and its channel axes swapped,
 ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` — is decided once, by
 ``kernels/conv_plan.py``: the forward takes a ``ConvPlan`` (or asks ``conv_plan.choose``), and
@@ -118,7 +118,7 @@ def _columns(xs, kernel, strides, pads, out_hw, workspace):
 def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_grad=True, overwrite_cols=False):
     """(dx, dW, db) from ``dy (n, oh, ow, f)`` (see the module docstring), on the algorithms
     the forward chose (``cache.plan``); ``dx`` is None
-    when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂x),
+    when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂X),
     ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``kernels/epilogue.py``);
     on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
@@ -159,7 +159,7 @@ def _kernel_grad(dy2, cache, workspace):
 
 
 def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None):
-    """∂L/∂x of the convolution (kernel W, ``pads``) of an input of shape ``x_shape``, from dy
+    """∂L/∂X of the convolution (kernel W, ``pads``) of an input of shape ``x_shape``, from dy
     alone: also the forward of the transposed convolution (``kernels/conv_variants.py``)."""
     xp = backend.get_array_module(dy)
     stand_in = xp.broadcast_to(xp.zeros((), dy.dtype), x_shape)     # x's shape; its values are never read
@@ -169,7 +169,7 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None):
 
 
 def _input_grad(dy, cache, workspace, overwrite_cols):
-    """∂L/∂x: the full convolution (see the module docstring) on the Winograd kernels or the
+    """∂L/∂X: the full convolution (see the module docstring) on the Winograd kernels or the
     implicit GEMM, or col2im(dY @ W2ᵀ), chunk by chunk when the cache has no columns, as
     ``cache.plan`` says."""
     x, W = cache.x, cache.W

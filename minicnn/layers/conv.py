@@ -2,11 +2,12 @@
 
 Forward ``a = activation(conv(x, W) + b)`` (``affine`` is the convolution and the bias —
 and a ReLU, in the plan's fused epilogue group — in one pass after the convolution,
-``kernels/epilogue.py``, or none on the Winograd kernels, which apply them as they store); backward (see ``kernels/conv.py``)::
+``kernels/epilogue.py``, or none on the Winograd kernels, which apply them as they store).
+Backward (``kernels/conv.py``), with Y the convolution's output before the activation::
 
-    ∂L/∂W = X ⋆ ∂L/∂Z     (cross-correlation of the input with the output gradient)
-    ∂L/∂b = Σ_{n,p,q} ∂L/∂Z
-    ∂L/∂X = pad(∂L/∂Z) ⊛ rot180(W)    (full convolution; col2im of ∂L/∂Z · W2ᵀ)
+    ∂L/∂W = X ⋆ ∂L/∂Y     (cross-correlation of the input with the output gradient)
+    ∂L/∂b = Σ_{n,p,q} ∂L/∂Y
+    ∂L/∂X = pad(∂L/∂Y) ⊛ rot180(W)    (full convolution; col2im of ∂L/∂Y · W2ᵀ)
 
 With ``dilation_rate`` or ``groups``, the same functions run on a dilated kernel and once per
 group (``kernels/conv_variants.py``).

@@ -4,7 +4,7 @@ It runs the model's own forward and backward (``Model.forward``/``backward`` wit
 ``record``), so what it shows is what training runs: each step is a layer or a fused group
 (``fusion.py``), and each convolution says which algorithm each of its passes ran (the
 plan it keeps, ``layer.algorithm``: ``kernels/conv_plan.py``).  For each step: the output
-shape, the equation it applies, the norm and a histogram of its activations; then ∂L/∂X (input-gradient norm), ∂L/∂F (parameter-gradient norm), the
+shape, the equation it applies, the norm and a histogram of its activations; then ∂L/∂X (input-gradient norm), ∂L/∂W (parameter-gradient norm), the
 update/weight ratio ‖Δw‖/‖w‖ of the optimizer step (≈ 1e-3 is the usual healthy range),
 and the dead-ReLU fraction (units that are zero for every sample of the batch).
 """
@@ -78,7 +78,7 @@ def trace(model, x, y, verbose=True, bins=30):
 
 
 def format_trace(rows) -> str:
-    head = f"{'step':34s} {'output shape':18s} {'‖a‖':>9s} {'‖∂L/∂X‖':>10s} {'‖∂L/∂F‖':>10s} {'‖Δw‖/‖w‖':>10s} {'dead ReLU':>9s}"
+    head = f"{'step':34s} {'output shape':18s} {'‖a‖':>9s} {'‖∂L/∂X‖':>10s} {'‖∂L/∂W‖':>10s} {'‖Δw‖/‖w‖':>10s} {'dead ReLU':>9s}"
     lines = [head]
     for r in rows:
         grad_f = r["param_grad_norms"].get("kernel")
