@@ -30,9 +30,13 @@ def render_one(isa, results_path) -> str:
     with open(results_path) as f:
         results = json.load(f)
     machine = results["machine"]
-    lines = [f"**{isa.upper()} machine**: {machine['cpu']}, {machine['cores']} cores, vector ISA "
-             f"{machine.get('vector_isa', 'not recorded')}, NumPy sgemm ceiling {results['gemm_ceiling_gflops']:.0f} "
-             f"GFLOP/s; PyTorch (default, channels_last) and Keras (default, oneDNN) in the same run.",
+    ceiling = f"{results['gemm_ceiling_gflops']:.0f} GFLOP/s"
+    if "gemm_ceiling_end_gflops" in results:
+        ceiling += f" at the start of the run, {results['gemm_ceiling_end_gflops']:.0f} at the end"
+    cpu = machine["cpu"] + (f" ({machine['llvm_cpu']})" if "llvm_cpu" in machine else "")
+    lines = [f"**{isa.upper()} machine**: {cpu}, {machine['cores']} cores, vector ISA "
+             f"{machine.get('vector_isa', 'not recorded')}, NumPy sgemm ceiling {ceiling}; PyTorch "
+             f"(default, channels_last) and Keras (default, oneDNN) in the same run.",
              "",
              "| case | batch | minicnn (Numba) | best peer | ratio |",
              "|---|---|---|---|---|"]
