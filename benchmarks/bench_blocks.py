@@ -63,16 +63,14 @@ def _library_steps(lib, model, optimizer, loss, x, y, mode):
     prediction as the timed step; minicnn's kernels are checked against NumPy's first."""
     import numpy as np
     model.compile(optimizer, loss)
+    from bench_workers import _first_steps, equal_to_numpy_kernels
     if lib.__name__ == "minicnn":
-        reference = model.predict(x[:2], verbose=0)
-        with lib.use_kernels("numpy"):
-            np.testing.assert_allclose(reference, model.predict(x[:2], verbose=0), rtol=1e-4, atol=1e-5)
+        equal_to_numpy_kernels(lambda: model.predict(x[:2], verbose=0))
         info = {"threads": lib.threads.thread_settings(), "kernels": lib.get_kernels()}
     else:
         import tensorflow as tf
         info = {"tf": tf.__version__, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict_on_batch(x))
-    from bench_workers import _first_steps
     return _first_steps(step, lambda out: np.isfinite(np.asarray(out)).all(), info)
 
 

@@ -53,9 +53,7 @@ def worker_minicnn(name, shape, batch, mode):
     loss = "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy"
     model.compile(mc.optimizers.RMSprop(1e-4), loss)
     x, y = data(shape, batch, classes_of(name))
-    reference = model.predict(x[:2])                      # check the kernels before timing
-    with mc.use_kernels("numpy"):
-        np.testing.assert_allclose(reference, model.predict(x[:2]), rtol=1e-4, atol=1e-5)
+    equal_to_numpy_kernels(lambda: model.predict(x[:2], verbose=0))
     step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict(x, batch_size=batch))
     return _first_steps(step, lambda out: np.isfinite(out).all(), {
         "setup_s": time.perf_counter() - t0, "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()})
@@ -73,15 +71,23 @@ def minicnn_layer_steps(layer, x, dy):
     kernels before timing."""
     import numpy as np
     import minicnn as mc
-    reference = layer.forward(x[:2], training=True)
-    with mc.use_kernels("numpy"):
-        np.testing.assert_allclose(reference, layer.forward(x[:2], training=True), rtol=1e-4, atol=1e-5)
+    equal_to_numpy_kernels(lambda: layer.forward(x[:2], training=True))
 
     def step():
         layer.forward(x, training=True)
         return layer.backward(dy)
     return _first_steps(step, lambda dx: np.isfinite(dx).all(), {"threads": mc.threads.thread_settings(),
                                                                  "kernels": mc.get_kernels()})
+
+
+def equal_to_numpy_kernels(compute):
+    """Check, before timing, that ``compute()`` gives on the configured kernels what it gives
+    on the NumPy kernels."""
+    import numpy as np
+    import minicnn as mc
+    reference = compute()
+    with mc.use_kernels("numpy"):
+        np.testing.assert_allclose(reference, compute(), rtol=1e-4, atol=1e-5)
 
 
 def layer_data(shape, batch, seed=0):
