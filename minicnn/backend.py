@@ -113,7 +113,7 @@ def require_gpu():
 def get_array_module(*arrays):
     """numpy, or cupy when any argument is a cupy array (Chainer's idiom)."""
     for a in arrays:
-        if type(a).__module__.startswith("cupy"):
+        if type(a) is not np.ndarray and type(a).__module__.startswith("cupy"):
             return cupy_or_none()
     return np
 

@@ -79,9 +79,10 @@ def all_finite(x, rows_at_once=1024) -> bool:
 class TrainingMixin:
     """The training methods of a ``Model`` (kept apart from its graph code)."""
 
-    # After predict/evaluate, workspace buffers larger than this are released (the small
-    # ones are kept for the next call); a training loop keeps all of its buffers.
-    inference_buffer_limit = 32 * 2**20     # bytes
+    # After predict/evaluate, workspace buffers larger than this are released; the others are
+    # kept for the next call, which would otherwise fault a fresh buffer's pages in again (a
+    # layer output of a b1024 MNIST batch is ~40 MB).  A training loop keeps all of its buffers.
+    inference_buffer_limit = 128 * 2**20     # bytes
 
     @property
     def call_lock(self) -> threading.RLock:

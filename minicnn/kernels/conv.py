@@ -92,7 +92,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     elif plan.forward == "implicit_gemm":
         from . import implicit_gemm
         x_pad = padded(x, pads, workspace, "x_pad")
-        implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f))
+        implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f), workspace=workspace)
     elif chunk == n:
         buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
@@ -183,7 +183,7 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
             from . import winograd
             return winograd.conv2d(dy, full_pads, W_rot, dx, workspace)
         from . import implicit_gemm
-        return implicit_gemm.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx)
+        return implicit_gemm.conv2d(padded(dy, full_pads, workspace, "dy_pad"), W_rot, (1, 1), out=dx, workspace=workspace)
     dy2, W2T = dy.reshape(-1, f), W.reshape(kh * kw * c, f).T       # (n·oh·ow, f), (f, kh·kw·c)
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
     if cache.cols is not None:

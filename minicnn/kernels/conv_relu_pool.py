@@ -58,7 +58,7 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, padding, conv_workspace, pool_
     x_pad = padded(x, pads, conv_workspace, "x_pad")
     y = pool_workspace.reusable("y", (n, oh // 2, ow // 2, f), x.dtype, like=x)
     switches = None if no_backward_follows() else pool_workspace.reusable("switches", y.shape, np.int32, like=x)
-    numba_conv_relu_pool.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches)
+    numba_conv_relu_pool.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches, conv_workspace)
     plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
     conv_cache = ConvCache(x, None, x_pad, W, tuple(strides), pads, (oh, ow), n, plan)
     return y, conv_cache, PoolCache((n, oh, ow, f), y, switches, POOL, POOL, (0, 0, 0, 0))

@@ -11,6 +11,7 @@ array module, ``backend.get_array_module``).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 
 from .. import backend
@@ -30,7 +31,11 @@ def pick(x, numpy, numba=None, cuda=None):
     name = {"cuda": cuda, "numba": numba}.get(family(x))
     if name is None:
         return numpy
-    if callable(name):
-        return name
+    return name if callable(name) else _body(name)
+
+
+@functools.cache
+def _body(name):
+    """The function ``name`` ('module.function' in this package), imported once."""
     module, function = name.rsplit(".", 1)
     return getattr(importlib.import_module(f"{__package__}.{module}"), function)

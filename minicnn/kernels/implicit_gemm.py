@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 
 from . import jit
-from .register_tiles import pack_panels, register_tile, tile_for, tile_products
+from .register_tiles import pack_panels, register_tile, scratch_panels, tile_for, tile_products
 
 
 @functools.lru_cache(maxsize=64)
@@ -71,16 +71,18 @@ def _implicit_gemm_kernel(ROWS, PANEL):
     return implicit_gemm
 
 
-def conv2d(x_pad, W, strides, out):
+def conv2d(x_pad, W, strides, out, workspace=None):
     """out (n, oh, ow, f), C-contiguous, = the 'valid' convolution of the (already padded)
-    x_pad with W (kh, kw, c, f), by the implicit GEMM above on the tile for f."""
+    x_pad with W (kh, kw, c, f), by the implicit GEMM above on the tile for f (W's panels
+    packed into ``workspace``'s scratch when given)."""
     kh, kw, c, f = W.shape
     if not out.flags.c_contiguous:
         raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), out.shape[1:3])
     tile = tile_for(f)
-    panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype)
+    panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype,
+                         out=scratch_panels(workspace, (kh * kw * c, f), tile[1], x_pad.dtype))
     _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, out.reshape(-1, f))
     return out
 

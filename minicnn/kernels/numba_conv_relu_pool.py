@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from . import jit
 from .implicit_gemm import window_offsets
-from .register_tiles import four_row_tile, pack_panels, register_tile, tile_products
+from .register_tiles import four_row_tile, pack_panels, register_tile, scratch_panels, tile_products
 
 
 @njit(inline="always")
@@ -80,16 +80,17 @@ def window_pixels(x_pad_shape, kernel, strides, out_hw):
     return windows
 
 
-def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches=None):
+def conv2d_relu_maxpool(x_pad, W, b, strides, conv_hw, y, switches=None, workspace=None):
     """y (n, ph, pw, f) = maxpool2×2(relu(conv(x_pad, W) + b)) of the conv's (oh, ow) =
     ``conv_hw`` output pixels, with the pool's switches (None: none written), without forming
-    that output."""
+    that output (W's panels packed into ``workspace``'s scratch when given)."""
     kh, kw, c, f = W.shape
     x_pad = np.ascontiguousarray(x_pad)
     windows = window_pixels(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
     _, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), tuple(conv_hw))
     panel = four_row_tile(f)[1]
-    panels = pack_panels(W.reshape(kh * kw * c, f), panel, x_pad.dtype)
+    panels = pack_panels(W.reshape(kh * kw * c, f), panel, x_pad.dtype,
+                         out=scratch_panels(workspace, (kh * kw * c, f), panel, x_pad.dtype))
     kept = switches is not None
     _implicit_gemm_relu_maxpool_kernel(panel, kept)(x_pad.reshape(-1), windows, tap, panels, b, y.reshape(-1, f),
                                                     switches.reshape(-1, f) if kept else np.empty((0, 0), np.int32))

@@ -84,15 +84,31 @@ def tile_for(n, on_a_tie=None):
     return min(TILES, key=lambda tile: (-(-n // tile[1]) * tile[1], tile != on_a_tie))
 
 
-def pack_panels(b, width, dtype):
-    """b (…, depth, n) packed into zero-padded panels (…, n_panels, depth, width) of its columns
-    (one allocation: a padded copy and its transpose were two more of b's size per step)."""
-    *batch, depth, n = b.shape
-    n_panels = -(-n // width)
-    panels = np.zeros((*batch, n_panels, depth, width), dtype=dtype)
+def panels_shape(shape, width):
+    """The shape ``pack_panels`` gives b of ``shape`` (…, depth, n): (…, n_panels, depth, width)."""
+    *batch, depth, n = shape
+    return (*batch, -(-n // width), depth, width)
+
+
+def scratch_panels(workspace, shape, width, dtype):
+    """A scratch buffer of ``workspace`` (None: no buffer) for the panels of a b of ``shape``,
+    named by its shape so that ops packing differently shaped weights keep one each."""
+    if workspace is None:
+        return None
+    shape = panels_shape(shape, width)
+    return workspace.get(f"panels_{'x'.join(map(str, shape))}", shape, dtype)
+
+
+def pack_panels(b, width, dtype, out=None):
+    """b (…, depth, n) packed into zero-padded panels (…, n_panels, depth, width) of its columns,
+    written into ``out`` when given (a buffer of ``panels_shape``, e.g. a workspace's: the
+    weights are packed every step), else into a new array."""
+    panels = np.empty(panels_shape(b.shape, width), dtype) if out is None else out
+    n, n_panels = b.shape[-1], panels.shape[-3]
     for p in range(n_panels):
         columns = b[..., p * width:(p + 1) * width]
         panels[..., p, :, :columns.shape[-1]] = columns
+    panels[..., n_panels - 1, :, n - (n_panels - 1) * width:] = 0        # the last panel's padding
     return panels
 
 

@@ -355,7 +355,7 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     V = _scratch(workspace, "V", (PARTS * 36 * SUB * c,), y.dtype)
     M = _scratch(workspace, "M", (PARTS, 36, SUB, -(-f // tile[1]) * tile[1]), y.dtype)
     bias = np.zeros(f, y.dtype) if bias is None else bias
-    _forward_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1]), bias, relu, y,
+    _forward_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1], workspace), bias, relu, y,
                    P, T, E, V, M)
     return y
 
@@ -376,5 +376,6 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     bias_sum = _scratch(workspace, "db", (PARTS, f), np.float64)
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
                        bias_sum)
-    dU = partial.sum(axis=0)[:, :c, :f].reshape(6, 6, c, f)
+    dU = np.sum(partial, axis=0, out=_scratch(workspace, "dU_sum", partial.shape[1:], dy.dtype))[:, :c, :f]
+    dU = dU.reshape(6, 6, c, f)
     return sandwich(G.T.astype(dy.dtype), dU), bias_sum.sum(axis=0).astype(dy.dtype)

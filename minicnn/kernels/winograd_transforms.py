@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .register_tiles import pack_panels
+from .register_tiles import pack_panels, scratch_panels
 
 B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
@@ -24,14 +24,14 @@ A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
 TWO, FOUR, FIVE, EIGHT = np.float32([2, 4, 5, 8])   # float32: an int times a float32 would be a float64
 
 
-def kernel_transform(W, panel):
+def kernel_transform(W, panel, workspace=None):
     """U = G g Gᵀ for every (input, output) channel pair of W (3, 3, c, f), computed in W's
-    dtype, as the 36 matrices U[ξ] (c, f) packed into panels of ``panel`` columns
-    (``register_tiles.pack_panels``): (36·n_panels, c, panel).  (In float64 for float32 weights,
-    its temporaries were 8× the weights' bytes, each step.)"""
+    dtype (float64 temporaries would be 8× the weights' bytes), as the 36 matrices U[ξ] (c, f)
+    packed into panels of ``panel`` columns (``register_tiles.pack_panels``, into
+    ``workspace``'s scratch when given): (36·n_panels, c, panel)."""
     c, f = W.shape[2:]
     U = sandwich(G.astype(W.dtype), W).reshape(36, c, f)
-    return pack_panels(U, panel, W.dtype).reshape(-1, c, panel)
+    return pack_panels(U, panel, W.dtype, out=scratch_panels(workspace, U.shape, panel, W.dtype)).reshape(-1, c, panel)
 
 
 def sandwich(L, X):

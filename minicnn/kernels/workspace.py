@@ -40,9 +40,9 @@ class Workspace:
 
     def get(self, name: str, shape: tuple, dtype, like=None):
         """An uninitialized scratch buffer of this shape and dtype on ``like``'s device."""
-        xp = backend.get_array_module(like) if like is not None else np
+        xp = backend.get_array_module(like)
         buf = self._buffers.get(name)
-        if (buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype)
+        if (buf is None or buf.shape != tuple(shape) or buf.dtype != dtype
                 or backend.get_array_module(buf) is not xp):
             buf = self._buffers[name] = xp.empty(shape, dtype=dtype)
         return buf

@@ -92,13 +92,20 @@ class Dropout(Layer):
             if self.device_rng is None:
                 self.device_rng = xp.random.default_rng(int(self.rng.integers(2**63)))
             rng = self.device_rng
-        keep = rng.random(x.shape, dtype=np.float32) >= self.rate     # P(keep) = 1 − rate
-        self.cache = mask = keep.astype(x.dtype)
+        # The draws, the mask and y go to the layer's workspace: a new array of x's size each
+        # step would be faulted in afresh where the allocator hands big blocks back to the OS.
+        draws = rng.random(out=self.workspace.get("draws", x.shape, np.float32, like=x), dtype=np.float32)
+        mask = self.workspace.reusable("mask", x.shape, x.dtype, like=x)
+        xp.greater_equal(draws, self.rate, out=mask)                    # P(keep) = 1 − rate
         mask *= 1.0 / (1.0 - self.rate)                                 # inverted dropout: E[mask] = 1
-        return x * mask
+        self.cache = mask
+        return xp.multiply(x, mask, out=self.workspace.reusable("y", x.shape, x.dtype, like=x))
 
     def call_backward(self, dz, input_grad=True):
-        return dz if self.cache is None else dz * self.cache
+        if self.cache is None:
+            return dz
+        xp = backend.get_array_module(dz)
+        return xp.multiply(dz, self.cache, out=self.workspace.reusable("dx", dz.shape, dz.dtype, like=dz))
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

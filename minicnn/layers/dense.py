@@ -12,7 +12,9 @@ Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
-from .. import initializers
+import numpy as np
+
+from .. import backend, initializers
 from ..kernels import epilogue
 from .base import AffineLayer
 
@@ -44,15 +46,21 @@ class Dense(AffineLayer):
 
     def affine(self, x, relu):
         self.cache = x
-        return epilogue.bias_activation(x @ self.params["kernel"], self.params.get("bias"), relu)   # (..., k) @ (k, u)
+        kernel = self.params["kernel"]
+        z = self.workspace.reusable("z", (*x.shape[:-1], self.units), np.result_type(x, kernel), like=x)
+        z = backend.get_array_module(x).matmul(x, kernel, out=z)                 # (..., k) @ (k, u)
+        return epilogue.bias_activation(z, self.params.get("bias"), relu)
 
     def affine_backward(self, dz, input_grad, bias_grad):
-        k = self.params["kernel"].shape[0]
-        x2, dz2 = self.cache.reshape(-1, k), dz.reshape(-1, self.units)
+        kernel = self.params["kernel"]
+        x2, dz2 = self.cache.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
         self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
         if bias_grad:
             self.grads["bias"] = epilogue.bias_grad(dz2)
-        return dz @ self.params["kernel"].T if input_grad else None   # (..., u) @ (u, k)
+        if not input_grad:
+            return None
+        dx = self.workspace.reusable("dx", self.cache.shape, np.result_type(dz, kernel), like=dz)
+        return backend.get_array_module(dz).matmul(dz, kernel.T, out=dx)         # (..., u) @ (u, k)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
