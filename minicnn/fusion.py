@@ -25,14 +25,25 @@ Unfused: ``layer.forward`` (z = x·W + b, then the ReLU's own pass and mask) and
 
 Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(dy))``.
 
+**NormReluGroup** — a ``BatchNormalization`` read only by a ReLU (an ``Activation`` layer):
+
+* forward: ``a = max(γ·x̂ + β, 0)`` in BN's own pass (``normalize(x, training, relu=True)``);
+  the normalized ``y`` and the ReLU's mask are never formed, ``a`` stands in for the mask;
+* backward: BN's two passes read ``∂L/∂a`` and ``a`` and form ``∂L/∂y = ∂L/∂a · [a > 0]`` as
+  they go (``normalize_backward(..., relu_out=a)``): ``∂L/∂y`` is never formed either.
+
+Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy))``.
+
 Each group's ``run_unfused`` is its twin, and the tests hold the two equal.  The plan
 (``plan.py``) forms groups only on the fast kernels (not ``set_kernels("reference")``),
 and a ReLU–pool group only where the ReLU's output has this pool as its one consumer and
-is not an output the caller asked for.
+is not an output the caller asked for (the same for a BN–ReLU group).
 """
 from __future__ import annotations
 
 from .activations import ReLU
+from .layers.core import Activation
+from .layers.normalization import BatchNormalization
 from .kernels import conv_relu_pool
 from .kernels.epilogue import relu_backward, relu_backward_bias_grad
 from .kernels.pool import maxpool_relu_backward
@@ -50,6 +61,21 @@ def forms_relu_pool_group(below, pool) -> bool:
     """Whether ``pool`` over ``below`` can be a ``ReluPoolGroup`` (the layer types and activations)."""
     return (isinstance(pool, MaxPooling2D) and pool.activation.name == "linear"
             and isinstance(below.activation, ReLU))
+
+
+def forms_norm_relu_group(norm, act) -> bool:
+    """Whether ``act`` over ``norm`` can be a ``NormReluGroup`` (the layer types and activations)."""
+    return (isinstance(norm, BatchNormalization) and norm.activation.name == "linear"
+            and isinstance(act, Activation) and isinstance(act.activation, ReLU))
+
+
+def pair_group(below, after):
+    """The fused group that runs layer ``below`` and the layer ``after`` it as one step, or None."""
+    if forms_relu_pool_group(below, after):
+        return ReluPoolGroup(below, after)
+    if forms_norm_relu_group(below, after):
+        return NormReluGroup(below, after)
+    return None
 
 
 class EpilogueGroup:
@@ -139,3 +165,32 @@ class ReluPoolGroup:
         """The twin: (y, ∂L/∂x) by the two layers' own forward and backward."""
         y = self.pool.forward(self.below.forward(x, training=training), training=training)
         return y, self.below.backward(self.pool.backward(dy), input_grad)
+
+
+class NormReluGroup:
+    """``norm`` (a BatchNormalization) then ``act`` (its ReLU, an Activation layer), as one
+    step of the plan.  The output ``a`` is kept in the ReLU's ``out`` slot, where the ReLU's
+    own backward reads it (for the visualizations' rules)."""
+
+    def __init__(self, norm, act):
+        self.norm, self.act = norm, act
+        self.name = f"{norm.name} + {act.name} (fused)"
+
+    def forward(self, x, training=False):
+        norm, act = self.norm, self.act
+        x = norm.begin_forward(x)
+        act.release()
+        a = act.activation.out = norm.normalize(x, training, relu=True)
+        norm.output_shape_seen = act.output_shape_seen = a.shape
+        return a
+
+    def backward(self, dy, input_grad=True):
+        relu = self.act.activation
+        if relu.rule != "gradient":
+            return self.norm.backward(self.act.backward(dy), input_grad)
+        return self.norm.normalize_backward(self.act.check_grad(dy), input_grad, relu_out=relu.out)
+
+    def run_unfused(self, x, dy, training=False, input_grad=True):
+        """The twin: (a, ∂L/∂x) by the two layers' own forward and backward."""
+        a = self.act.forward(self.norm.forward(x, training=training), training=training)
+        return a, self.norm.backward(self.act.backward(dy), input_grad)
