@@ -34,6 +34,15 @@ Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(d
 
 Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy))``.
 
+**AddReluGroup** — an ``Add`` read only by a ReLU (a residual block's end, ``relu(F(x) + x)``):
+
+* forward: the sum's own buffer is rectified in place, ``a = max(Σ x_i, 0)``: no second
+  array and no mask (``a`` stands in for it);
+* backward: ``∂L/∂(Σ x_i) = ∂L/∂a · [a > 0]`` in one pass into a reused buffer
+  (``kernels/epilogue.py``: ``relu_backward``), handed to every input.
+
+Unfused: ``relu.forward(add.forward(xs))`` and ``add.backward(relu.backward(dy))``.
+
 Each group's ``run_unfused`` is its twin, and the tests hold the two equal.  The plan
 (``plan.py``) forms groups only on the fast kernels (not ``set_kernels("reference")``),
 and a ReLU–pool group only where the ReLU's output has this pool as its one consumer and
@@ -41,8 +50,10 @@ is not an output the caller asked for (the same for a BN–ReLU group).
 """
 from __future__ import annotations
 
+from . import backend
 from .activations import ReLU
 from .layers.core import Activation
+from .layers.merging import Add
 from .layers.normalization import BatchNormalization
 from .kernels import conv_relu_pool
 from .kernels.epilogue import relu_backward, relu_backward_bias_grad
@@ -69,12 +80,17 @@ def forms_norm_relu_group(norm, act) -> bool:
             and isinstance(act, Activation) and isinstance(act.activation, ReLU))
 
 
+def forms_add_relu_group(add, act) -> bool:
+    """Whether ``act`` over ``add`` can be an ``AddReluGroup``."""
+    return isinstance(add, Add) and isinstance(act, Activation) and isinstance(act.activation, ReLU)
+
+
 def pair_group(below, after):
     """The fused group that runs layer ``below`` and the layer ``after`` it as one step, or None."""
-    if forms_relu_pool_group(below, after):
-        return ReluPoolGroup(below, after)
-    if forms_norm_relu_group(below, after):
-        return NormReluGroup(below, after)
+    for forms, group in ((forms_relu_pool_group, ReluPoolGroup), (forms_norm_relu_group, NormReluGroup),
+                         (forms_add_relu_group, AddReluGroup)):
+        if forms(below, after):
+            return group(below, after)
     return None
 
 
@@ -194,3 +210,32 @@ class NormReluGroup:
         """The twin: (a, ∂L/∂x) by the two layers' own forward and backward."""
         a = self.act.forward(self.norm.forward(x, training=training), training=training)
         return a, self.norm.backward(self.act.backward(dy), input_grad)
+
+
+class AddReluGroup:
+    """``add`` (an Add layer) then ``act`` (its ReLU, an Activation layer), as one step of
+    the plan; takes and returns lists as ``add`` does.  The output ``a`` is kept in the ReLU's
+    ``out`` slot."""
+
+    def __init__(self, add, act):
+        self.add, self.act = add, act
+        self.name = f"{add.name} + {act.name} (fused)"
+
+    def forward(self, xs, training=False):
+        act = self.act
+        act.release()
+        total = self.add.forward(xs, training=training)       # a buffer only this group reads
+        a = act.activation.out = backend.get_array_module(total).maximum(total, 0, out=total)
+        act.output_shape_seen = a.shape
+        return a
+
+    def backward(self, dy, input_grad=True):
+        relu = self.act.activation
+        dy = self.act.check_grad(dy)
+        dz = relu_backward(dy, relu.out, relu.rule, self.add.workspace.reusable("dz", dy.shape, dy.dtype, like=dy))
+        return self.add.backward(dz, input_grad)
+
+    def run_unfused(self, xs, dy, training=False, input_grad=True):
+        """The twin: (a, [∂L/∂x_i]) by the two layers' own forward and backward."""
+        a = self.act.forward(self.add.forward(xs, training=training), training=training)
+        return a, self.add.backward(self.act.backward(dy), input_grad)

@@ -9,7 +9,8 @@ Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
                its ``LayerStep``), and a layer ending in a ReLU read only by a max-pool,
                where the ReLU's output has that one consumer and is not a target
                (``ReluPoolGroup``, a ``GroupStep``), and a BatchNormalization read only
-               by a ReLU, on the same terms (``NormReluGroup``, a ``GroupStep``);
+               by a ReLU, on the same terms (``NormReluGroup``), and an Add read only by a
+               ReLU (``AddReluGroup``);
 * ``last_use`` for each tensor, the index of the last step that reads it: after that step the
                executor drops its reference.
 
@@ -71,15 +72,16 @@ class GroupStep:
     """A fused group of two nodes, ``below`` then ``after`` (``fusion.pair_group``)."""
 
     def __init__(self, below_node, after_node, group):
-        self.group = group
+        self.group, self.as_list = group, below_node.as_list
         self.inputs, self.outputs = below_node.inputs, after_node.outputs
         self.layers = [below_node.layer, after_node.layer]
 
     def forward(self, xs, training):
-        return [self.group.forward(xs[0], training)]
+        return [self.group.forward(xs if self.as_list else xs[0], training)]
 
     def backward(self, dys, input_grad, logits=False):
-        return [self.group.backward(dys[0], input_grad)]
+        dx = self.group.backward(dys[0], input_grad)
+        return dx if self.as_list else [dx]
 
     def describe(self) -> str:
         return self.group.name

@@ -74,7 +74,10 @@ class Merge(Layer):
 class Add(Merge):
     def call(self, xs, training):
         self.cache = len(xs)
-        y = xs[0] + xs[1]
+        xp = backend.get_array_module(xs[0])
+        y = self.workspace.reusable("y", xp.broadcast_shapes(*(x.shape for x in xs)), xp.result_type(*xs),
+                                    like=xs[0])
+        xp.add(xs[0], xs[1], out=y)
         for x in xs[2:]:
             y += x
         return y
