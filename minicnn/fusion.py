@@ -46,7 +46,7 @@ Unfused: ``relu.forward(add.forward(xs))`` and ``add.backward(relu.backward(dy))
 Each group's ``run_unfused`` is its twin, and the tests hold the two equal.  The plan
 (``plan.py``) forms groups only on the fast kernels (not ``set_kernels("reference")``),
 and a ReLU–pool group only where the ReLU's output has this pool as its one consumer and
-is not an output the caller asked for (the same for a BN–ReLU group).
+is not an output the caller asked for (the same for the BN–ReLU and Add–ReLU groups).
 """
 from __future__ import annotations
 
