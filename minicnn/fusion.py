@@ -25,14 +25,36 @@ Unfused: ``layer.forward`` (z = x·W + b, then the ReLU's own pass and mask) and
 
 Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(dy))``.
 
+**NormReluGroup** — a ``BatchNormalization`` read only by a ReLU (an ``Activation`` layer):
+
+* forward: ``a = max(γ·x̂ + β, 0)`` in BN's own pass (``normalize(x, training, relu=True)``);
+  the normalized ``y`` and the ReLU's mask are never formed, ``a`` stands in for the mask;
+* backward: BN's two passes read ``∂L/∂a`` and ``a`` and form ``∂L/∂y = ∂L/∂a · [a > 0]`` as
+  they go (``normalize_backward(..., relu_out=a)``): ``∂L/∂y`` is never formed either.
+
+Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy))``.
+
+**AddReluGroup** — an ``Add`` read only by a ReLU (a residual block's end, ``relu(F(x) + x)``):
+
+* forward: the sum's own buffer is rectified in place, ``a = max(Σ x_i, 0)``: no second
+  array and no mask (``a`` stands in for it);
+* backward: ``∂L/∂(Σ x_i) = ∂L/∂a · [a > 0]`` in one pass into a reused buffer
+  (``kernels/epilogue.py``: ``relu_backward``), handed to every input.
+
+Unfused: ``relu.forward(add.forward(xs))`` and ``add.backward(relu.backward(dy))``.
+
 Each group's ``run_unfused`` is its twin, and the tests hold the two equal.  The plan
 (``plan.py``) forms groups only on the fast kernels (not ``set_kernels("reference")``),
 and a ReLU–pool group only where the ReLU's output has this pool as its one consumer and
-is not an output the caller asked for.
+is not an output the caller asked for (the same for the BN–ReLU and Add–ReLU groups).
 """
 from __future__ import annotations
 
+from . import backend
 from .activations import ReLU
+from .layers.core import Activation
+from .layers.merging import Add
+from .layers.normalization import BatchNormalization
 from .kernels import conv_relu_pool
 from .kernels.epilogue import relu_backward, relu_backward_bias_grad
 from .kernels.pool import maxpool_relu_backward
@@ -50,6 +72,26 @@ def forms_relu_pool_group(below, pool) -> bool:
     """Whether ``pool`` over ``below`` can be a ``ReluPoolGroup`` (the layer types and activations)."""
     return (isinstance(pool, MaxPooling2D) and pool.activation.name == "linear"
             and isinstance(below.activation, ReLU))
+
+
+def forms_norm_relu_group(norm, act) -> bool:
+    """Whether ``act`` over ``norm`` can be a ``NormReluGroup`` (the layer types and activations)."""
+    return (isinstance(norm, BatchNormalization) and norm.activation.name == "linear"
+            and isinstance(act, Activation) and isinstance(act.activation, ReLU))
+
+
+def forms_add_relu_group(add, act) -> bool:
+    """Whether ``act`` over ``add`` can be an ``AddReluGroup``."""
+    return isinstance(add, Add) and isinstance(act, Activation) and isinstance(act.activation, ReLU)
+
+
+def pair_group(below, after):
+    """The fused group that runs layer ``below`` and the layer ``after`` it as one step, or None."""
+    for forms, group in ((forms_relu_pool_group, ReluPoolGroup), (forms_norm_relu_group, NormReluGroup),
+                         (forms_add_relu_group, AddReluGroup)):
+        if forms(below, after):
+            return group(below, after)
+    return None
 
 
 class EpilogueGroup:
@@ -139,3 +181,61 @@ class ReluPoolGroup:
         """The twin: (y, ∂L/∂x) by the two layers' own forward and backward."""
         y = self.pool.forward(self.below.forward(x, training=training), training=training)
         return y, self.below.backward(self.pool.backward(dy), input_grad)
+
+
+class NormReluGroup:
+    """``norm`` (a BatchNormalization) then ``act`` (its ReLU, an Activation layer), as one
+    step of the plan.  The output ``a`` is kept in the ReLU's ``out`` slot, where the ReLU's
+    own backward reads it (for the visualizations' rules)."""
+
+    def __init__(self, norm, act):
+        self.norm, self.act = norm, act
+        self.name = f"{norm.name} + {act.name} (fused)"
+
+    def forward(self, x, training=False):
+        norm, act = self.norm, self.act
+        x = norm.begin_forward(x)
+        act.release()
+        a = act.activation.out = norm.normalize(x, training, relu=True)
+        norm.output_shape_seen = act.output_shape_seen = a.shape
+        return a
+
+    def backward(self, dy, input_grad=True):
+        relu = self.act.activation
+        if relu.rule != "gradient":
+            return self.norm.backward(self.act.backward(dy), input_grad)
+        return self.norm.normalize_backward(self.act.check_grad(dy), input_grad, relu_out=relu.out)
+
+    def run_unfused(self, x, dy, training=False, input_grad=True):
+        """The twin: (a, ∂L/∂x) by the two layers' own forward and backward."""
+        a = self.act.forward(self.norm.forward(x, training=training), training=training)
+        return a, self.norm.backward(self.act.backward(dy), input_grad)
+
+
+class AddReluGroup:
+    """``add`` (an Add layer) then ``act`` (its ReLU, an Activation layer), as one step of
+    the plan; takes and returns lists as ``add`` does.  The output ``a`` is kept in the ReLU's
+    ``out`` slot."""
+
+    def __init__(self, add, act):
+        self.add, self.act = add, act
+        self.name = f"{add.name} + {act.name} (fused)"
+
+    def forward(self, xs, training=False):
+        act = self.act
+        act.release()
+        total = self.add.forward(xs, training=training)       # a buffer only this group reads
+        a = act.activation.out = backend.get_array_module(total).maximum(total, 0, out=total)
+        act.output_shape_seen = a.shape
+        return a
+
+    def backward(self, dy, input_grad=True):
+        relu = self.act.activation
+        dy = self.act.check_grad(dy)
+        dz = relu_backward(dy, relu.out, relu.rule, self.add.workspace.reusable("dz", dy.shape, dy.dtype, like=dy))
+        return self.add.backward(dz, input_grad)
+
+    def run_unfused(self, xs, dy, training=False, input_grad=True):
+        """The twin: (a, [∂L/∂x_i]) by the two layers' own forward and backward."""
+        a = self.act.forward(self.add.forward(xs, training=training), training=training)
+        return a, self.add.backward(self.act.backward(dy), input_grad)

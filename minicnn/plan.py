@@ -8,7 +8,9 @@ Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
                a weighted layer and its ReLU written in one pass (``EpilogueGroup``, inside
                its ``LayerStep``), and a layer ending in a ReLU read only by a max-pool,
                where the ReLU's output has that one consumer and is not a target
-               (``ReluPoolGroup``, a ``GroupStep``);
+               (``ReluPoolGroup``, a ``GroupStep``), and a BatchNormalization read only
+               by a ReLU, on the same terms (``NormReluGroup``), and an Add read only by a
+               ReLU (``AddReluGroup``);
 * ``last_use`` for each tensor, the index of the last step that reads it: after that step the
                executor drops its reference.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from . import backend
 from .kernels.workspace import owner
-from .fusion import EpilogueGroup, ReluPoolGroup, forms_epilogue_group, forms_relu_pool_group
+from .fusion import EpilogueGroup, forms_epilogue_group, pair_group
 
 
 class LayerStep:
@@ -67,18 +69,19 @@ class LayerStep:
 
 
 class GroupStep:
-    """A fused group of two nodes, ``below`` then ``pool``."""
+    """A fused group of two nodes, ``below`` then ``after`` (``fusion.pair_group``)."""
 
-    def __init__(self, below_node, pool_node):
-        self.group = ReluPoolGroup(below_node.layer, pool_node.layer)
-        self.inputs, self.outputs = below_node.inputs, pool_node.outputs
-        self.layers = [below_node.layer, pool_node.layer]
+    def __init__(self, below_node, after_node, group):
+        self.group, self.as_list = group, below_node.as_list
+        self.inputs, self.outputs = below_node.inputs, after_node.outputs
+        self.layers = [below_node.layer, after_node.layer]
 
     def forward(self, xs, training):
-        return [self.group.forward(xs[0], training)]
+        return [self.group.forward(xs if self.as_list else xs[0], training)]
 
     def backward(self, dys, input_grad, logits=False):
-        return [self.group.backward(dys[0], input_grad)]
+        dx = self.group.backward(dys[0], input_grad)
+        return dx if self.as_list else [dx]
 
     def describe(self) -> str:
         return self.group.name
@@ -122,11 +125,13 @@ class Plan:
         while i < len(nodes):
             node, after = nodes[i], nodes[i + 1] if i + 1 < len(nodes) else None
             out = node.outputs[0]
+            pair = None
             if (fuse and after is not None and len(node.outputs) == 1 and after.inputs == [out]
                     and readers.get(id(out)) == [after] and id(out) not in visible
-                    and calls[id(node.layer)] == 1 and calls[id(after.layer)] == 1
-                    and forms_relu_pool_group(node.layer, after.layer)):
-                self.steps.append(GroupStep(node, after))
+                    and calls[id(node.layer)] == 1 and calls[id(after.layer)] == 1):
+                pair = pair_group(node.layer, after.layer)
+            if pair is not None:
+                self.steps.append(GroupStep(node, after, pair))
                 i += 2
             else:
                 group = EpilogueGroup(node.layer) if fuse and forms_epilogue_group(node.layer) else None

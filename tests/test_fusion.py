@@ -1,6 +1,9 @@
 """The plan's fused epilogue group (fusion.EpilogueGroup: a weighted layer and its ReLU in one
 pass each way) against its unfused twin, the layer's own forward and backward; and where
 the plan forms it."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,7 +12,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 from minicnn import backend, layers
 from minicnn.activations import ReLU
-from minicnn.fusion import EpilogueGroup
+from minicnn.fusion import AddReluGroup, EpilogueGroup, NormReluGroup
 from strategies import window_configs
 
 
@@ -76,3 +79,105 @@ def test_the_plan_forms_epilogue_groups_on_the_fast_kernels_only():
     with mc.use_kernels("reference"):
         assert model.plan().describe() == ["conv", "flat", "hidden", "linear", "out"]
         assert model.plan().groups == []
+
+
+@given(n=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 6),
+       axis=st.sampled_from([-1, 1, 2, 3]), center=st.booleans(), scale=st.booleans(), training=st.booleans(),
+       trainable=st.booleans(), rule=st.sampled_from(ReLU.RULES), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_a_norm_relu_group_equals_its_layers_run_unfused(kernels, n, h, w, c, axis, center, scale, training,
+                                                         trainable, rule, dtype, seed):
+    """BatchNormalization + ReLU as one step (fusion.NormReluGroup): the same output, ∂L/∂x,
+    ∂L/∂γ, ∂L/∂β and moving statistics as BN's forward and backward followed by the ReLU
+    layer's, in both modes (a frozen layer runs in inference mode) and for each backward rule."""
+    rng = np.random.default_rng(seed)
+    x_host = rng.normal(0.5, 2.0, (n, h, w, c)).astype(dtype)
+    norm, act = layers.BatchNormalization(axis=axis, center=center, scale=scale, dtype=dtype), layers.Activation("relu")
+    norm.build((None, h, w, c))
+    norm.set_weights([rng.uniform(0.5, 1.5, v.shape) if key == "moving_variance" else rng.normal(size=v.shape)
+                      for key, v in norm.params.items()])
+    norm.trainable = trainable
+    act.activation.rule = rule
+    if kernels.device == "gpu":
+        norm.params = {k: kernels(v) for k, v in norm.params.items()}
+    weights = dict(norm.params)
+    x = kernels(x_host)
+    group = NormReluGroup(norm, act)
+    a = host(group.forward(x, training=training))
+    dy = kernels(rng.standard_normal(a.shape).astype(dtype))
+    dx = host(group.backward(dy))
+    grads, moved = {k: host(g) for k, g in norm.grads.items()}, {k: host(v) for k, v in norm.params.items()}
+    norm.params = dict(weights)
+    a_twin, dx_twin = group.run_unfused(x, dy, training=training)
+    np.testing.assert_array_equal(a, host(a_twin))
+    np.testing.assert_array_equal(dx, host(dx_twin))
+    assert grads.keys() == norm.grads.keys() == ({"gamma"} if scale else set()) | ({"beta"} if center else set())
+    for key, g in grads.items():
+        np.testing.assert_array_equal(g, host(norm.grads[key]))
+    for key, v in moved.items():
+        np.testing.assert_array_equal(v, host(norm.params[key]))
+
+
+def test_the_plan_fuses_batch_normalization_with_the_relu_reading_it():
+    """Conv2D → BN → ReLU becomes conv, then BN + ReLU as one step; a BN whose output is also
+    read elsewhere (a model output here) or is followed by another activation stays unfused;
+    the reference kernels fuse nothing."""
+    inputs = layers.Input((6, 6, 2))
+    z = layers.BatchNormalization(name="bn")(layers.Conv2D(3, 3, use_bias=False, name="conv")(inputs))
+    a = layers.Activation("relu", name="relu")(z)
+    b = layers.BatchNormalization(name="bn_tanh")(a)
+    out = layers.Activation("tanh", name="tanh")(b)
+    side = layers.Activation("relu", name="side_relu")(b)
+    model = mc.Model(inputs, out)
+    with mc.use_kernels("numba"):
+        assert model.plan().describe() == ["conv", "bn + relu (fused)", "bn_tanh", "tanh"]
+        assert [type(s.group).__name__ for s in model.plan().groups] == ["NormReluGroup"]
+        assert mc.Model(inputs, [out, side]).plan().describe() == ["conv", "bn + relu (fused)", "bn_tanh", "tanh",
+                                                                   "side_relu"]
+        assert mc.Model(inputs, [z, a]).plan().describe() == ["conv", "bn", "relu"]
+    with mc.use_kernels("reference"):
+        assert model.plan().describe() == ["conv", "bn", "relu", "bn_tanh", "tanh"]
+
+
+@given(n=st.integers(1, 4), h=st.integers(1, 6), c=st.integers(1, 6), inputs=st.integers(2, 3),
+       rule=st.sampled_from(ReLU.RULES), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_an_add_relu_group_equals_its_layers_run_unfused(kernels, n, h, c, inputs, rule, dtype, seed):
+    """Add + ReLU as one step (fusion.AddReluGroup): the same output and the same gradient to
+    every input as the Add layer's forward and backward with the ReLU layer's, for each rule."""
+    rng = np.random.default_rng(seed)
+    xs = [kernels(rng.standard_normal((n, h, h, c)).astype(dtype)) for _ in range(inputs)]
+    add, act = layers.Add(), layers.Activation("relu")
+    act.activation.rule = rule
+    group = AddReluGroup(add, act)
+    a = host(group.forward(xs, training=True))
+    dy = kernels(rng.standard_normal(a.shape).astype(dtype))
+    dxs = [host(d) for d in group.backward(dy)]
+    a_twin, dxs_twin = group.run_unfused(xs, dy, training=True)
+    np.testing.assert_array_equal(a, host(a_twin))
+    assert len(dxs) == len(dxs_twin) == inputs
+    for dx, twin in zip(dxs, dxs_twin):
+        np.testing.assert_array_equal(dx, host(twin))
+
+
+def test_the_plan_fuses_the_resnet_blocks_bn_and_add_with_their_relus(float64):
+    """examples/resnet.py's network: each BN and each Add read by a ReLU runs as one step with
+    it (the stem's BN and each block's first BN; each block's Add), and two training steps on
+    the fused plan end with the weights of the reference kernels' (every layer by itself)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    import resnet
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 8, 8, 3)), rng.integers(0, 10, 4)
+    weights = {}
+    for family in ("reference", "numba"):
+        with mc.use_kernels(family):
+            mc.set_seed(0)
+            model = resnet.small_resnet(mc, (8, 8, 3), widths=(4, 8, 8))
+            fused = [step for step in model.plan().describe() if step.endswith("(fused)")]
+            assert len(fused) == (0 if family == "reference" else 4 + 3)
+            assert sum(step.startswith("add") for step in fused) == (0 if family == "reference" else 3)
+            model.compile(mc.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+            for _ in range(2):
+                model.train_on_batch(x, y)
+            weights[family] = model.get_weights()
+    for a, b in zip(weights["numba"], weights["reference"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -13,33 +13,44 @@ SETTINGS = settings(max_examples=12, deadline=None)
 
 
 @SETTINGS
-@given(rows=st.integers(1, 40), channels=st.integers(1, 9), use_batch=st.booleans(), seed=st.integers(0, 99))
-def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, seed):
+@given(rows=st.integers(1, 40), channels=st.integers(1, 9), use_batch=st.booleans(), relu=st.booleans(),
+       seed=st.integers(0, 99))
+def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, relu, seed):
+    """Forward (with and without the BN + ReLU group's ReLU) and backward (from ∂L/∂y, or from
+    the ReLU output's gradient), each Numba kernel against the NumPy twin and the loops."""
     rng = np.random.default_rng(seed)
     x = rng.normal(3.0, 2.0, (rows, channels))          # |μ| > σ: the shifted sums must not cancel
     gamma, beta = rng.uniform(0.5, 1.5, channels), rng.normal(size=channels)
     mean, var = rng.normal(size=channels), rng.uniform(0.5, 2, channels)
-    fast = numba_batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch)
-    plain = batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch)
+    args = (x, gamma, beta, mean, var, 1e-3, use_batch)
+    fast = numba_batchnorm.forward(*args, np.full_like(x, np.nan), relu)
+    plain = batchnorm.forward(*args, np.full_like(x, np.nan), relu)
     for a, b in zip(fast, plain):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     y_loops, mu_loops, var_loops = naive.batchnorm_forward(x, gamma, beta, *((None, None) if use_batch else (mean, var)))
-    np.testing.assert_allclose(fast[0], y_loops, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(fast[2:4], [mu_loops, var_loops], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast[0], np.maximum(y_loops, 0) if relu else y_loops, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast[1:3], [mu_loops, var_loops], rtol=1e-10, atol=1e-12)
     dy = rng.normal(size=x.shape)
+    relu_out = fast[0] if relu else None
     for input_grad in (True, False):
-        fast_b = numba_batchnorm.backward(dy, fast[1], fast[4], gamma, use_batch, input_grad)
-        plain_b = batchnorm.backward(dy, plain[1], plain[4], gamma, use_batch, input_grad)
+        fast_b = numba_batchnorm.backward(dy, x, fast[1], fast[3], gamma, use_batch, input_grad,
+                                          np.full_like(x, np.nan), relu_out)
+        plain_b = batchnorm.backward(dy, x, plain[1], plain[3], gamma, use_batch, input_grad,
+                                     np.full_like(x, np.nan), relu_out)
+        assert (fast_b[2] is None) == (plain_b[2] is None) == (not input_grad)
         for a, b in zip(fast_b, plain_b):
-            assert (a is None) == (b is None) == (not input_grad and a is None)
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    dz = dy * (y_loops > 0) if relu else dy
     if use_batch:
-        dx, dgamma, dbeta = naive.batchnorm_backward(x, gamma, dy)
-        np.testing.assert_allclose(fast_b[0], dbeta, rtol=1e-9, atol=1e-11)
-        np.testing.assert_allclose(fast_b[1], dgamma, rtol=1e-9, atol=1e-11)
-        fast_dx = numba_batchnorm.backward(dy, fast[1], fast[4], gamma, True, True)[2]
-        np.testing.assert_allclose(fast_dx, dx, rtol=1e-8, atol=1e-10)
+        dx, dgamma, dbeta = naive.batchnorm_backward(x, gamma, dz)
+    else:                                               # μ, σ² constants: (5)–(6) of docs/backprop.md §9
+        dx, dgamma = gamma / np.sqrt(var + 1e-3) * dz, (dz * (x - mean) / np.sqrt(var + 1e-3)).sum(axis=0)
+        dbeta = dz.sum(axis=0)
+    np.testing.assert_allclose(fast_b[0], dbeta, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(fast_b[1], dgamma, rtol=1e-9, atol=1e-11)
+    fast_dx = numba_batchnorm.backward(dy, x, fast[1], fast[3], gamma, use_batch, True, np.empty_like(x), relu_out)[2]
+    np.testing.assert_allclose(fast_dx, dx, rtol=1e-8, atol=1e-10)
 
 
 @SETTINGS

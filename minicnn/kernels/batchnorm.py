@@ -1,17 +1,26 @@
 """BatchNormalization over rows, channels last: ``x`` is ``(M, C)`` (every axis but the
 channels flattened into the M rows), on NumPy or CuPy arrays alike.  The equations are in
-``layers/normalization.py``; ``numba_batchnorm`` holds the single-pass Numba twins.
+``layers/normalization.py`` and ``docs/backprop.md`` §9; ``numba_batchnorm`` holds the
+single-pass Numba twins.
 
-``forward(x, gamma, beta, mean, var, epsilon, use_batch)`` → ``(y, x̂, μ, σ², 1/√(σ² + ε))``
-(the batch's statistics when ``use_batch``, else the given ``mean``/``var``);
-``backward(dy, x_hat, inv_std, gamma, use_batch, input_grad)`` → ``(Σ dy, Σ dy·x̂, ∂L/∂x)``.
+``forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False)`` writes
+``y = γ·x̂ + β`` (then ``max(y, 0)`` when ``relu``: the plan's BN + ReLU group) into ``y``
+and returns ``(y, μ, σ², 1/√(σ² + ε))`` (the batch's statistics when ``use_batch``, else the
+given ``mean``/``var``).
+
+``backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None)`` →
+``(Σ dz, Σ dz·x̂, ∂L/∂x)`` written into ``dx`` (None without ``input_grad``), with ``dz = dy``,
+or ``dz = dy·[relu_out > 0]`` (ReLU's backward) when the forward ran with ``relu``.  Backward
+reads the layer's input ``x`` and forms x̂ from it again, rather than keeping x̂: x stays
+alive until the backward anyway (the layer below wrote it), so no array the size of x is
+kept for BN.
 """
 from __future__ import annotations
 
 from .. import backend
 
 
-def forward(x, gamma, beta, mean, var, epsilon, use_batch):
+def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False):
     xp = backend.get_array_module(x)
     if use_batch:
         mean = x.mean(axis=0)
@@ -21,15 +30,22 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch):
         centered = x - mean
     inv_std = 1 / xp.sqrt(var + epsilon)
     x_hat = centered * inv_std
-    return x_hat * gamma + beta, x_hat, mean, var, inv_std
+    y[...] = x_hat * gamma + beta
+    if relu:
+        xp.maximum(y, 0, out=y)
+    return y, mean, var, inv_std
 
 
-def backward(dy, x_hat, inv_std, gamma, use_batch, input_grad):
-    sum_dy, sum_dy_xhat = dy.sum(axis=0), (dy * x_hat).sum(axis=0)
+def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None):
+    dz = dy if relu_out is None else dy * (relu_out > 0)
+    x_hat = (x - mean) * inv_std
+    sum_dz, sum_dz_xhat = dz.sum(axis=0), (dz * x_hat).sum(axis=0)
     if not input_grad:
-        return sum_dy, sum_dy_xhat, None
+        return sum_dz, sum_dz_xhat, None
     scale = inv_std * gamma
     if not use_batch:                                       # μ, σ² are constants
-        return sum_dy, sum_dy_xhat, dy * scale
-    M = dy.shape[0]
-    return sum_dy, sum_dy_xhat, scale / M * (M * dy - sum_dy - x_hat * sum_dy_xhat)
+        dx[...] = dz * scale
+    else:
+        M = dz.shape[0]
+        dx[...] = scale / M * (M * dz - sum_dz - x_hat * sum_dz_xhat)
+    return sum_dz, sum_dz_xhat, dx

@@ -18,6 +18,8 @@ Add is why a residual block passes its gradient through unchanged: ``y = x + F(x
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from .base import Layer
 
@@ -74,7 +76,10 @@ class Merge(Layer):
 class Add(Merge):
     def call(self, xs, training):
         self.cache = len(xs)
-        y = xs[0] + xs[1]
+        y = self.workspace.reusable("y", np.broadcast_shapes(*(x.shape for x in xs)),
+                                    np.result_type(*(x.dtype for x in xs)), like=xs[0])
+        xp = backend.get_array_module(y)
+        xp.add(xs[0], xs[1], out=y)
         for x in xs[2:]:
             y += x
         return y

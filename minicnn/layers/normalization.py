@@ -19,7 +19,8 @@ that ``docs/backprop.md`` derives from the staged graph::
 Weights, in Keras's order: ``[gamma, beta, moving_mean, moving_variance]`` (without gamma
 when ``scale=False``, without beta when ``center=False``).  The moving statistics are
 weights the optimizer never touches (``non_trainable``).
-Keeps for backward: x̂, 1/√(σ² + ε) and whether the batch statistics were used.  The
+Keeps for backward: x (its input, which stays alive until then anyway), μ, 1/√(σ² + ε) and
+whether the batch statistics were used; backward forms x̂ = (x − μ)/√(σ² + ε) again.  The
 arithmetic runs on an ``(M, C)`` view (``kernels/batchnorm.py``, or its Numba twin).
 """
 from __future__ import annotations
@@ -81,31 +82,44 @@ class BatchNormalization(Layer):
         return (self.params["gamma"] if self.scale else xp.ones(size, like.dtype),
                 self.params["beta"] if self.center else xp.zeros(size, like.dtype))
 
-    def call(self, x, training):
+    def normalize(self, x, training, relu=False):
+        """y = γ·x̂ + β (then max(y, 0) when ``relu``: the plan's BN + ReLU group,
+        ``fusion.py``), the moving statistics updated when the batch's are used; keeps what
+        the backward reads: x (as rows), μ, 1/√(σ² + ε) and whether μ and σ² were the batch's."""
         rows = self._rows(x)
         use_batch = bool(training) and self.trainable
         gamma, beta = self._gamma_beta(rows)
         forward = pick(rows, batchnorm.forward, numba="numba_batchnorm.forward")
-        y, x_hat, mean, var, inv_std = forward(rows, gamma, beta, self.params["moving_mean"],
-                                               self.params["moving_variance"], self.epsilon, use_batch)
+        y, mean, var, inv_std = forward(rows, gamma, beta, self.params["moving_mean"], self.params["moving_variance"],
+                                        self.epsilon, use_batch, self.workspace.reusable("y", rows.shape, rows.dtype,
+                                                                                         like=rows), relu)
         if use_batch:
             m = self.momentum
             self.params["moving_mean"] = m * self.params["moving_mean"] + (1 - m) * mean
             self.params["moving_variance"] = m * self.params["moving_variance"] + (1 - m) * var
-        self.cache = (x_hat, inv_std, use_batch, x.shape)
+        self.cache = (rows, mean, inv_std, use_batch, x.shape)
         return self._unrows(y, x.shape)
 
-    def call_backward(self, dz, input_grad=True):
-        x_hat, inv_std, use_batch, shape = self.cache
-        backward = pick(x_hat, batchnorm.backward, numba="numba_batchnorm.backward")
-        sum_dy, sum_dy_xhat, dx = backward(self._rows(dz), x_hat, inv_std, self._gamma_beta(x_hat)[0], use_batch,
-                                           input_grad)
+    def normalize_backward(self, dy, input_grad=True, relu_out=None):
+        """∂L/∂x from ∂L/∂y, or, with ``relu_out`` (the output of ``normalize(..., relu=True)``),
+        from the gradient of that output; sets ∂L/∂γ and ∂L/∂β."""
+        rows, mean, inv_std, use_batch, shape = self.cache
+        backward = pick(rows, batchnorm.backward, numba="numba_batchnorm.backward")
+        dx = self.workspace.reusable("dx", rows.shape, rows.dtype, like=rows) if input_grad else None
+        sum_dz, sum_dz_xhat, dx = backward(self._rows(dy), rows, mean, inv_std, self._gamma_beta(rows)[0], use_batch,
+                                           input_grad, dx, None if relu_out is None else self._rows(relu_out))
         self.grads = {}
         if self.scale:
-            self.grads["gamma"] = sum_dy_xhat
+            self.grads["gamma"] = sum_dz_xhat
         if self.center:
-            self.grads["beta"] = sum_dy
+            self.grads["beta"] = sum_dz
         return None if dx is None else self._unrows(dx, shape)
+
+    def call(self, x, training):
+        return self.normalize(x, training)
+
+    def call_backward(self, dz, input_grad=True):
+        return self.normalize_backward(dz, input_grad)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
