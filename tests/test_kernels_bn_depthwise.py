@@ -19,10 +19,14 @@ def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, seed)
     x = rng.normal(3.0, 2.0, (rows, channels))          # |μ| > σ: the shifted sums must not cancel
     gamma, beta = rng.uniform(0.5, 1.5, channels), rng.normal(size=channels)
     mean, var = rng.normal(size=channels), rng.uniform(0.5, 2, channels)
-    fast = numba_batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch)
-    plain = batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch)
+    fast = numba_batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch, np.empty_like(x), np.empty_like(x))
+    plain = batchnorm.forward(x, gamma, beta, mean, var, 1e-3, use_batch, np.empty_like(x), np.empty_like(x))
     for a, b in zip(fast, plain):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for kernel, kept in ((numba_batchnorm.forward, fast), (batchnorm.forward, plain)):     # x̂ not kept: y the same
+        y_only = kernel(x, gamma, beta, mean, var, 1e-3, use_batch, np.empty_like(x), None)
+        assert y_only[1] is None
+        np.testing.assert_array_equal(y_only[0], kept[0])
     y_loops, mu_loops, var_loops = naive.batchnorm_forward(x, gamma, beta, *((None, None) if use_batch else (mean, var)))
     np.testing.assert_allclose(fast[0], y_loops, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fast[2:4], [mu_loops, var_loops], rtol=1e-10, atol=1e-12)

@@ -2,8 +2,9 @@
 channels flattened into the M rows), on NumPy or CuPy arrays alike.  The equations are in
 ``layers/normalization.py``; ``numba_batchnorm`` holds the single-pass Numba twins.
 
-``forward(x, gamma, beta, mean, var, epsilon, use_batch)`` → ``(y, x̂, μ, σ², 1/√(σ² + ε))``
-(the batch's statistics when ``use_batch``, else the given ``mean``/``var``);
+``forward(x, gamma, beta, mean, var, epsilon, use_batch, y, x_hat)`` → ``(y, x̂, μ, σ², 1/√(σ² + ε))``
+(the batch's statistics when ``use_batch``, else the given ``mean``/``var``), y and x̂ written
+into the given buffers; with ``x_hat`` None, x̂ is not kept (a forward no backward follows);
 ``backward(dy, x_hat, inv_std, gamma, use_batch, input_grad)`` → ``(Σ dy, Σ dy·x̂, ∂L/∂x)``.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from .. import backend
 
 
-def forward(x, gamma, beta, mean, var, epsilon, use_batch):
+def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, x_hat):
     xp = backend.get_array_module(x)
     if use_batch:
         mean = x.mean(axis=0)
@@ -20,8 +21,11 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch):
     else:
         centered = x - mean
     inv_std = 1 / xp.sqrt(var + epsilon)
-    x_hat = centered * inv_std
-    return x_hat * gamma + beta, x_hat, mean, var, inv_std
+    normalized = centered * inv_std
+    if x_hat is not None:
+        x_hat[...] = normalized
+    y[...] = normalized * gamma + beta
+    return y, x_hat, mean, var, inv_std
 
 
 def backward(dy, x_hat, inv_std, gamma, use_batch, input_grad):

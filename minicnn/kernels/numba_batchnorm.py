@@ -11,6 +11,8 @@ The sums run in parallel over blocks of rows, each block into its own row of par
 """
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -47,14 +49,21 @@ def _product_sums(a, b, partial):
                 partial[k, 1, c] += a[r, c] * b[r, c]
 
 
-@jit.kernel()
-def _normalize(x, mean, inv_std, gamma, beta, x_hat, y):
-    rows, channels = x.shape
-    for r in prange(rows):
-        for c in range(channels):
-            h = (x[r, c] - mean[c]) * inv_std[c]
-            x_hat[r, c] = h
-            y[r, c] = h * gamma[c] + beta[c]
+@functools.cache
+def _normalize_kernel(X_HAT):
+    """y = x̂·γ + β, writing x̂ too when X_HAT (a compile-time constant: a forward no
+    backward follows keeps none)."""
+
+    @jit.kernel()
+    def normalize(x, mean, inv_std, gamma, beta, x_hat, y):
+        rows, channels = x.shape
+        for r in prange(rows):
+            for c in range(channels):
+                h = (x[r, c] - mean[c]) * inv_std[c]
+                if X_HAT:
+                    x_hat[r, c] = h
+                y[r, c] = h * gamma[c] + beta[c]
+    return normalize
 
 
 @jit.kernel()
@@ -66,7 +75,7 @@ def _input_grad(dy, x_hat, scale, mean_dy, mean_dy_xhat, dx):
             dx[r, c] = scale[c] * (dy[r, c] - mean_dy[c] - x_hat[r, c] * mean_dy_xhat[c])
 
 
-def forward(x, gamma, beta, mean, var, epsilon, use_batch):
+def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, x_hat):
     rows, channels = x.shape
     if use_batch:
         partial = np.zeros((_blocks(rows), 2, channels))
@@ -76,8 +85,9 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch):
         mean = (shift + sums[0]).astype(x.dtype)
         var = np.maximum(sums[1] - sums[0] ** 2, 0).astype(x.dtype)
     inv_std = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
-    x_hat, y = np.empty_like(x), np.empty_like(x)
-    _normalize(x, mean.astype(x.dtype), inv_std, gamma.astype(x.dtype), beta.astype(x.dtype), x_hat, y)
+    kept = x_hat is not None
+    _normalize_kernel(kept)(x, mean.astype(x.dtype), inv_std, gamma.astype(x.dtype), beta.astype(x.dtype),
+                            x_hat if kept else np.empty((0, 0), x.dtype), y)
     return y, x_hat, mean, var, inv_std
 
 

@@ -19,12 +19,15 @@ that ``docs/backprop.md`` derives from the staged graph::
 Weights, in Keras's order: ``[gamma, beta, moving_mean, moving_variance]`` (without gamma
 when ``scale=False``, without beta when ``center=False``).  The moving statistics are
 weights the optimizer never touches (``non_trainable``).
-Keeps for backward: x̂, 1/√(σ² + ε) and whether the batch statistics were used.  The
-arithmetic runs on an ``(M, C)`` view (``kernels/batchnorm.py``, or its Numba twin).
+Keeps for backward: x̂, 1/√(σ² + ε) and whether the batch statistics were used (no x̂ in a
+forward no backward follows, ``inference.forward_only``).  The arithmetic runs on an
+``(M, C)`` view (``kernels/batchnorm.py``, or its Numba twin); y and x̂ are the workspace's
+reusable ``'y'`` and ``'x_hat'`` buffers.
 """
 from __future__ import annotations
 
 from .. import backend, initializers
+from ..inference import no_backward_follows
 from ..kernels import batchnorm
 from ..kernels.dispatch import pick
 from .base import Layer
@@ -86,8 +89,10 @@ class BatchNormalization(Layer):
         use_batch = bool(training) and self.trainable
         gamma, beta = self._gamma_beta(rows)
         forward = pick(rows, batchnorm.forward, numba="numba_batchnorm.forward")
+        y = self.workspace.reusable("y", rows.shape, rows.dtype, like=rows)
+        x_hat = None if no_backward_follows() else self.workspace.reusable("x_hat", rows.shape, rows.dtype, like=rows)
         y, x_hat, mean, var, inv_std = forward(rows, gamma, beta, self.params["moving_mean"],
-                                               self.params["moving_variance"], self.epsilon, use_batch)
+                                               self.params["moving_variance"], self.epsilon, use_batch, y, x_hat)
         if use_batch:
             m = self.momentum
             self.params["moving_mean"] = m * self.params["moving_mean"] + (1 - m) * mean
