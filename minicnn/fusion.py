@@ -25,19 +25,32 @@ Unfused: ``layer.forward`` (z = x·W + b, then the ReLU's own pass and mask) and
 
 Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(dy))``.
 
+**SumReluGroup** — an ``Add`` read only by a ReLU layer (``Activation('relu')``, ``ReLU()``),
+``a = max(Σ_i x_i, 0)``, a residual block's end:
+
+* forward: the sum into the Add's buffer, then the ReLU over it in place (no second array,
+  no mask: ``a`` stands in for it, as in the epilogue group);
+* backward: the ReLU layer's (``∂L/∂s = ∂L/∂a · [a > 0]``), then the Add's (each input
+  receives ∂L/∂s).
+
+Unfused: ``relu.forward(add.forward(xs))`` and ``add.backward(relu.backward(dy))``.
+
 Each group's ``run_unfused`` is its twin, and the tests hold the two equal.  The plan
 (``plan.py``) forms groups only on the fast kernels (not ``set_kernels("reference")``),
-and a ReLU–pool group only where the ReLU's output has this pool as its one consumer and
-is not an output the caller asked for.
+and a ReLU–pool or sum–ReLU group only where the first layer's output has the second as its
+one consumer and is not an output the caller asked for.
 """
 from __future__ import annotations
 
+from . import backend
 from .activations import ReLU
 from .kernels import conv_relu_pool
 from .kernels.epilogue import relu_backward, relu_backward_bias_grad
 from .kernels.pool import maxpool_relu_backward
 from .layers.base import AffineLayer
 from .layers.conv import Conv2D
+from .layers.core import Activation
+from .layers.merging import Add
 from .layers.pooling import MaxPooling2D
 
 
@@ -50,6 +63,16 @@ def forms_relu_pool_group(below, pool) -> bool:
     """Whether ``pool`` over ``below`` can be a ``ReluPoolGroup`` (the layer types and activations)."""
     return (isinstance(pool, MaxPooling2D) and pool.activation.name == "linear"
             and isinstance(below.activation, ReLU))
+
+
+def pair_group(below, after):
+    """The group class for layer ``after`` reading ``below``'s output (its one consumer):
+    ``ReluPoolGroup``, ``SumReluGroup``, or None."""
+    if forms_relu_pool_group(below, after):
+        return ReluPoolGroup
+    if isinstance(below, Add) and isinstance(after, Activation) and isinstance(after.activation, ReLU):
+        return SumReluGroup
+    return None
 
 
 class EpilogueGroup:
@@ -139,3 +162,28 @@ class ReluPoolGroup:
         """The twin: (y, ∂L/∂x) by the two layers' own forward and backward."""
         y = self.pool.forward(self.below.forward(x, training=training), training=training)
         return y, self.below.backward(self.pool.backward(dy), input_grad)
+
+
+class SumReluGroup:
+    """``add`` (an ``Add``) then ``relu`` (a ReLU layer), as one step of the plan; its forward
+    takes the Add's list of inputs, its backward returns their gradients."""
+
+    def __init__(self, add, relu):
+        self.add, self.relu = add, relu
+        self.name = f"{add.name} + {relu.name} (fused)"
+
+    def forward(self, xs, training=False):
+        s = self.add.forward(xs, training=training)       # the Add's own buffer: the ReLU is its one reader
+        relu = self.relu
+        relu.release()
+        a = relu.activation.out = backend.get_array_module(s).maximum(s, 0, out=s)
+        relu.output_shape_seen = a.shape
+        return a
+
+    def backward(self, dy, input_grad=True):
+        return self.add.backward(self.relu.backward(dy, input_grad), input_grad)
+
+    def run_unfused(self, xs, dy, training=False, input_grad=True):
+        """The twin: (a, the inputs' gradients) by the two layers' own forward and backward."""
+        a = self.relu.forward(self.add.forward(xs, training=training), training=training)
+        return a, self.add.backward(self.relu.backward(dy, input_grad), input_grad)

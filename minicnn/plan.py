@@ -8,7 +8,8 @@ Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
                a weighted layer and its ReLU written in one pass (``EpilogueGroup``, inside
                its ``LayerStep``), and a layer ending in a ReLU read only by a max-pool,
                where the ReLU's output has that one consumer and is not a target
-               (``ReluPoolGroup``, a ``GroupStep``);
+               (``ReluPoolGroup``, a ``GroupStep``), and likewise an ``Add`` read only by a
+               ReLU layer (``SumReluGroup``, a ``GroupStep``);
 * ``last_use`` for each tensor, the index of the last step that reads it: after that step the
                executor drops its reference.
 
@@ -18,14 +19,14 @@ what its backward reads).  So the executor gives every buffer of a pass back whe
 pass begins and the layers drop their caches (``reclaim_buffers``), and hands the arrays it
 returns to the caller over for good (``hand_over``): those are never written again — but
 in a forward no backward follows, whose caller copies them (``inference.py``), where they
-stay lent and are written again by the next pass.  In
-steady state a training step reuses every buffer of the step before.
+stay lent and are written again by the next pass.  In steady state a training step reuses
+every buffer of the step before.
 """
 from __future__ import annotations
 
 from . import backend
 from .kernels.workspace import owner
-from .fusion import EpilogueGroup, ReluPoolGroup, forms_epilogue_group, forms_relu_pool_group
+from .fusion import EpilogueGroup, forms_epilogue_group, pair_group
 
 
 class LayerStep:
@@ -69,18 +70,21 @@ class LayerStep:
 
 
 class GroupStep:
-    """A fused group of two nodes, ``below`` then ``pool``."""
+    """A fused group (``group_class``: ``fusion.pair_group``'s) of two nodes, ``below`` then
+    ``after``; it takes ``below``'s inputs (a list, for a merge) and gives ``after``'s output."""
 
-    def __init__(self, below_node, pool_node):
-        self.group = ReluPoolGroup(below_node.layer, pool_node.layer)
-        self.inputs, self.outputs = below_node.inputs, pool_node.outputs
-        self.layers = [below_node.layer, pool_node.layer]
+    def __init__(self, below_node, after_node, group_class):
+        self.group = group_class(below_node.layer, after_node.layer)
+        self.inputs, self.outputs = below_node.inputs, after_node.outputs
+        self.layers = [below_node.layer, after_node.layer]
+        self.as_list = below_node.as_list
 
     def forward(self, xs, training):
-        return [self.group.forward(xs[0], training)]
+        return [self.group.forward(xs if self.as_list else xs[0], training)]
 
     def backward(self, dys, input_grad, logits=False):
-        return [self.group.backward(dys[0], input_grad)]
+        dx = self.group.backward(dys[0], input_grad)
+        return dx if self.as_list else [dx]
 
     def describe(self) -> str:
         return self.group.name
@@ -124,11 +128,11 @@ class Plan:
         while i < len(nodes):
             node, after = nodes[i], nodes[i + 1] if i + 1 < len(nodes) else None
             out = node.outputs[0]
-            if (fuse and after is not None and len(node.outputs) == 1 and after.inputs == [out]
+            pair = pair_group(node.layer, after.layer) if fuse and after is not None else None
+            if (pair is not None and len(node.outputs) == 1 and after.inputs == [out]
                     and readers.get(id(out)) == [after] and id(out) not in visible
-                    and calls[id(node.layer)] == 1 and calls[id(after.layer)] == 1
-                    and forms_relu_pool_group(node.layer, after.layer)):
-                self.steps.append(GroupStep(node, after))
+                    and calls[id(node.layer)] == 1 and calls[id(after.layer)] == 1):
+                self.steps.append(GroupStep(node, after, pair))
                 i += 2
             else:
                 group = EpilogueGroup(node.layer) if fuse and forms_epilogue_group(node.layer) else None

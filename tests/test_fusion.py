@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 from minicnn import backend, layers
 from minicnn.activations import ReLU
-from minicnn.fusion import EpilogueGroup
+from minicnn.fusion import EpilogueGroup, SumReluGroup
 from strategies import window_configs
 
 
@@ -76,3 +76,51 @@ def test_the_plan_forms_epilogue_groups_on_the_fast_kernels_only():
     with mc.use_kernels("reference"):
         assert model.plan().describe() == ["conv", "flat", "hidden", "linear", "out"]
         assert model.plan().groups == []
+
+
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 6)),
+       inputs=st.integers(2, 3), dtype=st.sampled_from([np.float32, np.float64]), rule=st.sampled_from(ReLU.RULES),
+       relu_layer=st.booleans(), seed=st.integers(0, 2**16))
+def test_a_sum_relu_group_equals_its_layers_run_unfused(kernels, shape, inputs, dtype, rule, relu_layer, seed):
+    """Add then a ReLU layer as one step: the same output and inputs' gradients as the two
+    layers' own forward and backward, for each backward rule."""
+    rng = np.random.default_rng(seed)
+    xs = [kernels(rng.standard_normal(shape).astype(dtype)) for _ in range(inputs)]
+    add, relu = layers.Add(), layers.ReLU() if relu_layer else layers.Activation("relu")
+    relu.activation.rule = rule
+    group = SumReluGroup(add, relu)
+    a = host(group.forward(xs, training=True))
+    dy = kernels(rng.standard_normal(shape).astype(dtype))
+    dxs = [host(g) for g in group.backward(dy)]
+    a_twin, dxs_twin = group.run_unfused(xs, dy, training=True)
+    np.testing.assert_array_equal(a, host(a_twin))
+    assert len(dxs) == len(dxs_twin) == inputs
+    for dx, twin in zip(dxs, dxs_twin):
+        np.testing.assert_array_equal(dx, host(twin))
+
+
+def test_the_plan_fuses_a_sum_and_its_relu_only_where_the_relu_is_the_sums_one_reader():
+    """A residual block's Add + Activation('relu') is one step; not where the sum is also read
+    by another layer, nor on the reference kernels; the model's gradients are the reference
+    kernels' (unfused) either way."""
+    inputs = mc.Input((4, 4, 3))
+    x = layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    joined = layers.Add(name="sum")([inputs, x])
+    fused = layers.Activation("relu", name="relu")(joined)
+    read_twice = layers.Add(name="sum2")([fused, x])
+    out = layers.Add(name="out")([layers.ReLU(name="relu2")(read_twice), read_twice])
+    model = mc.Model(inputs, out)
+    model.compile(mc.optimizers.SGD(0.01), "mse")
+    data = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype("float32")
+    dy = np.random.default_rng(1).standard_normal((2, 4, 4, 3)).astype("float32")
+    results = {}
+    for family in ("numba", "reference"):
+        with mc.use_kernels(family):
+            described = model.plan().describe()
+            model.forward(data, training=True)
+            results[family] = host(model.backward(dy)), host(model.get_layer("conv").grads["kernel"])
+    assert described == ["conv", "sum", "relu", "sum2", "relu2", "out"]
+    with mc.use_kernels("numba"):
+        assert model.plan().describe() == ["conv", "sum + relu (fused)", "sum2", "relu2", "out"]
+    for fast, reference in zip(*results.values()):
+        np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-6)
