@@ -28,8 +28,9 @@ Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(d
 **SumReluGroup** — an ``Add`` read only by a ReLU layer (``Activation('relu')``, ``ReLU()``),
 ``a = max(Σ_i x_i, 0)``, a residual block's end:
 
-* forward: the sum into the Add's buffer, then the ReLU over it in place (no second array,
-  no mask: ``a`` stands in for it, as in the epilogue group);
+* forward: the sum into the Add's buffer, then the ReLU over it in place, the epilogue's pass
+  without a bias (``kernels/epilogue.py``; no second array, no mask: ``a`` stands in for it,
+  as in the epilogue group);
 * backward: the ReLU layer's (``∂L/∂s = ∂L/∂a · [a > 0]``), then the Add's (each input
   receives ∂L/∂s).
 
@@ -42,10 +43,9 @@ one consumer and is not an output the caller asked for.
 """
 from __future__ import annotations
 
-from . import backend
 from .activations import ReLU
 from .kernels import conv_relu_pool
-from .kernels.epilogue import relu_backward, relu_backward_bias_grad
+from .kernels.epilogue import bias_activation, relu_backward, relu_backward_bias_grad
 from .kernels.pool import maxpool_relu_backward
 from .layers.base import AffineLayer
 from .layers.conv import Conv2D
@@ -176,7 +176,7 @@ class SumReluGroup:
         s = self.add.forward(xs, training=training)       # the Add's own buffer: the ReLU is its one reader
         relu = self.relu
         relu.release()
-        a = relu.activation.out = backend.get_array_module(s).maximum(s, 0, out=s)
+        a = relu.activation.out = bias_activation(s, None, relu=True)
         relu.output_shape_seen = a.shape
         return a
 
