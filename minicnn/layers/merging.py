@@ -79,7 +79,7 @@ class Add(Merge):
     def call(self, xs, training):
         self.cache = len(xs)
         xp = backend.get_array_module(xs[0])
-        shape = np.broadcast_shapes(*(x.shape for x in xs))
+        shape = xs[0].shape if all(x.shape == xs[0].shape for x in xs) else np.broadcast_shapes(*(x.shape for x in xs))
         y = self.workspace.reusable("y", shape, xp.result_type(*xs), like=xs[0])
         xp.add(xs[0], xs[1], out=y)
         for x in xs[2:]:
