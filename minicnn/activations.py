@@ -37,6 +37,7 @@ import math
 
 from . import backend
 from .backend import get_array_module
+from .inference import no_backward_follows
 
 
 class ActivationFunction:
@@ -63,7 +64,8 @@ class Linear(ActivationFunction):
 class ReLU(ActivationFunction):
     """Keeps the mask ``[z > 0]`` — or, where the plan ran its layer and it as one fused
     group (``fusion.EpilogueGroup``), the output ``a`` in ``out``: ``a > 0`` exactly where
-    ``z > 0``, so backward reads either."""
+    ``z > 0``, so backward reads either.  A forward no backward follows
+    (``inference.forward_only``) forms no mask."""
 
     name = "relu"
     RULES = ("gradient", "deconvnet", "guided")
@@ -72,8 +74,11 @@ class ReLU(ActivationFunction):
         self.rule = "gradient"
 
     def forward(self, z):
-        self.mask = z > 0
         self.logits, self.out = z, None
+        if no_backward_follows():
+            self.mask = None
+            return get_array_module(z).maximum(z, 0)
+        self.mask = z > 0
         return z * self.mask
 
     def backward(self, da):

@@ -7,6 +7,12 @@ only a backward reads skips it (the fused conv + ReLU + max-pool's arg-max switc
 ``kernels/conv_relu_pool.py``).  A backward after such a forward has nothing to run from,
 and the layer it reaches first says so.
 
+The arrays such a forward returns are the model's own buffers, lent to the caller until
+the model's next forward, which writes into them (``plan.hand_over`` is not called): the
+caller copies what it keeps (``predict`` copies each batch into its result, ``evaluate``
+reduces it to the loss and metrics), so that in steady state a prediction allocates none
+of its large arrays, its outputs included.
+
 ``training=False`` is not this signal: the visualizations run a forward with it and then a
 backward (Grad-CAM, saliency maps).
 """

@@ -141,8 +141,10 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         """Each step in order: its outputs from its inputs; returns {id(tensor): array} for the
         targets, handed over to the caller (the last pass's buffers are given back first:
         ``plan.py``).  When no backward follows (``inference.py``), each step's layers let go
-        of their caches once it has run, but for the targets' steps.  ``record``: a list that
-        receives (step, outputs) for each step."""
+        of their caches once it has run, but for the targets' steps, and the targets are lent
+        to the caller, not handed over: valid until the next pass, which writes into them
+        (the caller copies what it keeps).  ``record``: a list that receives (step, outputs)
+        for each step."""
         reclaim_buffers(self.flat_layers())
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         wanted = {id(t) for t in plan.targets}
@@ -157,7 +159,8 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             for t in step.inputs:
                 if plan.last_use[id(t)] == index and id(t) not in wanted:
                     values.pop(id(t), None)
-        hand_over(self.flat_layers(), [values[key] for key in wanted])
+        if not no_backward_follows():
+            hand_over(self.flat_layers(), [values[key] for key in wanted])
         self._last_plan = plan
         return values
 

@@ -18,8 +18,10 @@ Buffer lifetimes: a tensor's buffer is free once its last reader has run, and th
 of a pass's tensors include the backward sweep that may follow (each layer's cache holds
 what its backward reads).  So the executor gives every buffer of a pass back when the next
 pass begins and the layers drop their caches (``reclaim_buffers``), and hands the arrays it
-returns to the caller over for good (``hand_over``): those are never written again.  In
-steady state a training step reuses every buffer of the step before.
+returns to the caller over for good (``hand_over``): those are never written again — but
+in a forward no backward follows, whose caller copies them (``inference.py``), where they
+stay lent and are written again by the next pass.  In steady state a training step reuses
+every buffer of the step before.
 """
 from __future__ import annotations
 

@@ -125,3 +125,36 @@ def test_training_steps_allocate_no_batch_sized_arrays_in_steady_state():
     largest = 256 * 28 * 28 * 24 * 4
     assert peak_256 < largest / 8, f"a steady-state step allocated up to {peak_256} B at once"
     assert peak_256 - peak_64 < largest / 16, f"batch 64: {peak_64} B at once, batch 256: {peak_256} B"
+
+
+def _predict_peak(model, x, batch_size):
+    """Peak bytes of new arrays while predicting ``x``, and the result's bytes."""
+    model.predict(x, batch_size=batch_size)                 # the workspaces exist from here on
+    tracemalloc.start()
+    try:
+        result = model.predict(x, batch_size=batch_size)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, result.nbytes
+
+
+def test_predict_writes_each_batch_of_a_conv_output_into_the_same_buffer():
+    """A model whose output is a convolution (and a residual sum inside), on the Numba
+    kernels (the NumPy ones pad into temporaries of their own): beyond its result, predict
+    over many batches allocates less than one batch of the output at once — the output
+    layer's buffer is lent to predict, which copies it into the result, and written again by
+    the next batch — and the result is each batch's own output."""
+    mc.set_seed(0)
+    inputs = mc.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.Add()([x, layers.Conv2D(8, 3, padding="same", activation="relu")(x)])
+    model = mc.Model(inputs, layers.Conv2D(16, 3, padding="same")(x))
+    batch = 32
+    data = np.random.default_rng(0).standard_normal((8 * batch, 16, 16, 3)).astype("float32")
+    with mc.use_kernels("numba"):
+        peak, result = _predict_peak(model, data, batch)
+        output_batch = batch * 16 * 16 * 16 * 4
+        assert peak - result < output_batch / 2, f"{peak - result} B beyond the result, one output batch: {output_batch} B"
+        each = np.concatenate([model.predict(data[i:i + batch], batch_size=batch) for i in range(0, len(data), batch)])
+        np.testing.assert_array_equal(model.predict(data, batch_size=batch), each)

@@ -122,3 +122,42 @@ def test_summary_and_trace_show_the_kept_choice():
     text = model.summary(details=True, print_fn=None)
     assert "Algorithm of conv: implicit GEMM\n" in text + "\n"
     assert "Algorithm of strided: implicit GEMM; ∂L/∂X: col2im" in text
+
+
+def test_a_transposed_convolution_keeps_the_plan_of_the_convolution_it_transposes():
+    """Conv2DTranspose decides its plan once per input shape, as Conv2D: the plan of the
+    convolution it transposes (its forward is that convolution's ∂L/∂X), which a forced
+    algorithm sets on every pass; a forced algorithm it cannot run names it; the forced
+    passes give the numbers the chosen ones give (forward and every gradient); summary and
+    trace name the roles."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 6, 24)).astype(np.float32)
+    dy = rng.standard_normal((2, 6, 6, 24)).astype(np.float32)
+    mc.set_seed(0)
+    layer = mc.layers.Conv2DTranspose(24, 3, padding="same", name="up")
+    with mc.use_kernels("numba"):
+        chosen = layer.forward(x).copy(), layer.backward(dy).copy(), layer.grads["kernel"].copy()
+        plan = layer.algorithm
+        assert plan.conv == choose((2, 6, 6, 24), (3, 3, 24, 24), (1, 1), (1, 1, 1, 1), "numba")
+        layer.forward(x)
+        assert layer.algorithm is plan                        # not decided again
+        for algorithm, forced in [("im2col", ("im2col", "col2im", "im2col")),
+                                  ("implicit_gemm", ("implicit_gemm",) * 3), ("winograd", ("winograd",) * 3)]:
+            with mc.use_conv_algorithm(algorithm):
+                y = layer.forward(x)
+                assert layer.algorithm.conv == forced
+            np.testing.assert_allclose(y, chosen[0], rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(layer.backward(dy), chosen[1], rtol=1e-4, atol=1e-4)   # outside: the same plan
+            np.testing.assert_allclose(layer.grads["kernel"], chosen[2], rtol=1e-4, atol=1e-3)
+        strided = mc.layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="strided_up")
+        with mc.use_conv_algorithm("winograd"), pytest.raises(ValueError, match="strided_up.*'winograd'.*stride 1"):
+            strided.forward(x)
+    model = mc.Sequential([mc.layers.Input((6, 6, 24)), layer, mc.layers.GlobalAveragePooling2D(),
+                           mc.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with mc.use_kernels("numba"), mc.use_conv_algorithm("implicit_gemm"):
+        rows = mc.trace(model, x, np.array([0, 1]), verbose=False)
+    described = ("transposed convolution: forward = ∂L/∂X of the convolution it transposes, full conv on the "
+                 "implicit GEMM; ∂L/∂X = its forward, implicit GEMM; ∂L/∂W: implicit GEMM")
+    assert rows[0]["algorithm"] == described
+    assert f"Algorithm of up: {described}" in model.summary(details=True, print_fn=None)

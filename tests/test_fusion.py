@@ -181,3 +181,30 @@ def test_the_plan_fuses_the_resnet_blocks_bn_and_add_with_their_relus(float64):
             weights[family] = model.get_weights()
     for a, b in zip(weights["numba"], weights["reference"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_the_plan_fuses_a_sum_and_its_relu_only_where_the_relu_is_the_sums_one_reader():
+    """A residual block's Add + Activation('relu') is one step; not where the sum is also read
+    by another layer, nor on the reference kernels; the model's gradients are the reference
+    kernels' (unfused) either way."""
+    inputs = mc.Input((4, 4, 3))
+    x = layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    joined = layers.Add(name="sum")([inputs, x])
+    fused = layers.Activation("relu", name="relu")(joined)
+    read_twice = layers.Add(name="sum2")([fused, x])
+    out = layers.Add(name="out")([layers.ReLU(name="relu2")(read_twice), read_twice])
+    model = mc.Model(inputs, out)
+    model.compile(mc.optimizers.SGD(0.01), "mse")
+    data = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype("float32")
+    dy = np.random.default_rng(1).standard_normal((2, 4, 4, 3)).astype("float32")
+    results = {}
+    for family in ("numba", "reference"):
+        with mc.use_kernels(family):
+            described = model.plan().describe()
+            model.forward(data, training=True)
+            results[family] = host(model.backward(dy)), host(model.get_layer("conv").grads["kernel"])
+    assert described == ["conv", "sum", "relu", "sum2", "relu2", "out"]
+    with mc.use_kernels("numba"):
+        assert model.plan().describe() == ["conv", "sum + relu (fused)", "sum2", "relu2", "out"]
+    for fast, reference in zip(*results.values()):
+        np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-6)

@@ -79,3 +79,63 @@ def test_a_backward_after_predict_names_the_layer():
         out = model.forward(X[:8], training=False)      # a forward that keeps its caches: backward runs
         model.backward(np.ones_like(out))
     assert model.get_layer("conv1").grads["kernel"].shape == (3, 3, 1, 24)
+
+
+def kept_arrays(state):
+    """The arrays in a layer's call state (its cache, nested tuples, and its activation's slots)."""
+    if isinstance(state, np.ndarray):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [a for item in state for a in kept_arrays(item)]
+    return []
+
+
+BACKWARD_ONLY_LAYERS = [lambda: mc.layers.MaxPooling2D(2, padding="same"), lambda: mc.layers.MaxPooling2D(3, 1),
+                        lambda: mc.layers.BatchNormalization(), lambda: mc.layers.Activation("relu"),
+                        lambda: mc.layers.GlobalMaxPooling2D(), lambda: mc.layers.PReLU()]
+
+
+@pytest.mark.parametrize("make", BACKWARD_ONLY_LAYERS)
+def test_a_layer_forward_no_backward_follows_computes_nothing_for_a_backward(cpu_kernels, make):
+    """Each layer that keeps something only its backward reads (the pool's arg-max switches,
+    BN's x̂, the ReLU's mask, the global max's ties, PReLU's sign): inside ``forward_only``
+    its output is the training=False forward's, and what it keeps is no array it computed,
+    only views of its input or output; the training=False forward does compute one."""
+    x = np.random.default_rng(1).standard_normal((5, 6, 7, 3)).astype(np.float32)
+    layer = make()
+
+    def computed(y):
+        return [a for a in kept_arrays(layer.call_state()) if a.size > 3
+                and not np.shares_memory(a, x) and not np.shares_memory(a, y)]
+    y_kept = layer.forward(x).copy()
+    assert computed(layer.forward(x))
+    with forward_only():
+        y = layer.forward(x)
+        assert computed(y) == []
+    np.testing.assert_array_equal(y, y_kept)
+
+
+def test_predict_writes_no_switches_nor_normalized_input_in_any_workspace():
+    """A model whose max-pools run unfused (one over a BN, one over a linear conv): predict
+    and evaluate leave no 'switches' or 'x_hat' buffer in any workspace, and give what the
+    cache-keeping forward gives."""
+    mc.set_seed(0)
+    inputs = mc.Input((12, 12, 3))
+    x = mc.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = mc.layers.BatchNormalization()(x)
+    x = mc.layers.MaxPooling2D()(x)
+    x = mc.layers.Conv2D(8, 3, padding="same")(x)
+    x = mc.layers.Activation("relu")(mc.layers.Add()([x, mc.layers.MaxPooling2D(3, 1, "same")(x)]))
+    outputs = mc.layers.Dense(3, activation="softmax")(mc.layers.GlobalMaxPooling2D()(x))
+    model = mc.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    data = np.random.default_rng(2).standard_normal((20, 12, 12, 3)).astype(np.float32)
+    with mc.use_kernels("numba"):
+        kept = model.forward(data, training=False).copy()
+        model._release_inference_buffers()
+        for layer in model.layers:
+            layer.workspace.clear()
+        np.testing.assert_array_equal(model.predict(data, batch_size=8), kept)
+        model.evaluate(data, np.zeros(len(data), np.int64), batch_size=8, verbose=0)
+    names = {name for layer in model.layers for name in layer.workspace._buffers}
+    assert not names & {"switches", "x_hat"} and "y" in names

@@ -158,12 +158,13 @@ def _kernel_grad(dy2, cache, workspace):
     return dW2
 
 
-def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None):
+def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None, plan=None):
     """∂L/∂X of the convolution (kernel W, ``pads``) of an input of shape ``x_shape``, from dy
-    alone: also the forward of the transposed convolution (``kernels/conv_variants.py``)."""
+    alone, on ``plan``'s ∂L/∂X algorithm (None: ``conv_plan.choose``'s): also the forward of
+    the transposed convolution (``kernels/conv_variants.py``)."""
     xp = backend.get_array_module(dy)
     stand_in = xp.broadcast_to(xp.zeros((), dy.dtype), x_shape)     # x's shape; its values are never read
-    plan = conv_plan.choose(x_shape, W.shape, strides, pads, family(dy))
+    plan = plan if plan is not None else conv_plan.choose(x_shape, W.shape, strides, pads, family(dy))
     cache = ConvCache(stand_in, None, None, W, tuple(strides), tuple(pads), tuple(dy.shape[1:3]), x_shape[0], plan)
     return _input_grad(dy, cache, workspace if workspace is not None else Workspace(), False)
 

@@ -16,6 +16,10 @@ the equations, ``docs/backprop.md`` §10 the table)::
 ``Conv2D`` calls it once per input shape and keeps the answer as ``layer.algorithm``, the
 kernels run what it says, and a backward runs what its forward chose (the cache carries
 it).  ``use_conv_algorithm`` forces one algorithm on every convolution decided inside it.
+
+``Conv2DTranspose`` runs the passes of the convolution it transposes, in other roles (its
+forward is that convolution's ∂L/∂X, its ∂L/∂X that convolution's forward): it keeps that
+convolution's plan, as a ``TransposedPlan`` that names the roles.
 """
 from __future__ import annotations
 
@@ -50,6 +54,17 @@ class ConvPlan(NamedTuple):
         if self.input_grad != ("col2im" if self.forward == "im2col" else self.forward):
             text += f"; ∂L/∂X: {INPUT_GRAD_LABELS[self.input_grad]}"
         return text
+
+
+class TransposedPlan(NamedTuple):
+    """The plan of a transposed convolution: ``conv``, the ``ConvPlan`` of the convolution it
+    transposes, whose ∂L/∂X pass is this layer's forward and whose forward is its ∂L/∂X."""
+    conv: ConvPlan
+
+    def describe(self) -> str:
+        return (f"transposed convolution: forward = ∂L/∂X of the convolution it transposes, "
+                f"{INPUT_GRAD_LABELS[self.conv.input_grad]}; ∂L/∂X = its forward, {LABELS[self.conv.forward]}; "
+                f"∂L/∂W: {LABELS[self.conv.kernel_grad]}")
 
 
 _forced = None      # None, an algorithm's name or a ConvPlan: see use_conv_algorithm

@@ -117,17 +117,26 @@ def conv2d_transpose_geometry(x_shape, kernel, strides, padding, output_padding,
     return out[0], out[1], pads
 
 
-def conv2d_transpose_forward(x, W, strides, padding, output_padding, workspace):
-    """y (n, H, W, f) = convᵀ(x) for x (n, h, w, c) and the kernel W (kh, kw, f, c)."""
-    H, W_out, pads = conv2d_transpose_geometry(x.shape, W.shape[:2], strides, padding, output_padding)
-    return conv2d_input_grad(x, W, (x.shape[0], H, W_out, W.shape[2]), strides, pads, workspace)
+def transposed_conv_input_shape(x_shape, kernel, strides, padding, output_padding, filters, who="conv2d_transpose"):
+    """(shape, pads): the input shape (n, H, W, f) and padding of the convolution that the
+    transposed convolution of an input of ``x_shape`` transposes (its output's shape)."""
+    H, W_out, pads = conv2d_transpose_geometry(x_shape, kernel, strides, padding, output_padding, who)
+    return (x_shape[0], H, W_out, filters), pads
 
 
-def conv2d_transpose_backward(dy, x, W, strides, padding, workspace=None):
+def conv2d_transpose_forward(x, W, strides, padding, output_padding, workspace, plan=None):
+    """y (n, H, W, f) = convᵀ(x) for x (n, h, w, c) and the kernel W (kh, kw, f, c), on the
+    ∂L/∂X algorithm of ``plan`` (the ``ConvPlan`` of the convolution it transposes; None:
+    ``conv_plan.choose``'s)."""
+    shape, pads = transposed_conv_input_shape(x.shape, W.shape[:2], strides, padding, output_padding, W.shape[2])
+    return conv2d_input_grad(x, W, shape, strides, pads, workspace, plan)
+
+
+def conv2d_transpose_backward(dy, x, W, strides, padding, workspace=None, plan=None):
     """(∂L/∂x, ∂L/∂W) of ``conv2d_transpose_forward``: the convolution of dy (its padding is
     the forward's: TF's rule for dy's size), and that convolution's kernel gradient with x as
-    its output gradient."""
+    its output gradient, on ``plan``'s forward and ∂L/∂W algorithms (as the forward's)."""
     workspace = workspace if workspace is not None else Workspace()
-    dx, cache = conv2d_forward(dy, W, None, strides, padding, workspace)
+    dx, cache = conv2d_forward(dy, W, None, strides, padding, workspace, plan=plan)
     _, dW, _ = conv2d_backward(x, cache, workspace, input_grad=False, bias_grad=False)
     return dx, dW

@@ -84,15 +84,18 @@ def col2im(cols, x_shape, kernel_size, strides, pads, out_hw, out=None):
 POOL = ("maxpool_forward", "maxpool_backward")
 
 
-def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
+def maxpool_forward(x, pool, strides, pads, out_hw, out=None, switches=True):
+    """(y, switches), or (y, None) without ``switches`` (the kernel still writes them, into a
+    block of CuPy's memory pool that goes back to it at once)."""
     cupy = backend.require_gpu()
     n, h, w, c = x.shape
-    y, switches = out if out is not None else (cupy.empty((n, *out_hw, c), dtype=x.dtype),
-                                               cupy.empty((n, *out_hw, c), dtype=cupy.int32))
+    y, into = out if out is not None else (cupy.empty((n, *out_hw, c), dtype=x.dtype), None)
+    if into is None:
+        into = cupy.empty((n, *out_hw, c), dtype=cupy.int32)
     fn = kernel("maxpool", "maxpool_forward", x.dtype, POOL)
-    launch(fn, y.size, (cupy.ascontiguousarray(x), y, switches,
+    launch(fn, y.size, (cupy.ascontiguousarray(x), y, into,
                         *_ints(n, h, w, c, *pool, *strides, pads[0], pads[2], *out_hw)))
-    return y, switches
+    return y, into if switches else None
 
 
 def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):

@@ -27,7 +27,7 @@ from .dispatch import pick
 def bias_activation(z, b, relu=False):
     """z ← act(z + b) in place (act: ReLU when ``relu``, else the identity; no bias when
     ``b`` is None); returns z.  One pass on the CUDA and the Numba kernels."""
-    fused = b is not None and z.flags.c_contiguous      # (the Numba kernel writes through a flat view of z)
+    fused = (b is not None or relu) and z.flags.c_contiguous      # (the Numba kernel writes through a flat view of z)
     return pick(z, _bias_activation_expressions, numba="numba_epilogue.bias_activation" if fused else None,
                 cuda=_bias_activation_on_cuda)(z, b, relu)
 

@@ -57,7 +57,9 @@ def relu_backward(da, a, dz):
 
 
 def bias_activation(z, b, relu):
-    """z ← act(z + b) in place, z C-contiguous (the kernel writes through a flat view)."""
+    """z ← act(z + b) in place, z C-contiguous (the kernel writes through a flat view); no
+    bias when ``b`` is None (zeros: x + 0 = x)."""
+    b = np.zeros(z.shape[-1], z.dtype) if b is None else b
     bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
     return z
 

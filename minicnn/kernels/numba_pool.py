@@ -5,39 +5,49 @@ image's dx).  Offsets are unsigned: Numba checks a signed index for being negati
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import prange
 
 from . import jit
 
 
-@jit.kernel()
-def _maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
-    """Over flat views with unsigned offsets (no negative-index check: measured 1.7× faster)."""
-    n, h, w, c = x.shape
-    _, oh, ow, _ = y.shape
-    xf, yf, sf, channels = x.reshape(-1), y.reshape(-1), switches.reshape(-1), np.uint64(c)
-    for task in prange(n * oh):
-        b, p = task // oh, task % oh
-        for q in range(ow):
-            o = np.uint64(((b * oh + p) * ow + q) * c)     # this window's running max and argmax,
-            inside = max(0, top - p * sh) * pw + max(0, left - q * sw)   # over all channels at once;
-            for ch in range(channels):                      # the argmax starts inside the image
-                yf[o + ch] = -np.inf
-                sf[o + ch] = inside
-            for i in range(ph):
-                yy = p * sh + i - top
-                if yy < 0 or yy >= h:
-                    continue
-                for j in range(pw):
-                    xx = q * sw + j - left
-                    if xx < 0 or xx >= w:
+@functools.cache
+def _maxpool_forward_kernel(SWITCHES):
+    """The forward kernel, writing the switches when SWITCHES (a compile-time constant: a
+    forward no backward follows writes none, and the arg-max is then dead code)."""
+
+    @jit.kernel()
+    def maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
+        """Over flat views with unsigned offsets (no negative-index check: measured 1.7× faster)."""
+        n, h, w, c = x.shape
+        _, oh, ow, _ = y.shape
+        xf, yf, sf, channels = x.reshape(-1), y.reshape(-1), switches.reshape(-1), np.uint64(c)
+        for task in prange(n * oh):
+            b, p = task // oh, task % oh
+            for q in range(ow):
+                o = np.uint64(((b * oh + p) * ow + q) * c)     # this window's running max and argmax,
+                inside = max(0, top - p * sh) * pw + max(0, left - q * sw)   # over all channels at once;
+                for ch in range(channels):                      # the argmax starts inside the image
+                    yf[o + ch] = -np.inf
+                    if SWITCHES:
+                        sf[o + ch] = inside
+                for i in range(ph):
+                    yy = p * sh + i - top
+                    if yy < 0 or yy >= h:
                         continue
-                    k, pixel = np.int32(i * pw + j), np.uint64(((b * h + yy) * w + xx) * c)
-                    for ch in range(channels):              # branchless, so the loop vectorizes
-                        better = xf[pixel + ch] > yf[o + ch]    # strict '>' keeps the first maximum
-                        yf[o + ch] = xf[pixel + ch] if better else yf[o + ch]
-                        sf[o + ch] = k if better else sf[o + ch]
+                    for j in range(pw):
+                        xx = q * sw + j - left
+                        if xx < 0 or xx >= w:
+                            continue
+                        k, pixel = np.int32(i * pw + j), np.uint64(((b * h + yy) * w + xx) * c)
+                        for ch in range(channels):              # branchless, so the loop vectorizes
+                            better = xf[pixel + ch] > yf[o + ch]    # strict '>' keeps the first maximum
+                            yf[o + ch] = xf[pixel + ch] if better else yf[o + ch]
+                            if SWITCHES:
+                                sf[o + ch] = k if better else sf[o + ch]
+    return maxpool_forward
 
 
 @jit.kernel()
@@ -68,13 +78,15 @@ def _maxpool_backward(dy, switches, y, relu_gate, dx, routed, ph, pw, sh, sw, to
                     routed[b, ch] += g
 
 
-def maxpool_forward(x, pool, strides, pads, out_hw, out=None):
+def maxpool_forward(x, pool, strides, pads, out_hw, out=None, switches=True):
+    """(y, switches), or (y, None) without ``switches``; ``out``: the buffers (y, switches or None)."""
     n, _, _, c = x.shape
-    y, switches = out if out is not None else (np.empty((n, *out_hw, c), dtype=x.dtype),
-                                               np.empty((n, *out_hw, c), dtype=np.int32))
-    _maxpool_forward(np.ascontiguousarray(x), y, switches, pool[0], pool[1],
-                     strides[0], strides[1], pads[0], pads[2])
-    return y, switches
+    y, into = out if out is not None else (np.empty((n, *out_hw, c), dtype=x.dtype), None)
+    if switches and into is None:
+        into = np.empty((n, *out_hw, c), dtype=np.int32)
+    _maxpool_forward_kernel(bool(switches))(np.ascontiguousarray(x), y, into if switches else np.empty((0,), np.int32),
+                                            pool[0], pool[1], strides[0], strides[1], pads[0], pads[2])
+    return y, into if switches else None
 
 
 def maxpool_backward(dy, switches, x_shape, pool, strides, pads, out=None):

@@ -14,7 +14,8 @@ Backward: the gradient flows only through the recorded switch::
 
     ∂L/∂x_pad[b, p·sh + i, q·sw + j, ch] += dy[b, p, q, ch]   where switch = i·pw + j
 
-Overlapping windows (stride < pool size) add their contributions.
+Overlapping windows (stride < pool size) add their contributions.  A forward no backward
+follows (``inference.forward_only``) writes no switches: the window's max only.
 
 A ReLU below the pool (``a = max(z, 0)``, pooled: ``x = a``) gates its gradient with
 ``[a > 0]``.  Every nonzero ``∂L/∂a`` lies at a switch, where ``a`` is the window's
@@ -33,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..inference import no_backward_follows
 from .dispatch import pick
 from .epilogue import bias_grad
 from .geometry import window_geometry
@@ -43,14 +45,18 @@ from .padding import pad
 class PoolCache(NamedTuple):
     x_shape: tuple
     y: object            # the output (n, oh, ow, c)
-    switches: object     # int32 (n, oh, ow, c): flat window index of each maximum
+    switches: object     # int32 (n, oh, ow, c): flat window index of each maximum (None: not written)
     pool: tuple
     strides: tuple
     pads: tuple
 
 
-def maxpool_forward_numpy(x, pool, strides, pads, out_hw, out=None):
+def maxpool_forward_numpy(x, pool, strides, pads, out_hw, out=None, switches=True):
+    """(y, switches), or (y, None) without ``switches``; ``out``: the buffers (y, switches or None)."""
     windows = padded_windows(pad(x, pads, -np.inf), pool, strides, out_hw)
+    if not switches:
+        y = windows.max(axis=(3, 4))
+        return (y if out is None else written_into(out[0], y)), None
     n, oh, ow, ph, pw, c = windows.shape
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, oh, ow, c, ph * pw)  # copies
     switches = flat.argmax(axis=-1).astype(np.int32)                            # first max
@@ -73,14 +79,17 @@ def maxpool_backward_numpy(dy, switches, x_shape, pool, strides, pads, out=None)
 
 def maxpool_forward(x, pool=(2, 2), strides=None, padding="valid", workspace=None):
     """``(y, cache)``; ``strides`` defaults to ``pool`` (Keras).  With a ``workspace``, ``y``
-    and the switches are its reusable ``'y'`` and ``'switches'`` buffers."""
+    and the switches are its reusable ``'y'`` and ``'switches'`` buffers.  In a forward no
+    backward follows (``inference.forward_only``) no switches are written (None)."""
     strides = tuple(strides or pool)
     n, h, w, c = x.shape
     oh, ow, pads = window_geometry(h, w, pool, strides, padding, "max_pooling2d")
-    out = None if workspace is None else (workspace.reusable("y", (n, oh, ow, c), x.dtype, like=x),
-                                          workspace.reusable("switches", (n, oh, ow, c), np.int32, like=x))
+    kept = not no_backward_follows()
+    out = None if workspace is None else (
+        workspace.reusable("y", (n, oh, ow, c), x.dtype, like=x),
+        workspace.reusable("switches", (n, oh, ow, c), np.int32, like=x) if kept else None)
     forward = pick(x, maxpool_forward_numpy, numba="numba_pool.maxpool_forward", cuda="cuda_kernels.maxpool_forward")
-    y, switches = forward(x, pool, strides, pads, (oh, ow), out)
+    y, switches = forward(x, pool, strides, pads, (oh, ow), out, kept)
     return y, PoolCache(x.shape, y, switches, tuple(pool), strides, pads)
 
 

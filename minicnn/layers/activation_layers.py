@@ -12,6 +12,7 @@ Note that the ``LeakyReLU`` layer's default slope is 0.3, the ``'leaky_relu'`` a
 from __future__ import annotations
 
 from .. import activations, backend, initializers
+from ..inference import no_backward_follows
 from .base import Layer
 from .core import Activation
 
@@ -72,7 +73,7 @@ class PReLU(Layer):
     def call(self, x, training):
         xp = backend.get_array_module(x)
         negative = xp.minimum(x, 0)
-        self.cache = (x > 0, negative)
+        self.cache = None if no_backward_follows() else (x > 0, negative)
         return xp.maximum(x, 0) + self.params["alpha"] * negative
 
     def call_backward(self, dz, input_grad=True):

@@ -8,7 +8,10 @@ copied (``kernels/conv_variants.py`` states the correspondence)::
     y = convᵀ(x) + b        ∂L/∂x = conv(∂L/∂z)        ∂L/∂W = (conv's kernel gradient, roles swapped)
     ∂L/∂b = Σ_{b,p,q} ∂L/∂z
 
-(with ``dilation_rate``, on the dilated kernel, as Conv2D's).
+(with ``dilation_rate``, on the dilated kernel, as Conv2D's).  The algorithm of each pass is
+that convolution's plan (``kernels/conv_plan.py``), decided once per input shape and kernel
+family and kept as ``layer.algorithm`` (a ``TransposedPlan``, shown by ``summary(details=True)``
+and ``mc.trace``; ``mc.use_conv_algorithm`` forces it), as Conv2D's.
 
 **DepthwiseConv2D** (kernel ``(kh, kw, c, m)``, ``m`` the depth multiplier; output channel
 ``ch·m + k``, as Keras), see ``kernels/depthwise.py``::
@@ -26,11 +29,12 @@ Weights in Keras's order: ``[depthwise_kernel, pointwise_kernel, bias]``.
 from __future__ import annotations
 
 from .. import initializers
-from ..kernels import epilogue
+from ..kernels import conv_plan, epilogue
 from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward, conv2d_transpose_forward,
-                                     conv2d_transpose_geometry, dilated_kernel, dilated_size)
+                                     conv2d_transpose_geometry, dilated_kernel, dilated_size,
+                                     transposed_conv_input_shape)
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
-from ..kernels.dispatch import pick
+from ..kernels.dispatch import family, pick
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from .base import AffineLayer
 
@@ -77,6 +81,9 @@ class WindowLayer(AffineLayer):
 
 
 class Conv2DTranspose(WindowLayer):
+    algorithm = None                   # the TransposedPlan of the last input shape (``plan_for``)
+    _plan_key = None                   # what it was decided for
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, **kwargs):
@@ -104,16 +111,32 @@ class Conv2DTranspose(WindowLayer):
         self.add_param("kernel", (*self.kernel_size, self.filters, input_shape[-1]), self.kernel_initializer)
         self.add_bias(self.filters)
 
+    def plan_for(self, x):
+        """The plan of the convolution this layer transposes, for input x, kept as
+        ``self.algorithm``: decided again only when x's shape, the kernel family or the forced
+        algorithm changes (as ``Conv2D.plan_for``)."""
+        key = (tuple(x.shape), family(x), conv_plan.forced())
+        if key != self._plan_key:
+            window = dilated_size(self.kernel_size, self.dilation_rate)
+            shape, pads = transposed_conv_input_shape(x.shape, window, self.strides, self.padding,
+                                                      self.output_padding, self.filters, self._who())
+            self.algorithm = conv_plan.TransposedPlan(conv_plan.choose(
+                shape, (*window, self.filters, x.shape[-1]), self.strides, pads, key[1], self._who()))
+            self._plan_key = key
+        return self.algorithm
+
     def affine(self, x, relu):
-        self.cache = x
+        plan = self.plan_for(x).conv
+        self.cache = (x, plan)
         y = conv2d_transpose_forward(x, dilated_kernel(self.params["kernel"], self.dilation_rate), self.strides,
-                                     self.padding, self.output_padding, self.workspace)
+                                     self.padding, self.output_padding, self.workspace, plan)
         return self.bias_and_activation(y, relu)
 
     def affine_backward(self, dz, input_grad, bias_grad):
         rate = self.dilation_rate
-        dx, dW_d = conv2d_transpose_backward(dz, self.cache, dilated_kernel(self.params["kernel"], rate),
-                                             self.strides, self.padding, self.workspace)
+        x, plan = self.cache
+        dx, dW_d = conv2d_transpose_backward(dz, x, dilated_kernel(self.params["kernel"], rate),
+                                             self.strides, self.padding, self.workspace, plan)
         self.with_bias_grad({"kernel": dW_d[::rate[0], ::rate[1]]}, dz, bias_grad)
         return dx if input_grad else None
 

@@ -6,8 +6,9 @@ MaxPooling2D (see ``kernels/pool.py``)::
     ∂L/∂x routes each dy[b,p,q,c] to its window's arg-max (the first, on ties);
     overlapping windows add.
 
-Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c).  Over a
-layer ending in a ReLU it can run in a fused group with that layer (``fusion.py``).
+Keeps for backward: its output and the int32 arg-max "switches" (n, oh, ow, c), none in a
+forward no backward follows (``inference.forward_only``; nor GlobalMaxPooling2D's ties).
+Over a layer ending in a ReLU it can run in a fused group with that layer (``fusion.py``).
 
 AveragePooling2D (see ``kernels/avgpool.py``; 'same' averages over the window's cells inside
 the image only, as TensorFlow)::
@@ -27,6 +28,7 @@ MaxPooling2D, whose first maximum takes it all, as TensorFlow's max-pool)::
 from __future__ import annotations
 
 from .. import backend
+from ..inference import no_backward_follows
 from ..kernels.avgpool import avgpool_backward, avgpool_forward
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.pool import maxpool_backward, maxpool_forward
@@ -115,8 +117,9 @@ class GlobalMaxPooling2D(Layer):
 
     def call(self, x, training):
         y = x.max(axis=(1, 2), keepdims=True)
-        at_max = x == y
-        self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True).astype(x.dtype))
+        if not no_backward_follows():               # (the ties are backward's only)
+            at_max = x == y
+            self.cache = (at_max, at_max.sum(axis=(1, 2), keepdims=True).astype(x.dtype))
         return y if self.keepdims else y[:, 0, 0, :]
 
     def call_backward(self, dz, input_grad=True):

@@ -33,7 +33,6 @@ def trace(model, x, y, verbose=True, bins=30):
     if model.loss is None:
         raise ValueError("trace: compile the model first")
     from ..inline import functional_view
-    from ..layers.conv import Conv2D
     forward_steps, backward_steps = [], []
     graph = functional_view(model)
     y_pred = graph.forward(x, training=True, record=forward_steps)
@@ -54,7 +53,7 @@ def trace(model, x, y, verbose=True, bins=30):
         if act.name != "linear" and kinds[-1] not in ("Activation", "ReLU"):
             equation += f";  then {act.name}"
         one_kernel = getattr(getattr(step, "group", None), "one_kernel", False)
-        convs = [layer.algorithm.describe() for layer in step.layers if isinstance(layer, Conv2D)]
+        convs = [layer.algorithm.describe() for layer in step.layers if getattr(layer, "algorithm", None)]
         row = {"layer": step.describe(), "type": " + ".join(kinds), "shape": tuple(h.shape), "equation": equation,
                "activation_norm": float(np.linalg.norm(h)), "histogram": np.histogram(np.asarray(h), bins=bins),
                "algorithm": ", ".join((["conv + bias + ReLU + max-pool in one kernel"] if one_kernel else []) + convs)}
