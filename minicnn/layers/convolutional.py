@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels import epilogue
+from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward, conv2d_transpose_forward,
                                      conv2d_transpose_geometry, dilated_kernel, dilated_size)
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
@@ -150,18 +151,22 @@ class DepthwiseWindow(WindowLayer):
                        self.depthwise_initializer)
 
     def depthwise(self, x):
-        """The depthwise convolution of x; keeps its padded input for backward."""
+        """The depthwise convolution of x, in the workspace's buffer ``'depthwise'``; keeps x
+        for backward."""
         oh, ow, pads = window_geometry(x.shape[1], x.shape[2], dilated_size(self.kernel_size, self.dilation_rate),
                                        self.strides, self.padding, self._who())
+        W = self.params[self.kernel_key]
+        d = self.workspace.reusable("depthwise", (x.shape[0], oh, ow, x.shape[3] * W.shape[3]), x.dtype, like=x)
         forward = pick(x, depthwise_forward, numba="numba_depthwise.depthwise_forward")
-        d, x_pad = forward(x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, (oh, ow))
-        self.depthwise_cache = (x_pad, pads)
-        return d
+        self.depthwise_cache = (x, pads)
+        return forward(x, W, self.strides, pads, self.dilation_rate, (oh, ow), out=d)
 
     def depthwise_backward(self, dd, input_grad):
-        x_pad, pads = self.depthwise_cache
+        x, pads = self.depthwise_cache
+        dx = self.workspace.reusable("depthwise_dx", x.shape, dd.dtype, like=dd) if input_grad else None
         backward = pick(dd, depthwise_backward, numba="numba_depthwise.depthwise_backward")
-        return backward(dd, x_pad, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, input_grad)
+        return backward(dd, x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, input_grad,
+                        out=dx, workspace=self.workspace)
 
     def release(self):
         super().release()
@@ -213,17 +218,15 @@ class SeparableConv2D(DepthwiseWindow):
         self.add_bias(self.filters)
 
     def affine(self, x, relu):
-        d = self.depthwise(x)
-        self.cache = d
-        W_p = self.params["pointwise_kernel"][0, 0]                   # (c·m, filters)
-        return self.bias_and_activation(d @ W_p, relu)
+        z, self.cache = conv2d_forward(self.depthwise(x), self.params["pointwise_kernel"], self.params.get("bias"),
+                                       workspace=self.workspace, relu=relu)
+        return z
 
     def affine_backward(self, dz, input_grad, bias_grad):
-        d = self.cache
-        W_p = self.params["pointwise_kernel"][0, 0]
-        dW_p = d.reshape(-1, W_p.shape[0]).T @ dz.reshape(-1, self.filters)     # (c·m, rows) @ (rows, filters)
-        dx, dW_d = self.depthwise_backward(dz @ W_p.T, input_grad)
-        self.with_bias_grad({"depthwise_kernel": dW_d, "pointwise_kernel": dW_p[None, None]}, dz, bias_grad)
+        dd, dW_p, db = conv2d_backward(dz, self.cache, self.workspace, bias_grad=bias_grad)
+        dx, dW_d = self.depthwise_backward(dd, input_grad)
+        grads = {"depthwise_kernel": dW_d, "pointwise_kernel": dW_p}
+        self.grads = grads if db is None else {**grads, "bias": db}
         return dx
 
     def get_config(self):
