@@ -15,10 +15,10 @@ every channel when m > 1, take a plain loop that accumulates in memory.
 Three kernels, each parallel over tasks that own what they write (no two threads write the
 same cell, no atomics):
 
-* ``forward``: over (image, output row): y[b, p] = Σ_taps x[b, row(p, i)] · W[i, j];
-* ``input_grad``: over (image, input row), gathering, for each input pixel, the output
+* ``depthwise_forward_rows``: over (image, output row): y[b, p] = Σ_taps x[b, row(p, i)] · W[i, j];
+* ``depthwise_input_grad_rows``: over (image, input row), gathering, for each input pixel, the output
   pixels whose windows cover it: ∂L/∂x[b, r] = Σ_taps Σ_k W[i, j, ch·m + k] · dy[b, p(r, i)];
-* ``kernel_grad``: over (image, tap), each summing its image into its own slice of
+* ``depthwise_kernel_grad_taps``: over (image, tap), each summing its image into its own slice of
   ``partial`` (n, kh, kw, c·m); ∂L/∂W is the sum of the slices over the images, in an order
   fixed by the shape, so the result does not depend on the thread count.
 """
@@ -54,7 +54,7 @@ def _kernels(BLOCK):
     """The three kernels compiled for channel blocks of BLOCK."""
 
     @jit.kernel(fastmath={"contract"})
-    def forward(x, W, m, sh, sw, dh, dw, top, left, y):
+    def depthwise_forward_rows(x, W, m, sh, sw, dh, dw, top, left, y):
         """y[b, p, q, o] = Σ_{i,j} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · W[i, j, o]."""
         n, h, w, _ = x.shape
         _, oh, ow, channels = y.shape
@@ -91,7 +91,7 @@ def _kernels(BLOCK):
                             y[b, p, q, o] += x[b, row, col, o // m] * W[i, j, o]
 
     @jit.kernel(fastmath={"contract"})
-    def input_grad(dy, W, m, sh, sw, dh, dw, top, left, dx):
+    def depthwise_input_grad_rows(dy, W, m, sh, sw, dh, dw, top, left, dx):
         """dx[b, r, s, ch] = Σ Σ_k W[i, j, ch·m + k] · dy[b, p, q, ch·m + k] over the taps (i, j)
         whose output pixel (p, q) = ((r + top − i·dh) / sh, (s + left − j·dw) / sw) exists
         (``covering_output``)."""
@@ -131,7 +131,7 @@ def _kernels(BLOCK):
                                 dx[b, r, s, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
 
     @jit.kernel(fastmath={"contract"})
-    def kernel_grad(x, dy, m, sh, sw, dh, dw, top, left, partial):
+    def depthwise_kernel_grad_taps(x, dy, m, sh, sw, dh, dw, top, left, partial):
         """partial[b, i, j, o] = Σ_{p,q} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · dy[b, p, q, o]."""
         n, h, w, _ = x.shape
         _, oh, ow, channels = dy.shape
@@ -166,7 +166,7 @@ def _kernels(BLOCK):
                     for o in range(full, channels):
                         partial[b, i, j, o] += x[b, row, col, o // m] * dy[b, p, q, o]
 
-    return forward, input_grad, kernel_grad
+    return depthwise_forward_rows, depthwise_input_grad_rows, depthwise_kernel_grad_taps
 
 
 def _buffer(workspace, name, shape, dtype):
