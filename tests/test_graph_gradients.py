@@ -131,3 +131,23 @@ def test_fast_kernels_equal_the_reference_on_whole_models(name, fast, float64):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
     for a, b in zip(reference[3], fast_run[3]):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+@given(kind=st.sampled_from(["depthwise", "separable"]), channels=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_a_depthwise_window_layer_used_twice_by_central_differences(cpu_kernels, float64, kind, channels, seed):
+    """One DepthwiseConv2D / SeparableConv2D applied twice in a row: each call's backward must
+    read that call's input (the layer's cache is saved per node), and its weight gradients
+    are the sums over both calls."""
+    mc.set_seed(seed)
+    rng = np.random.default_rng(seed)
+    layer = (layers.DepthwiseConv2D(3, padding="same", activation="tanh") if kind == "depthwise" else
+             layers.SeparableConv2D(channels, 3, padding="same", activation="tanh"))
+    x_in = mc.Input((5, 4, channels))
+    model = mc.Model(x_in, layer(layer(x_in)))
+    x = rng.standard_normal((2, 5, 4, channels))
+    G = rng.standard_normal((2, 5, 4, channels))
+    loss, (dx,) = loss_and_input_gradients(model, [x], G)
+    assert relative_error(dx.reshape(-1), numeric_gradient(loss, x, np.arange(x.size))) < 1e-7
+    for key, value in layer.params.items():
+        numeric = numeric_gradient(loss, value, np.arange(value.size))
+        np.testing.assert_allclose(layer.grads[key].reshape(-1), numeric, rtol=1e-6, atol=1e-8, err_msg=key)

@@ -15,6 +15,7 @@ one, and is memory-bound).
 from __future__ import annotations
 
 from .. import backend
+from .padding import pad, padded_shape
 
 
 def tap_slices(i, j, strides, rate, out_hw):
@@ -24,25 +25,30 @@ def tap_slices(i, j, strides, rate, out_hw):
             slice(j * dw, j * dw + sw * (ow - 1) + 1, sw), slice(None))
 
 
-def depthwise_forward(x, W, strides, pads, rate, out_hw):
-    """y (n, oh, ow, c·m) from x (n, h, w, c) and W (kh, kw, c, m); returns (y, x_pad)."""
+def depthwise_forward(x, W, strides, pads, rate, out_hw, out=None):
+    """y (n, oh, ow, c·m) from x (n, h, w, c) and W (kh, kw, c, m), written into ``out``
+    when given."""
     xp = backend.get_array_module(x)
-    top, bottom, left, right = pads
-    x_pad = xp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    x_pad = pad(x, pads)
     kh, kw, c, m = W.shape
-    y = xp.zeros((x.shape[0], *out_hw, c, m), dtype=x.dtype)
+    y = out if out is not None else xp.empty((x.shape[0], *out_hw, c * m), dtype=x.dtype)
+    y5 = y.reshape(x.shape[0], *out_hw, c, m)
+    y5[...] = 0
     for i in range(kh):
         for j in range(kw):
-            y += x_pad[tap_slices(i, j, strides, rate, out_hw)][..., None] * W[i, j]
-    return y.reshape(x.shape[0], *out_hw, c * m), x_pad
+            y5 += x_pad[tap_slices(i, j, strides, rate, out_hw)][..., None] * W[i, j]
+    return y
 
 
-def depthwise_backward(dy, x_pad, W, strides, pads, rate, input_grad=True):
-    """(∂L/∂x, ∂L/∂W) from dy (n, oh, ow, c·m) and the forward's padded input
-    (∂L/∂x None when not ``input_grad``)."""
+def depthwise_backward(dy, x, W, strides, pads, rate, input_grad=True, out=None, workspace=None):
+    """(∂L/∂x, ∂L/∂W) from dy (n, oh, ow, c·m) and the forward's input x (∂L/∂x None when
+    not ``input_grad``; written into ``out`` when given; x padded again here, into
+    ``workspace``'s buffer when given, so that the forward keeps no padded copy)."""
     xp = backend.get_array_module(dy)
     kh, kw, c, m = W.shape
     n, oh, ow, _ = dy.shape
+    x_pad = x if not any(pads) else pad(x, pads, out=None if workspace is None else
+                                        workspace.get("depthwise_x_pad", padded_shape(x.shape, pads), x.dtype, like=x))
     dy5 = dy.reshape(n, oh, ow, c, m)
     dW = xp.empty_like(W)
     dx_pad = xp.zeros_like(x_pad) if input_grad else None
@@ -55,4 +61,6 @@ def depthwise_backward(dy, x_pad, W, strides, pads, rate, input_grad=True):
     if not input_grad:
         return None, dW
     top, bottom, left, right = pads
-    return dx_pad[:, top:x_pad.shape[1] - bottom, left:x_pad.shape[2] - right, :], dW
+    dx = out if out is not None else xp.empty(x.shape, dtype=dy.dtype)
+    dx[...] = dx_pad[:, top:x_pad.shape[1] - bottom, left:x_pad.shape[2] - right, :]
+    return dx, dW

@@ -2,85 +2,196 @@
 and the NumPy twins, with the same calling convention).
 
 Output channel ``o = ch·m + k`` reads input channel ``o // m``, so with W as ``(kh, kw, c·m)``
-both kernels run their innermost loop along the contiguous output channels.  The forward runs
-in parallel over (image, output row): each task owns its row of y.  The backward runs in parallel over images: image b's
-windows touch only image b's ∂L/∂x, and each image sums its own ∂L/∂W into its own slice of
-a partial array, added over the images at the end, so no two threads write the same cell.
+every loop runs innermost along the contiguous channels.  The input is read where it lies:
+a tap that falls in the padding is skipped, so no padded copy of x is made or kept.
+
+With depth multiplier 1 (every separable convolution in Keras's applications) the channels
+go in blocks of ``CHANNEL_BLOCK``: four vector registers of float32, sized for the CPU the
+kernels are compiled for (``register_tiles.VECTOR_ISA``).  A block's sums stay in registers
+(``register_tiles.register_tile``) through every tap and are stored once, so each output
+cell is written once instead of once per tap.  The channels past the last full block, and
+every channel when m > 1, take a plain loop that accumulates in memory.
+
+Three kernels, each parallel over tasks that own what they write (no two threads write the
+same cell, no atomics):
+
+* ``depthwise_forward_rows``: over (image, output row): y[b, p] = Σ_taps x[b, row(p, i)] · W[i, j];
+* ``depthwise_input_grad_rows``: over (image, input row), gathering, for each input pixel, the output
+  pixels whose windows cover it: ∂L/∂x[b, r] = Σ_taps Σ_k W[i, j, ch·m + k] · dy[b, p(r, i)];
+* ``depthwise_kernel_grad_taps``: over (image, tap), each summing its image into its own slice of
+  ``partial`` (n, kh, kw, c·m); ∂L/∂W is the sum of the slices over the images, in an order
+  fixed by the shape, so the result does not depend on the thread count.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from . import jit
+from . import jit, register_tiles
+from .register_tiles import register_tile
 
-
-@jit.kernel()
-def _forward(x_pad, W, m, sh, sw, dh, dw, y):
-    """y (n, oh, ow, c·m) += x_pad[..., o // m] · W[i, j, o] for each tap (i, j), over the
-    output channels o (W reshaped to (kh, kw, c·m)): the innermost loop runs along the
-    contiguous channels, so it vectorizes."""
-    n, oh, ow, channels = y.shape
-    kh, kw, _ = W.shape
-    for task in prange(n * oh):
-        b, p = task // oh, task % oh
-        for q in range(ow):
-            for i in range(kh):
-                for j in range(kw):
-                    row, col = p * sh + i * dh, q * sw + j * dw
-                    if m == 1:                  # no index division: the loop vectorizes
-                        for o in range(channels):
-                            y[b, p, q, o] += x_pad[b, row, col, o] * W[i, j, o]
-                    else:
-                        for o in range(channels):
-                            y[b, p, q, o] += x_pad[b, row, col, o // m] * W[i, j, o]
+CHANNEL_BLOCK = {"avx2": 32, "avx512": 64}[register_tiles.VECTOR_ISA]     # 4 vectors of float32
 
 
-@jit.kernel()
-def _backward(dy, x_pad, W, m, sh, sw, dh, dw, input_grad, dx_pad, dW_per_image):
-    """Per image b: dW_per_image[b, i, j, o] += x_pad[..., o // m]·dy[..., o] and
-    dx_pad[..., o // m] += W[i, j, o]·dy[..., o] (the loop over o is sequential, so the m
-    outputs of one input channel add up without a race)."""
-    n, oh, ow, channels = dy.shape
-    kh, kw, _ = W.shape
-    for b in prange(n):
-        for p in range(oh):
+@njit(inline="always")
+def covering_output(t, stride, size):
+    """The output index p with p·stride = t (a window at p starts t pixels before the input
+    pixel, in steps of the stride), or −1 where there is none; no division at stride 1 (a
+    division per tap would cost more than the tap's multiply-adds)."""
+    if t < 0:
+        return -1
+    if stride != 1:
+        if t % stride != 0:
+            return -1
+        t //= stride
+    return t if t < size else -1
+
+
+@functools.cache
+def _kernels(BLOCK):
+    """The three kernels compiled for channel blocks of BLOCK."""
+
+    @jit.kernel(fastmath={"contract"})
+    def depthwise_forward_rows(x, W, m, sh, sw, dh, dw, top, left, y):
+        """y[b, p, q, o] = Σ_{i,j} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · W[i, j, o]."""
+        n, h, w, _ = x.shape
+        _, oh, ow, channels = y.shape
+        kh, kw, _ = W.shape
+        full = channels - channels % BLOCK if m == 1 else 0
+        for task in prange(n * oh):
+            b, p = task // oh, task % oh
             for q in range(ow):
+                for c0 in range(0, full, BLOCK):
+                    acc = register_tile((1, BLOCK), y.dtype)
+                    for i in range(kh):
+                        row = p * sh + i * dh - top
+                        if row < 0 or row >= h:
+                            continue
+                        for j in range(kw):
+                            col = q * sw + j * dw - left
+                            if col < 0 or col >= w:
+                                continue
+                            for o in range(BLOCK):
+                                acc[0, o] += x[b, row, col, c0 + o] * W[i, j, c0 + o]
+                    for o in range(BLOCK):
+                        y[b, p, q, c0 + o] = acc[0, o]
+                for o in range(full, channels):
+                    y[b, p, q, o] = 0
                 for i in range(kh):
+                    row = p * sh + i * dh - top
+                    if row < 0 or row >= h:
+                        continue
                     for j in range(kw):
-                        row, col = p * sh + i * dh, q * sw + j * dw
-                        if m == 1:              # no index division: the loops vectorize
-                            for o in range(channels):
-                                dW_per_image[b, i, j, o] += x_pad[b, row, col, o] * dy[b, p, q, o]
-                            if input_grad:
-                                for o in range(channels):
-                                    dx_pad[b, row, col, o] += W[i, j, o] * dy[b, p, q, o]
-                        else:
-                            for o in range(channels):
-                                dW_per_image[b, i, j, o] += x_pad[b, row, col, o // m] * dy[b, p, q, o]
-                            if input_grad:
-                                for o in range(channels):
-                                    dx_pad[b, row, col, o // m] += W[i, j, o] * dy[b, p, q, o]
+                        col = q * sw + j * dw - left
+                        if col < 0 or col >= w:
+                            continue
+                        for o in range(full, channels):
+                            y[b, p, q, o] += x[b, row, col, o // m] * W[i, j, o]
+
+    @jit.kernel(fastmath={"contract"})
+    def depthwise_input_grad_rows(dy, W, m, sh, sw, dh, dw, top, left, dx):
+        """dx[b, r, s, ch] = Σ Σ_k W[i, j, ch·m + k] · dy[b, p, q, ch·m + k] over the taps (i, j)
+        whose output pixel (p, q) = ((r + top − i·dh) / sh, (s + left − j·dw) / sw) exists
+        (``covering_output``)."""
+        n, h, w, c = dx.shape
+        _, oh, ow, _ = dy.shape
+        kh, kw, _ = W.shape
+        full = c - c % BLOCK if m == 1 else 0
+        for task in prange(n * h):
+            b, r = task // h, task % h
+            for s in range(w):
+                for c0 in range(0, full, BLOCK):
+                    acc = register_tile((1, BLOCK), dx.dtype)
+                    for i in range(kh):
+                        p = covering_output(r + top - i * dh, sh, oh)
+                        if p < 0:
+                            continue
+                        for j in range(kw):
+                            q = covering_output(s + left - j * dw, sw, ow)
+                            if q < 0:
+                                continue
+                            for o in range(BLOCK):
+                                acc[0, o] += dy[b, p, q, c0 + o] * W[i, j, c0 + o]
+                    for o in range(BLOCK):
+                        dx[b, r, s, c0 + o] = acc[0, o]
+                for ch in range(full, c):
+                    dx[b, r, s, ch] = 0
+                for i in range(kh):
+                    p = covering_output(r + top - i * dh, sh, oh)
+                    if p < 0:
+                        continue
+                    for j in range(kw):
+                        q = covering_output(s + left - j * dw, sw, ow)
+                        if q < 0:
+                            continue
+                        for ch in range(full, c):
+                            for k in range(m):
+                                dx[b, r, s, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
+
+    @jit.kernel(fastmath={"contract"})
+    def depthwise_kernel_grad_taps(x, dy, m, sh, sw, dh, dw, top, left, partial):
+        """partial[b, i, j, o] = Σ_{p,q} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · dy[b, p, q, o]."""
+        n, h, w, _ = x.shape
+        _, oh, ow, channels = dy.shape
+        _, kh, kw, _ = partial.shape
+        full = channels - channels % BLOCK if m == 1 else 0
+        for task in prange(n * kh * kw):
+            b, i, j = task // (kh * kw), task // kw % kh, task % kw
+            for c0 in range(0, full, BLOCK):
+                acc = register_tile((1, BLOCK), partial.dtype)
+                for p in range(oh):
+                    row = p * sh + i * dh - top
+                    if row < 0 or row >= h:
+                        continue
+                    for q in range(ow):
+                        col = q * sw + j * dw - left
+                        if col < 0 or col >= w:
+                            continue
+                        for o in range(BLOCK):
+                            acc[0, o] += x[b, row, col, c0 + o] * dy[b, p, q, c0 + o]
+                for o in range(BLOCK):
+                    partial[b, i, j, c0 + o] = acc[0, o]
+            for o in range(full, channels):
+                partial[b, i, j, o] = 0
+            for p in range(oh):
+                row = p * sh + i * dh - top
+                if row < 0 or row >= h:
+                    continue
+                for q in range(ow):
+                    col = q * sw + j * dw - left
+                    if col < 0 or col >= w:
+                        continue
+                    for o in range(full, channels):
+                        partial[b, i, j, o] += x[b, row, col, o // m] * dy[b, p, q, o]
+
+    return depthwise_forward_rows, depthwise_input_grad_rows, depthwise_kernel_grad_taps
 
 
-def depthwise_forward(x, W, strides, pads, rate, out_hw):
-    top, bottom, left, right = pads
-    x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+def _buffer(workspace, name, shape, dtype):
+    return workspace.get(name, shape, dtype) if workspace is not None else np.empty(shape, dtype)
+
+
+def depthwise_forward(x, W, strides, pads, rate, out_hw, out=None):
     kh, kw, c, m = W.shape
-    y = np.zeros((x.shape[0], *out_hw, c * m), dtype=x.dtype)
-    _forward(x_pad, np.ascontiguousarray(W).reshape(kh, kw, c * m), m, *strides, *rate, y)
-    return y, x_pad
+    y = out if out is not None else np.empty((x.shape[0], *out_hw, c * m), dtype=x.dtype)
+    top, _, left, _ = pads
+    _kernels(CHANNEL_BLOCK)[0](np.ascontiguousarray(x), np.ascontiguousarray(W).reshape(kh, kw, c * m), m,
+                               *strides, *rate, top, left, y)
+    return y
 
 
-def depthwise_backward(dy, x_pad, W, strides, pads, rate, input_grad=True):
+def depthwise_backward(dy, x, W, strides, pads, rate, input_grad=True, out=None, workspace=None):
     kh, kw, c, m = W.shape
-    n, oh, ow, _ = dy.shape
-    dx_pad = np.zeros_like(x_pad) if input_grad else np.zeros((1, 1, 1, 1), x_pad.dtype)
-    dW_per_image = np.zeros((n, kh, kw, c * m), dtype=W.dtype)
-    _backward(np.ascontiguousarray(dy), x_pad, np.ascontiguousarray(W).reshape(kh, kw, c * m), m, *strides, *rate,
-              input_grad, dx_pad, dW_per_image)
-    dW = dW_per_image.sum(axis=0).reshape(W.shape)
+    _, input_grad_kernel, kernel_grad_kernel = _kernels(CHANNEL_BLOCK)
+    dy, x, W3 = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(W).reshape(kh, kw, c * m)
+    top, _, left, _ = pads
+    partial = _buffer(workspace, "depthwise_dW_per_image", (x.shape[0], kh, kw, c * m), W.dtype)
+    kernel_grad_kernel(x, dy, m, *strides, *rate, top, left, partial)
+    dW = partial.sum(axis=0).reshape(W.shape)
     if not input_grad:
         return None, dW
-    top, bottom, left, right = pads
-    return dx_pad[:, top:x_pad.shape[1] - bottom, left:x_pad.shape[2] - right, :], dW
+    dx = out if out is not None else np.empty(x.shape, dtype=dy.dtype)
+    input_grad_kernel(dy, W3, m, *strides, *rate, top, left, dx)
+    return dx, dW

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels import conv_plan, epilogue
+from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward, conv2d_transpose_forward,
                                      conv2d_transpose_geometry, dilated_kernel, dilated_size,
                                      transposed_conv_input_shape)
@@ -173,22 +174,23 @@ class DepthwiseWindow(WindowLayer):
                        self.depthwise_initializer)
 
     def depthwise(self, x):
-        """The depthwise convolution of x; keeps its padded input for backward."""
+        """(d, saved): the depthwise convolution of x, in the workspace's buffer ``'depthwise'``,
+        and what its backward reads (x and the pads), for the caller's cache (a layer called
+        at several nodes has its cache saved per node: ``Layer.call_state``)."""
         oh, ow, pads = window_geometry(x.shape[1], x.shape[2], dilated_size(self.kernel_size, self.dilation_rate),
                                        self.strides, self.padding, self._who())
+        W = self.params[self.kernel_key]
+        d = self.workspace.reusable("depthwise", (x.shape[0], oh, ow, x.shape[3] * W.shape[3]), x.dtype, like=x)
         forward = pick(x, depthwise_forward, numba="numba_depthwise.depthwise_forward")
-        d, x_pad = forward(x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, (oh, ow))
-        self.depthwise_cache = (x_pad, pads)
-        return d
+        return forward(x, W, self.strides, pads, self.dilation_rate, (oh, ow), out=d), (x, pads)
 
-    def depthwise_backward(self, dd, input_grad):
-        x_pad, pads = self.depthwise_cache
+    def depthwise_backward(self, dd, saved, input_grad):
+        """(∂L/∂x, ∂L/∂W) from ∂L/∂d and ``depthwise``'s ``saved``."""
+        x, pads = saved
+        dx = self.workspace.reusable("depthwise_dx", x.shape, dd.dtype, like=dd) if input_grad else None
         backward = pick(dd, depthwise_backward, numba="numba_depthwise.depthwise_backward")
-        return backward(dd, x_pad, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, input_grad)
-
-    def release(self):
-        super().release()
-        self.depthwise_cache = None
+        return backward(dd, x, self.params[self.kernel_key], self.strides, pads, self.dilation_rate, input_grad,
+                        out=dx, workspace=self.workspace)
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -207,10 +209,11 @@ class DepthwiseConv2D(DepthwiseWindow):
         self.add_bias(self.output_channels(input_shape[-1]))
 
     def affine(self, x, relu):
-        return self.bias_and_activation(self.depthwise(x), relu)
+        d, self.cache = self.depthwise(x)
+        return self.bias_and_activation(d, relu)
 
     def affine_backward(self, dz, input_grad, bias_grad):
-        dx, dW = self.depthwise_backward(dz, input_grad)
+        dx, dW = self.depthwise_backward(dz, self.cache, input_grad)
         self.with_bias_grad({"kernel": dW}, dz, bias_grad)
         return dx
 
@@ -236,17 +239,20 @@ class SeparableConv2D(DepthwiseWindow):
         self.add_bias(self.filters)
 
     def affine(self, x, relu):
-        d = self.depthwise(x)
-        self.cache = d
-        W_p = self.params["pointwise_kernel"][0, 0]                   # (c·m, filters)
-        return self.bias_and_activation(d @ W_p, relu)
+        d, saved = self.depthwise(x)
+        # budget 0: im2col's columns of a 1×1 convolution are d itself, so none are kept (the
+        # backward reads d, which stays this call's while the next call writes elsewhere)
+        z, pointwise = conv2d_forward(d, self.params["pointwise_kernel"], self.params.get("bias"),
+                                      workspace=self.workspace, budget=0, relu=relu)
+        self.cache = (saved, pointwise)
+        return z
 
     def affine_backward(self, dz, input_grad, bias_grad):
-        d = self.cache
-        W_p = self.params["pointwise_kernel"][0, 0]
-        dW_p = d.reshape(-1, W_p.shape[0]).T @ dz.reshape(-1, self.filters)     # (c·m, rows) @ (rows, filters)
-        dx, dW_d = self.depthwise_backward(dz @ W_p.T, input_grad)
-        self.with_bias_grad({"depthwise_kernel": dW_d, "pointwise_kernel": dW_p[None, None]}, dz, bias_grad)
+        saved, pointwise = self.cache
+        dd, dW_p, db = conv2d_backward(dz, pointwise, self.workspace, bias_grad=bias_grad)
+        dx, dW_d = self.depthwise_backward(dd, saved, input_grad)
+        grads = {"depthwise_kernel": dW_d, "pointwise_kernel": dW_p}
+        self.grads = grads if db is None else {**grads, "bias": db}
         return dx
 
     def get_config(self):
