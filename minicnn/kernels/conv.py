@@ -66,8 +66,9 @@ def _chunk_size(n, row_bytes, budget):
 
 def padded(x, pads, workspace, name):
     """x zero-padded by (top, bottom, left, right) in the workspace's buffer ``name``
-    (on the Numba kernels: the implicit GEMM's input)."""
-    return pad(x, pads, out=workspace.get(name, padded_shape(x.shape, pads), x.dtype)) if any(pads) else x
+    (on the Numba kernels: the implicit GEMM's input).  The buffer is lent, not scratch: a
+    cache keeps it, and a layer called twice in one pass must not pad over its first call's."""
+    return pad(x, pads, out=workspace.reusable(name, padded_shape(x.shape, pads), x.dtype, like=x)) if any(pads) else x
 
 
 def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, budget=None, relu=False, plan=None):
@@ -94,7 +95,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
         x_pad = padded(x, pads, workspace, "x_pad")
         implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f), workspace=workspace)
     elif chunk == n:
-        buf = workspace.get("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)
+        buf = workspace.reusable("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)      # kept by the cache
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
         matmul(cols, W2, out=y)                                     # (n·oh·ow, kh·kw·c) @ (kh·kw·c, f)
     else:
