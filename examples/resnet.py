@@ -106,15 +106,17 @@ def float64(keras):
     """Both libraries in float64, minicnn on its NumPy kernels: the Numba Winograd convolution gives
     ±1e-15 where a window reads only zeros (the strict xfail in tests/test_kernels_bn_depthwise.py),
     and on images with zero borders that opens ReLUs TensorFlow keeps closed."""
-    before = mc.backend.floatx(), keras.backend.floatx()
+    before = mc.backend.floatx(), keras.backend.floatx(), keras.config.dtype_policy()
     mc.set_floatx("float64")
-    keras.backend.set_floatx("float64")
+    keras.backend.set_floatx("float64")      # Keras's inputs
+    keras.config.set_dtype_policy("float64")  # its layers: the policy, once made, no longer follows floatx
     try:
         with mc.use_kernels("numpy"):
             yield
     finally:
         mc.set_floatx(before[0])
         keras.backend.set_floatx(before[1])
+        keras.config.set_dtype_policy(before[2])
 
 
 def float64_trajectories(keras, x, y, xt, yt, epochs, batch_norm, seed=0):
@@ -161,7 +163,7 @@ def report_seeds(label, accuracies):
 def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, seeds=None, float64_samples=None):
     figures = Figures(out or "out/resnet")
     name, _, x, y, xt, yt = cifar10_stand_in()
-    defaults = (2000, 1000, 2, 1, 256) if quick else (len(x), len(xt), 10, 3, 2000)
+    defaults = (2000, 1000, 2, 1, 128) if quick else (len(x), len(xt), 10, 3, 2000)
     n, n_test, n_epochs, n_seeds, n64 = (int(given) if given else default for given, default in
                                          zip((samples, test_samples, epochs, seeds, float64_samples), defaults))
     x, y, xt, yt = x[:n], y[:n], xt[:n_test], yt[:n_test]
@@ -205,4 +207,4 @@ if __name__ == "__main__":
                  epochs="epochs (default 10; 2 with --quick)",
                  seeds="float32 runs per library, each from its own initial weights and batch order "
                        "(default 3; 1 with --quick)",
-                 float64_samples="training images of the float64 comparison (default 2,000; 256 with --quick)")
+                 float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick)")
