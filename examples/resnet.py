@@ -144,15 +144,16 @@ def report_float64(label, ours, theirs, worst):
 def report_seeds(label, accuracies):
     """Mean ± standard deviation of each library's test accuracy over the seeds, and the gap of
     the means; with two seeds or more, checks the gap lies within the seeds' spread."""
-    stats = {lib: (100 * np.mean(a), 100 * np.std(a, ddof=1) if len(a) > 1 else float("nan"), 100 * np.ptp(a))
+    stats = {lib: (100 * np.mean(a), 100 * np.std(a, ddof=1) if len(a) > 1 else None, 100 * np.ptp(a))
              for lib, a in accuracies.items()}
     for lib, (mean, std, spread) in stats.items():
-        print(f"float32, {label}, {lib}: test accuracy {mean:.2f} ± {std:.2f} % (seeds: "
-              f"{', '.join(f'{100 * a:.2f}' for a in accuracies[lib])}; range {spread:.2f} pp)")
+        if std is not None:
+            print(f"float32, {label}, {lib}: test accuracy {mean:.2f} ± {std:.2f} % (seeds: "
+                  f"{', '.join(f'{100 * a:.2f}' for a in accuracies[lib])}; range {spread:.2f} pp)")
     if len(stats) == 2:
         gap = stats["minicnn"][0] - stats["Keras"][0]
         paired = 100 * (np.array(accuracies["minicnn"]) - np.array(accuracies["Keras"]))
-        print(f"  gap of the means {gap:+.2f} pp; per seed minicnn − Keras: "
+        print(f"float32, {label}: gap of the means {gap:+.2f} pp; per seed minicnn − Keras: "
               f"{', '.join(f'{d:+.2f}' for d in paired)} pp")
         if len(paired) > 1:
             spread = max(s[2] for s in stats.values())
