@@ -11,8 +11,9 @@ Beside Keras (when TensorFlow is importable), two comparisons, each from the sam
 weights (drawn in minicnn, copied layer by layer into Keras) and on the same batches in the
 same order (the training set shuffled once, outside both libraries, then ``shuffle=False``):
 
-- float64, on ``--float64_samples`` training images (and as many test images): the two trainings follow one trajectory, so the
-  training loss of every epoch agrees to 1e-6 (relative) and the test accuracies are equal;
+- float64, on ``--float64_samples`` training images (and as many test images), minicnn on its
+  NumPy kernels: the two trainings follow one trajectory, so the training loss of every epoch
+  agrees to 1e-6 (relative) and the test accuracies are equal;
 - float32, ``--seeds`` initial weights and batch orders: a float32 training is chaotic (a
   change in the summation order alone moves the test accuracy by more than a point), so one
   run says little; the mean test accuracy of each library over the seeds is compared with
@@ -186,7 +187,7 @@ def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, se
                 print(f"float32, {label}, seed {seed}, {lib}: test accuracy {accuracy:.4f} ({seconds:.0f} s)")
         report_seeds(label, accuracies)
         check(np.mean(accuracies["minicnn"]) > 0.2, "accuracy above chance (10 classes)")
-        if keras is not None:
+        if keras is not None and n64:
             report_float64(label, *float64_trajectories(keras, x[:n64], y[:n64], xt[:n64], yt[:n64], n_epochs,
                                                             batch_norm))
     for key in ("loss", "accuracy"):
@@ -208,4 +209,4 @@ if __name__ == "__main__":
                  epochs="epochs (default 10; 2 with --quick)",
                  seeds="float32 runs per library, each from its own initial weights and batch order "
                        "(default 3; 1 with --quick)",
-                 float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick)")
+                 float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick; 0: none)")
