@@ -163,3 +163,35 @@ def test_mnc_files_still_load(tmp_path):
     model.save(tmp_path / "m.mnc")
     np.testing.assert_array_equal(mc.models.load_model(tmp_path / "m.mnc").predict(X), model.predict(X))
     assert os.path.getsize(tmp_path / "m.mnc") > 0
+
+
+def keras2_names(path, old_name, new_name):
+    """Rewrite the model config stored in ``path`` (.h5 or .keras) with ``new_name`` in place of ``old_name``."""
+    if path.suffix == ".h5":
+        import h5py
+        with h5py.File(path, "r+") as f:
+            f.attrs["model_config"] = f.attrs["model_config"].replace(f'"{old_name}"', f'"{new_name}"')
+        return
+    with zipfile.ZipFile(path) as z:
+        entries = {name: z.read(name) for name in z.namelist()}
+    entries["config.json"] = entries["config.json"].replace(f'"{old_name}"'.encode(), f'"{new_name}"'.encode())
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+def test_keras2_leaky_relu_alpha_is_read_as_negative_slope(tmp_path, suffix):
+    """Keras 2 wrote LeakyReLU's slope as ``alpha``: Keras 3 reads it as negative_slope, and so does minicnn."""
+    made = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(3, 3), L.LeakyReLU(negative_slope=0.1), L.Flatten(),
+                             L.Dense(2)])
+    path = tmp_path / f"keras2.{suffix}"
+    made.save(path)
+    keras2_names(path, "negative_slope", "alpha")
+    with pytest.warns(UserWarning, match="alpha"):
+        theirs = keras.models.load_model(path)
+    with pytest.warns(UserWarning, match="alpha"):
+        ours = mc.models.load_model(path)
+    assert [layer.negative_slope for layer in ours.layers if isinstance(layer, mc.layers.LeakyReLU)] == [0.1]
+    x = X - 0.5                                                 # negative inputs: the slope matters
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -89,6 +89,16 @@ def test_leaky_relu_layer(float64, slope, shape, seed):
     assert_gradients_check(layers.LeakyReLU(slope), x, seed)
 
 
+def test_leaky_relu_reads_keras2_alpha_and_rejects_negative_slopes():
+    with pytest.warns(UserWarning, match="alpha"):
+        layer = layers.LeakyReLU(alpha=0.1)
+    assert layer.negative_slope == 0.1 and layer.get_config()["negative_slope"] == 0.1
+    assert "alpha" not in layer.get_config()
+    for bad in (-0.1, None, float("nan")):
+        with pytest.raises(ValueError, match=r"LeakyReLU: negative_slope must be .*received"):
+            layers.LeakyReLU(bad)
+
+
 @given(alpha=st.sampled_from([1.0, 0.5, 2.0]), shape=SHAPES, seed=SEEDS)
 def test_elu_layer(float64, alpha, shape, seed):
     x = spread(seed, shape)

@@ -96,3 +96,20 @@ def test_keras_weights_with_the_wrong_architecture_list_the_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"m.weights.h5: layer '.*' needs weights of shapes \[\(\d+, 64\), \(64,\)\], "
                                          r"the file has \[\(\d+, 64\), \(64,\)\]"):
         mc.load_keras_weights(architectures.mnist_cnn((20, 20, 1)), path)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False], ids=["bn", "no_bn"])
+def test_resnet_example_follows_keras_trajectory_in_float64(batch_norm):
+    """examples/resnet.py's float64 claim: from the same weights, on the same batches (a partial last
+    batch included), minicnn and Keras train the small ResNet along one trajectory; MNIST digits,
+    whose zero borders make many ReLU inputs tie, so a small difference would show."""
+    from examples.resnet import LOSS_TOLERANCE, float64_trajectories
+    from minicnn.datasets import embedded
+    keras.layers.Dense(1)            # a Keras layer made before: Keras's dtype policy is now fixed at float32
+    x, y = embedded.load_mnist_digits()
+    x = x[..., None] / 255.0
+    ours, theirs, worst = float64_trajectories(keras, x[:96], y[:96], x[96:160], y[96:160], 2, batch_norm)
+    np.testing.assert_allclose(ours[0]["loss"], theirs[0]["loss"], rtol=LOSS_TOLERANCE, atol=0)
+    np.testing.assert_allclose(ours[0]["val_loss"], theirs[0]["val_loss"], rtol=LOSS_TOLERANCE, atol=0)
+    assert worst <= LOSS_TOLERANCE and ours[0]["loss"][1] != ours[0]["loss"][0]      # it did train
+    assert mc.backend.floatx() == keras.backend.floatx() == keras.config.dtype_policy().name == "float32"  # restored

@@ -39,7 +39,7 @@ _LAYERS = {
     "Dropout": ["rate", "seed"],
     "Activation": ["activation"],
     "ReLU": [],
-    "LeakyReLU": ["negative_slope"],
+    "LeakyReLU": ["negative_slope", "alpha"],       # alpha: Keras 2's name, read as negative_slope
     "ELU": ["alpha"],
     "PReLU": ["shared_axes"],
     "Softmax": ["axis"],

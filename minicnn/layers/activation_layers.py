@@ -11,7 +11,9 @@ Note that the ``LeakyReLU`` layer's default slope is 0.3, the ``'leaky_relu'`` a
 """
 from __future__ import annotations
 
-from .. import activations, backend, initializers
+import warnings
+
+from .. import activations, arguments, backend, initializers
 from ..inference import no_backward_follows
 from .base import Layer
 from .core import Activation
@@ -31,9 +33,16 @@ class ActivationWithArgument(Activation):
 
 
 class LeakyReLU(ActivationWithArgument):
+    """``alpha`` is Keras 2's name of ``negative_slope``, found in old .h5/.keras configs and old
+    code: read as ``negative_slope``, with a warning, as Keras 3 does."""
     argument = "negative_slope"
 
     def __init__(self, negative_slope=0.3, name=None, **kwargs):
+        if "alpha" in kwargs:
+            warnings.warn("LeakyReLU: `alpha` is Keras 2's name of `negative_slope`; read as negative_slope",
+                          stacklevel=2)
+            negative_slope = kwargs.pop("alpha")
+        negative_slope = arguments.non_negative(negative_slope, "LeakyReLU", "negative_slope")
         super().__init__(negative_slope, activations.LeakyReLU(negative_slope), name=name, **kwargs)
 
 
