@@ -92,15 +92,15 @@ def test_arrays_a_model_hands_out_are_never_overwritten(kernels):
     assert inner[1] == inner[2]                              # the pool's own output buffer: reused
 
 
-def _steady_state_peak(batch):
-    """Peak bytes of new arrays during a training step and a prediction of the MNIST CNN at
-    ``batch``, after two steps."""
+def _steady_state_peak(batch, name="mnist_deconstructed", shape=(28, 28, 1)):
+    """Peak bytes of new arrays during a training step and a prediction of the seed model
+    ``name`` at ``batch``, after two steps."""
     with mc.use_kernels("numba"):
         mc.set_seed(0)
-        model = architectures.mnist_deconstructed()
+        model = architectures.SEED_MODELS[name](shape)
         model.compile(mc.optimizers.RMSprop(1e-3), "categorical_crossentropy")
         rng = np.random.default_rng(0)
-        x = rng.uniform(0, 1, (batch, 28, 28, 1)).astype("float32")
+        x = rng.uniform(0, 1, (batch, *shape)).astype("float32")
         y = np.eye(10, dtype="float32")[rng.integers(0, 10, batch)]
         for _ in range(2):
             model.train_on_batch(x, y)
@@ -120,11 +120,20 @@ def test_training_steps_allocate_no_batch_sized_arrays_in_steady_state():
     output, is 256·28·28·24·4 B = 19 MB; measured 2.31 MB), and that peak grows by less than
     1/16 of it from batch 64 to 256 (measured 1.55 → 2.31 MB): what is still allocated is
     mostly weight-sized (the optimizer's temporaries; Winograd's transformed kernels,
-    U = G g Gᵀ, 4× a conv's weights, and their panels)."""
+    U = G g Gᵀ, 4× a conv's weights)."""
     peak_64, peak_256 = _steady_state_peak(64), _steady_state_peak(256)
     largest = 256 * 28 * 28 * 24 * 4
     assert peak_256 < largest / 8, f"a steady-state step allocated up to {peak_256} B at once"
     assert peak_256 - peak_64 < largest / 16, f"batch 64: {peak_64} B at once, batch 256: {peak_256} B"
+
+
+def test_dropout_and_a_dense_on_a_4d_tensor_write_into_their_buffers():
+    """The CIFAR seed model (Dense on the 4-D tensor, then Dropout): its steady-state peak of
+    new arrays does not grow with the batch by as much as one of those layers' outputs
+    (b·8·8·64·4 B: 2 MB at batch 128): their outputs, the mask and ∂L/∂x are workspace buffers."""
+    peak_32, peak_128 = (_steady_state_peak(b, "cifar_six_conv", (32, 32, 3)) for b in (32, 128))
+    dense_output = 128 * 8 * 8 * 64 * 4
+    assert peak_128 - peak_32 < dense_output / 4, f"batch 32: {peak_32} B at once, batch 128: {peak_128} B"
 
 
 def _predict_peak(model, x, batch_size):
