@@ -27,12 +27,13 @@ def main(quick=False, out=None):
     model = build()
     model.summary()
     x = np.random.default_rng(0).standard_normal((2, 12, 12, 8))
-    G = np.random.default_rng(1).standard_normal(model.forward(x).shape)      # L = Σ y·G
-    total = model.backward(G)                                                 # ∂L/∂x, both paths
-    dy_block = model.backward(G, stop="skip")                                 # ∂L/∂(block output)
-    through_skip = dy_block                                                   # Add: unchanged
-    conv1, conv2 = model.get_layer("branch_conv1"), model.get_layer("branch_conv2")
-    through_branch = conv1.backward(conv2.backward(dy_block))                 # J_Fᵀ · ∂L/∂y
+    with mc.use_kernels("reference"):          # every layer by itself: the skip's sum is formed
+        G = np.random.default_rng(1).standard_normal(model.forward(x).shape)  # L = Σ y·G
+        total = model.backward(G)                                             # ∂L/∂x, both paths
+        dy_block = model.backward(G, stop="skip")                             # ∂L/∂(block output)
+        through_skip = dy_block                                               # Add: unchanged
+        conv1, conv2 = model.get_layer("branch_conv1"), model.get_layer("branch_conv2")
+        through_branch = conv1.backward(conv2.backward(dy_block))             # J_Fᵀ · ∂L/∂y
     print(f"|∂L/∂x| through the skip connection: {np.linalg.norm(through_skip):.4f}")
     print(f"|∂L/∂x| through the branch F:        {np.linalg.norm(through_branch):.4f}")
     print(f"|sum|:                               {np.linalg.norm(through_skip + through_branch):.4f}")

@@ -178,6 +178,11 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         plan, stop_ids = self._last_plan, {id(stop)} if stop is not None else {id(t) for t in self.inputs}
         if plan is None:
             raise ValueError(f"model {self.name!r}: backward called before forward")
+        hiding = plan.group_hiding(stop) if stop is not None else None
+        if hiding is not None:
+            raise ValueError(f"model {self.name!r}: no gradient at {stop.name!r}: the last forward never formed it, "
+                             f"it ran inside the fused group {hiding.describe()!r}; run that forward under "
+                             f"mc.use_kernels('reference') (no fused groups) to backprop to it")
         grads, below = dict(seeds), plan.steps_after(stop)
         plan.summed_grads.clear()
         for step in (s for s in reversed(plan.steps) if s in below):

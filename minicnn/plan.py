@@ -76,6 +76,7 @@ class GroupStep:
     def __init__(self, below_node, after_node, group):
         self.group, self.as_list = group, below_node.as_list
         self.inputs, self.outputs = below_node.inputs, after_node.outputs
+        self.inner = below_node.outputs[0]          # the tensor the group never forms
         self.layers = [below_node.layer, after_node.layer]
 
     def forward(self, xs, training):
@@ -154,6 +155,10 @@ class Plan:
                 steps.add(step)
                 reached.update(map(id, step.outputs))
         return steps
+
+    def group_hiding(self, tensor):
+        """The fused group inside which ``tensor`` is never formed, or None."""
+        return next((step for step in self.steps if getattr(step, "inner", None) is tensor), None)
 
     @property
     def groups(self):

@@ -106,9 +106,12 @@ def record_calls(monkeypatch, module, names):
 
 @pytest.fixture(autouse=True)
 def fresh_layer_names():
-    """Layer names are counted per session, as in Keras: each test starts afresh."""
+    """Layer names are counted per session, as in Keras: each test starts afresh, and in the
+    default float type whatever the test before set (a failing one may not have set it back)."""
     backend.clear_session()
+    floatx = backend.floatx()
     yield
+    backend.set_floatx(floatx)
 
 
 @pytest.fixture(params=["avx2", "avx512"])

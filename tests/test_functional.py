@@ -246,3 +246,22 @@ def test_duplicate_names_and_wrong_input_counts_are_refused():
         model.fit([np.ones((2, 6, 6, 1), "float32"), np.ones((2, 3), "float32")], np.zeros(2), verbose=0)
     with pytest.raises(ValueError, match="third argument is loss_weights"):
         model.compile("sgd", "mse", ["accuracy"])
+
+
+def test_backward_to_a_tensor_a_fused_group_never_formed_names_the_group():
+    """An Add read only by a ReLU runs fused with it (its sum rectified in place), so a
+    backward that stops at the Add's output has nothing to stop at: a ValueError names the
+    group and the way out; under the reference kernels the same backward runs."""
+    x = mc.Input((4, 4, 2))
+    h = mc.layers.Conv2D(2, 3, padding="same", name="conv")(x)
+    out = mc.layers.Activation("relu", name="relu")(mc.layers.Add(name="skip")([x, h]))
+    model = mc.Model(x, out)
+    data = np.random.default_rng(0).standard_normal((2, 4, 4, 2)).astype("float32")
+    with mc.use_kernels("numpy"):
+        model.forward(data)
+        with pytest.raises(ValueError, match="'skip'.*fused group 'skip \\+ relu \\(fused\\)'.*reference"):
+            model.backward(np.ones((2, 4, 4, 2), "float32"), stop="skip")
+    with mc.use_kernels("reference"):
+        y = model.forward(data)
+        dy_skip = model.backward(np.ones_like(y), stop="skip")
+    np.testing.assert_array_equal(dy_skip, (y > 0).astype("float32"))
