@@ -105,11 +105,12 @@ def test_resnet_example_follows_keras_trajectory_in_float64(batch_norm):
     whose zero borders make many ReLU inputs tie, so a small difference would show."""
     from examples.resnet import LOSS_TOLERANCE, float64_trajectories
     from minicnn.datasets import embedded
-    keras.layers.Dense(1)            # a Keras layer made before: Keras's dtype policy is now fixed at float32
+    keras.layers.Dense(1)            # a Keras layer made before: Keras's dtype policy is now fixed
+    before = mc.backend.floatx(), keras.backend.floatx(), keras.config.dtype_policy().name
     x, y = embedded.load_mnist_digits()
     x = x[..., None] / 255.0
     ours, theirs, worst = float64_trajectories(keras, x[:96], y[:96], x[96:160], y[96:160], 2, batch_norm)
     np.testing.assert_allclose(ours[0]["loss"], theirs[0]["loss"], rtol=LOSS_TOLERANCE, atol=0)
     np.testing.assert_allclose(ours[0]["val_loss"], theirs[0]["val_loss"], rtol=LOSS_TOLERANCE, atol=0)
     assert worst <= LOSS_TOLERANCE and ours[0]["loss"][1] != ours[0]["loss"][0]      # it did train
-    assert mc.backend.floatx() == keras.backend.floatx() == keras.config.dtype_policy().name == "float32"  # restored
+    assert (mc.backend.floatx(), keras.backend.floatx(), keras.config.dtype_policy().name) == before   # restored
