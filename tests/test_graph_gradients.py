@@ -153,15 +153,15 @@ def test_a_depthwise_window_layer_used_twice_by_central_differences(cpu_kernels,
         np.testing.assert_allclose(layer.grads[key].reshape(-1), numeric, rtol=1e-6, atol=1e-8, err_msg=key)
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "implicit_gemm", "winograd"])
+@pytest.mark.parametrize("kernels, algorithm", [("numpy", "im2col"), ("numba", "im2col"),
+                                                ("numba", "implicit_gemm"), ("numba", "winograd")])
 @given(channels=st.integers(1, 3), seed=st.integers(0, 2**16))
 @settings(max_examples=10, deadline=None)
-def test_a_conv_layer_used_twice_by_central_differences(cpu_kernels, float64, algorithm, channels, seed):
-    """One Conv2D applied twice in a row, on each algorithm: each call's backward reads that
+def test_a_conv_layer_used_twice_by_central_differences(float64, kernels, algorithm, channels, seed):
+    """One Conv2D applied twice in a row, on each algorithm of each CPU kernel family (the
+    implicit GEMM and Winograd run on the Numba kernels only): each call's backward reads that
     call's own columns / padded input (kept in buffers lent to its cache, never a scratch
     buffer the next call writes over), and ∂L/∂W is the sum over both calls."""
-    if algorithm != "im2col" and cpu_kernels != "numba":
-        pytest.skip(f"{algorithm} runs on the Numba kernels only")
     mc.set_seed(seed)
     rng = np.random.default_rng(seed)
     layer = layers.Conv2D(channels, 3, padding="same", activation="tanh")
@@ -169,7 +169,7 @@ def test_a_conv_layer_used_twice_by_central_differences(cpu_kernels, float64, al
     model = mc.Model(x_in, layer(layer(x_in)))
     x = rng.standard_normal((2, 6, 5, channels))
     G = rng.standard_normal((2, 6, 5, channels))
-    with mc.use_conv_algorithm(algorithm):
+    with mc.use_kernels(kernels), mc.use_conv_algorithm(algorithm):
         loss, (dx,) = loss_and_input_gradients(model, [x], G)
         assert relative_error(dx.reshape(-1), numeric_gradient(loss, x, np.arange(x.size))) < 1e-7
         for key, value in layer.params.items():
