@@ -38,6 +38,8 @@ class LayerStep:
     ``summed`` (one dict per plan, emptied when a backward sweep begins).  ``group``: an
     ``EpilogueGroup`` that runs the layer and its ReLU in one pass, or None."""
 
+    inner = None                                    # (a layer forms every tensor it reads and writes)
+
     def __init__(self, node, shared, summed, group=None):
         self.node, self.shared, self.state, self.summed = node, shared, None, summed
         self.inputs, self.outputs = node.inputs, node.outputs
@@ -158,7 +160,7 @@ class Plan:
 
     def group_hiding(self, tensor):
         """The fused group inside which ``tensor`` is never formed, or None."""
-        return next((step for step in self.steps if getattr(step, "inner", None) is tensor), None)
+        return next((step for step in self.steps if step.inner is tensor), None)
 
     @property
     def groups(self):

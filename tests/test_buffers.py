@@ -1,13 +1,13 @@
 """Layer outputs and input gradients live in reused buffers (``kernels/workspace.py``): a
 buffer is lent until the executor gives it back, arrays handed to the caller are never
 written again, and a training loop in steady state allocates none of its large arrays again."""
-import tracemalloc
 
 import numpy as np
 
 import minicnn as mc
 from minicnn import architectures, backend, layers
 from minicnn.kernels.workspace import Workspace, owner
+from memory_checks import peak_of_new_arrays
 
 
 def address(a):
@@ -104,13 +104,7 @@ def _steady_state_peak(batch, name="mnist_deconstructed", shape=(28, 28, 1)):
         y = np.eye(10, dtype="float32")[rng.integers(0, 10, batch)]
         for _ in range(2):
             model.train_on_batch(x, y)
-        tracemalloc.start()
-        try:
-            model.train_on_batch(x, y)
-            model.predict(x, batch_size=batch)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak, _ = peak_of_new_arrays(lambda: (model.train_on_batch(x, y), model.predict(x, batch_size=batch)))
     return peak
 
 
@@ -139,12 +133,7 @@ def test_dropout_and_a_dense_on_a_4d_tensor_write_into_their_buffers():
 def _predict_peak(model, x, batch_size):
     """Peak bytes of new arrays while predicting ``x``, and the result's bytes."""
     model.predict(x, batch_size=batch_size)                 # the workspaces exist from here on
-    tracemalloc.start()
-    try:
-        result = model.predict(x, batch_size=batch_size)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak, result = peak_of_new_arrays(lambda: model.predict(x, batch_size=batch_size))
     return peak, result.nbytes
 
 

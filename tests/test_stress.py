@@ -1,18 +1,17 @@
 """A model under stress: shared between threads, trained into NaN and back, given NumPy
 scalars and bad arguments, interrupted inside an optimizer step, asked to predict on more
 data than it should hold in memory at once."""
-import gc
 import math
 import re
 import signal
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import minicnn as mc
 from minicnn import layers
+from memory_checks import peak_of_new_arrays
 
 THREADS = 4
 
@@ -297,13 +296,7 @@ def test_predict_and_evaluate_release_buffers_larger_than_the_bound(cpu_kernels)
 
 def _predict_peak(net, x, batch_size):
     """(peak bytes of new allocations during predict, the result's bytes)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        result = net.predict(x, batch_size=batch_size)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak, result = peak_of_new_arrays(lambda: net.predict(x, batch_size=batch_size))
     return peak, result.nbytes
 
 
