@@ -72,6 +72,8 @@ class OutputTerm:
     def metrics(self, y_pred, y, sample_weight=None):
         """({name: value}, {name: Σw}): the batch's metrics, and the weights of the
         weighted ones (a weighted metric over Σw = 0 is 0, as Keras's ``divide_no_nan``)."""
+        if not self.metric_fns and not self.weighted_fns:
+            return {}, {}
         xp = backend.get_array_module(y_pred)
         y = xp.asarray(y)
         values = {name: float(fn(y_pred, y).mean()) for name, fn in self.metric_fns.items()}

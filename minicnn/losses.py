@@ -237,25 +237,24 @@ class BinaryCrossentropy(Loss):
 
     def _from_probs(self, p, y):
         xp = get_array_module(p)
-        m = p.size
         qc = xp.clip(p, EPSILON, 1 - EPSILON)
-        value = self.sample_values(p, y, False).sum() / len(p)
-        grad = -(y / qc - (1 - y) / (1 - qc)) * _in_range(p) / m
-        return value, grad
+        grad = -(y / qc - (1 - y) / (1 - qc)) * _in_range(p) / p.size
+        return self.element_values(p, y, False).sum() / p.size, grad
 
     def _from_logits(self, z, y):
-        m = z.size
-        return self.sample_values(z, y, True).sum() / len(z), (stable_sigmoid(z) - y) / m
+        return self.element_values(z, y, True).sum() / z.size, (stable_sigmoid(z) - y) / z.size
+
+    def element_values(self, p, y, logits):
+        """The element-wise losses (every sample has as many: L is their mean)."""
+        xp = get_array_module(p)
+        if logits:
+            return xp.maximum(p, 0) - p * y + xp.log1p(xp.exp(-xp.abs(p)))
+        qc = xp.clip(p, EPSILON, 1 - EPSILON)
+        return -(y * xp.log(qc) + (1 - y) * xp.log(1 - qc))
 
     def sample_values(self, p, y, logits):
         """ℓ_b, the mean of the element-wise losses of sample b."""
-        xp = get_array_module(p)
-        if logits:
-            values = xp.maximum(p, 0) - p * y + xp.log1p(xp.exp(-xp.abs(p)))
-        else:
-            qc = xp.clip(p, EPSILON, 1 - EPSILON)
-            values = -(y * xp.log(qc) + (1 - y) * xp.log(1 - qc))
-        return values.reshape(len(p), -1).mean(axis=1)
+        return self.element_values(p, y, logits).reshape(len(p), -1).mean(axis=1)
 
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)

@@ -145,22 +145,21 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         to the caller, not handed over: valid until the next pass, which writes into them
         (the caller copies what it keeps).  ``record``: a list that receives (step, outputs)
         for each step."""
-        reclaim_buffers(self.flat_layers())
+        layers, inference = self.flat_layers(), no_backward_follows()
+        reclaim_buffers(layers)
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
-        wanted = {id(t) for t in plan.targets}
-        for index, step in enumerate(plan.steps):
+        for step, done_with, makes_target in zip(plan.steps, plan.done_with, plan.makes_target):
             outputs = step.forward([values[id(t)] for t in step.inputs], training)
             values.update(zip(map(id, step.outputs), outputs))
-            if no_backward_follows() and not any(id(t) in wanted for t in step.outputs):
+            if inference and not makes_target:
                 for layer in step.layers:               # (a target's step keeps what a loss reads: its logits)
                     layer.release()
             if record is not None:
                 record.append((step, outputs))
-            for t in step.inputs:
-                if plan.last_use[id(t)] == index and id(t) not in wanted:
-                    values.pop(id(t), None)
-        if not no_backward_follows():
-            hand_over(self.flat_layers(), [values[key] for key in wanted])
+            for key in done_with:
+                values.pop(key, None)
+        if not inference:
+            hand_over(layers, [values[id(t)] for t in plan.targets])
         self._last_plan = plan
         return values
 

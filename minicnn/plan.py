@@ -11,8 +11,9 @@ Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
                (``ReluPoolGroup``, a ``GroupStep``), and a BatchNormalization read only
                by a ReLU, on the same terms (``NormReluGroup``), and an Add read only by a
                ReLU (``AddReluGroup``);
-* ``last_use`` for each tensor, the index of the last step that reads it: after that step the
-               executor drops its reference.
+* ``done_with`` for each step, the tensors (but targets) it is the last to read: after
+               that step the executor drops its references to them;
+* ``makes_target`` for each step, whether it writes a target.
 
 Buffer lifetimes: a tensor's buffer is free once its last reader has run, and the readers
 of a pass's tensors include the backward sweep that may follow (each layer's cache holds
@@ -142,10 +143,13 @@ class Plan:
                 group = EpilogueGroup(node.layer) if fuse and forms_epilogue_group(node.layer) else None
                 self.steps.append(LayerStep(node, calls[id(node.layer)] > 1, self.summed_grads, group))
                 i += 1
-        self.last_use = {}
+        last_use, targets = {}, {id(t) for t in self.targets}
         for index, step in enumerate(self.steps):
             for t in step.inputs:
-                self.last_use[id(t)] = index
+                last_use[id(t)] = index
+        self.done_with = [[id(t) for t in step.inputs if last_use[id(t)] == i and id(t) not in targets]
+                          for i, step in enumerate(self.steps)]
+        self.makes_target = [any(id(t) in targets for t in step.outputs) for step in self.steps]
 
     def steps_after(self, stop):
         """The steps that depend on tensor ``stop`` (every step, without one)."""

@@ -2,8 +2,7 @@
 pool (the kernels).
 
 By default each pool's idle threads spin for a while after their work (OpenBLAS's for
-2²⁸ cycles, ~0.1 s) and so starve the other pool's next kernel (measured in
-docs/performance.md).  :func:`share_cores` asks both to sleep promptly
+2²⁸ cycles) and so starve the other pool's next kernel (docs/performance.md).  :func:`share_cores` asks both to sleep promptly
 (``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise;
 ``import minicnn`` calls it unless ``MINICNN_SHARE_CORES=0``.
 

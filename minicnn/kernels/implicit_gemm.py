@@ -31,8 +31,8 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
         origin[(b, p, q)] = ((b·hp + p·sh)·wp + q·sw)·c
         tap[(i, j, ch)]   = (i·wp + j)·c + ch
 
-    Unsigned, so the kernels' indexing needs no negative-index check (measured: 12–18%
-    faster).  Made once per shape (read-only)."""
+    Unsigned, so the kernels' indexing needs no negative-index check.  Made once per shape
+    (read-only)."""
     n, hp, wp, c = x_pad_shape
     (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
     origin = ((np.arange(n)[:, None, None] * hp + np.arange(oh)[:, None] * sh) * wp + np.arange(ow) * sw) * c
@@ -98,8 +98,8 @@ def matmul(a, b, out=None):
     return out
 
 
-KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most (measured: their
-                             # ∂L/∂O and input rows stay in the L2 cache)
+KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most: so that their
+                             # ∂L/∂O and input rows stay in the L2 cache (docs/performance.md)
 
 
 @functools.cache

@@ -4,10 +4,9 @@ threshold, strided layers' ∂L/∂x and ∂L/∂x into few channels, the NumPy 
 
 Both have a tall left operand (one row per output pixel) and a small right one (a
 layer's kernel, tens to hundreds of columns).  OpenBLAS runs these skinny shapes well
-below its square-matrix speed (measured on the reference VM: 35–65 GFLOP/s, 2048³ at
-73), so on the Numba kernels a large enough product goes to a register-blocked kernel
-that packs only the small operand (``implicit_gemm.matmul``; 10–25% faster on the seed
-models' conv shapes, measured); elsewhere to the array module's ``matmul`` (BLAS,
+below its square-matrix speed, so on the Numba kernels a large enough product goes to a
+register-blocked kernel that packs only the small operand (``implicit_gemm.matmul``; the
+figures are in docs/performance.md); elsewhere to the array module's ``matmul`` (BLAS,
 cuBLAS).
 """
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 from .. import backend
 from .dispatch import pick
 
-NUMBA_MATMUL_FROM = 10**7   # multiply-adds; measured: below this (≲ 0.3 ms) BLAS is as fast or faster
+NUMBA_MATMUL_FROM = 10**7   # multiply-adds; below this BLAS is as fast or faster (docs/performance.md)
 
 
 def matmul(a, b, out=None):

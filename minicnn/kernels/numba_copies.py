@@ -19,7 +19,7 @@ from numba import prange
 
 from . import jit
 
-IM2COL_PIXELS_FROM_CHANNELS = 8    # measured: below this, copying whole window rows is faster
+IM2COL_PIXELS_FROM_CHANNELS = 8    # below this, copying whole window rows is faster (docs/performance.md)
 
 
 @jit.kernel()

@@ -20,7 +20,7 @@ def _maxpool_forward_kernel(SWITCHES):
 
     @jit.kernel()
     def maxpool_forward(x, y, switches, ph, pw, sh, sw, top, left):
-        """Over flat views with unsigned offsets (no negative-index check: measured 1.7× faster)."""
+        """Over flat views with unsigned offsets (so no negative-index check)."""
         n, h, w, c = x.shape
         _, oh, ow, _ = y.shape
         xf, yf, sf, channels = x.reshape(-1), y.reshape(-1), switches.reshape(-1), np.uint64(c)

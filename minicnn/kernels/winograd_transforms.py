@@ -37,7 +37,7 @@ def kernel_transform(W, panel, workspace=None):
 def sandwich(L, X):
     """L X Lᵀ of each (c, f) slice of X: (L X Lᵀ)[a, b, c, f] = Σ_ij L[a, i] X[i, j, c, f] L[b, j],
     as two matrix products: T[a, j] = Σ_i L[a, i] X[i, j], then Σ_j L[b, j] T[a, j] for each a
-    (measured 2.5× faster than two tensordots and their transpose, 3× than one einsum)."""
+    (no transposed copy, unlike two tensordots; docs/performance.md)."""
     k, m = X.shape[0], L.shape[0]
     T = (L @ X.reshape(k, -1)).reshape(m, k, -1)
     return (L @ T).reshape(m, m, *X.shape[2:])
