@@ -11,8 +11,8 @@ Beside Keras (when TensorFlow is importable), two comparisons, each from the sam
 weights (drawn in minicnn, copied layer by layer into Keras) and on the same batches in the
 same order (the training set shuffled once, outside both libraries, then ``shuffle=False``):
 
-- float64, on ``--float64_samples`` training images (and as many test images), minicnn on its
-  NumPy kernels: the two trainings follow one trajectory, so the training loss of every epoch
+- float64, on ``--float64_samples`` training images (and as many test images): the two
+  trainings follow one trajectory, so the training loss of every epoch
   agrees to 1e-6 (relative) and the test accuracies are equal;
 - float32, ``--seeds`` initial weights and batch orders: a float32 training is chaotic (a
   change in the summation order alone moves the test accuracy by more than a point), so one
@@ -104,16 +104,15 @@ def side_by_side(keras, x, y, xt, yt, epochs, batch_norm, seed):
 
 @contextlib.contextmanager
 def float64(keras):
-    """Both libraries in float64, minicnn on its NumPy kernels: the Numba Winograd convolution gives
-    ±1e-15 where a window reads only zeros (the strict xfail in tests/test_kernels_bn_depthwise.py),
-    and on images with zero borders that opens ReLUs TensorFlow keeps closed."""
+    """Both libraries in float64, minicnn on the kernels in use (in float64 no convolution runs
+    on Winograd, whose rounding would open, on images with zero borders, ReLUs that TensorFlow
+    keeps closed: ``kernels/conv_plan.choose``)."""
     before = mc.backend.floatx(), keras.backend.floatx(), keras.config.dtype_policy()
     mc.set_floatx("float64")
     keras.backend.set_floatx("float64")      # Keras's inputs
     keras.config.set_dtype_policy("float64")  # its layers: the policy, once made, no longer follows floatx
     try:
-        with mc.use_kernels("numpy"):
-            yield
+        yield
     finally:
         mc.set_floatx(before[0])
         keras.backend.set_floatx(before[1])

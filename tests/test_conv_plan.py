@@ -34,6 +34,19 @@ def test_the_rule_picks_per_pass(x_shape, kernel, strides, pads, family, expecte
     assert choose(x_shape, kernel, strides, pads, family) == expected
 
 
+def test_float64_runs_the_direct_sums_where_float32_runs_winograd():
+    """Winograd's rounding breaks exact zeros (test_kernels_bn_depthwise), which float64 is for."""
+    shape, kernel = (256, 14, 14, 24), (3, 3, 24, 48)
+    assert choose(shape, kernel, (1, 1), (1, 1, 1, 1), "numba", dtype=np.float32).forward == "winograd"
+    assert choose(shape, kernel, (1, 1), (1, 1, 1, 1), "numba", dtype=np.float64) == \
+        ("implicit_gemm", "implicit_gemm", "implicit_gemm")
+    layer = mc.layers.Conv2D(48, 3, padding="same")
+    with mc.use_kernels("numba"):
+        for dtype, forward in ((np.float64, "implicit_gemm"), (np.float32, "winograd")):
+            layer.plan_for(np.zeros(shape, dtype))
+            assert layer.algorithm.forward == forward, dtype
+
+
 @pytest.mark.parametrize("kernel_size, strides, kernels, algorithm, why", [
     (5, 1, "numba", "winograd", "3×3 kernel and stride 1"),
     (3, 2, "numba", "winograd", "3×3 kernel and stride 1"),

@@ -159,12 +159,13 @@ def test_every_gradient_is_the_same_on_the_three_kernel_families(case, input_gra
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=f"{family}: {name}/{key}")
 
 
-@pytest.mark.xfail(strict=True, reason="Winograd F(4x4, 3x3) mixes a tile's pixels in its transforms: an output whose "
-                   "3x3 window reads only zeros comes out as ±1e-15, not 0, so a ReLU after it (or after an Add of "
-                   "two such convolutions, as in examples/resnet.py at its first step, biases 0, on zero image "
-                   "borders) passes the gradient where TensorFlow and the reference kernels block it, and the bias "
-                   "gradient, a sum over those pixels, differs (8 % on the ResNet's first step)")
 def test_a_convolution_is_exactly_zero_where_its_window_reads_only_zeros(float64):
+    """In float64 the Numba kernels keep the exact zeros of the direct sum: Winograd F(4x4, 3x3)
+    mixes a tile's pixels in its transforms, so where a 3x3 window reads only zeros it gives
+    ±1e-15 instead of 0, and a ReLU after it (or after an Add of two such convolutions, as in
+    examples/resnet.py at its first step, biases 0, on zero image borders) would pass the
+    gradient where TensorFlow and the reference kernels block it; float64 convolutions do not
+    run on Winograd unless it is forced (``conv_plan.choose``)."""
     rng = np.random.default_rng(0)
     x = np.zeros((2, 14, 14, 32))
     x[:, 3:9, 5:10] = np.maximum(rng.standard_normal((2, 6, 5, 32)), 0)      # a patch of data on a zero background

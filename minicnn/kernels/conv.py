@@ -85,7 +85,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     W2 = W.reshape(kh * kw * c, f)                                  # (kh·kw·c, f)
     chunk = _chunk_size(n, oh * ow * kh * kw * c * x.itemsize, budget)
     y = workspace.reusable("y", (n * oh * ow, f), x.dtype, like=x)
-    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
+    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x), dtype=x.dtype)
     cols = x_pad = None
     if plan.forward == "winograd":
         from . import winograd
@@ -165,7 +165,7 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None, plan=None):
     the transposed convolution (``kernels/conv_variants.py``)."""
     xp = backend.get_array_module(dy)
     stand_in = xp.broadcast_to(xp.zeros((), dy.dtype), x_shape)     # x's shape; its values are never read
-    plan = plan if plan is not None else conv_plan.choose(x_shape, W.shape, strides, pads, family(dy))
+    plan = plan if plan is not None else conv_plan.choose(x_shape, W.shape, strides, pads, family(dy), dtype=dy.dtype)
     cache = ConvCache(stand_in, None, None, W, tuple(strides), tuple(pads), tuple(dy.shape[1:3]), x_shape[0], plan)
     return _input_grad(dy, cache, workspace if workspace is not None else Workspace(), False)
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 from typing import NamedTuple
 
+import numpy as np
+
 # Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds").
 IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep im2col + BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂X's output channels, at least, for its implicit GEMM
@@ -98,21 +100,27 @@ def output_size(x_shape, kernel_shape, strides, pads):
     return (h + pads[0] + pads[1] - kh) // strides[0] + 1, (w + pads[2] + pads[3] - kw) // strides[1] + 1
 
 
-def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d") -> ConvPlan:
-    """The algorithm of each pass for an input of ``x_shape`` (n, h, w, c), a kernel of
-    ``kernel_shape`` (kh, kw, c, f), ``strides`` and ``pads`` (top, bottom, left, right) on the
-    kernel ``family`` ('numba', 'numpy' or 'cuda': ``dispatch.family``).  Only the Numba
-    kernels have the implicit GEMM and Winograd; there a pass takes the fastest that applies
-    (the thresholds above)::
+def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="float32") -> ConvPlan:
+    """The algorithm of each pass for an input of ``x_shape`` (n, h, w, c) and ``dtype``, a
+    kernel of ``kernel_shape`` (kh, kw, c, f), ``strides`` and ``pads`` (top, bottom, left,
+    right) on the kernel ``family`` ('numba', 'numpy' or 'cuda': ``dispatch.family``).  Only
+    the Numba kernels have the implicit GEMM and Winograd; there a pass takes the fastest that
+    applies (the thresholds above)::
 
-        forward, ∂L/∂W:  Winograd   3×3, stride 1, c and f ≥ WINOGRAD_FROM_CHANNELS,
+        forward, ∂L/∂W:  Winograd   float32, 3×3, stride 1, c and f ≥ WINOGRAD_FROM_CHANNELS,
                                     n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM
                          implicit GEMM  n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM
                          else im2col
         ∂L/∂X:           stride 1, h·w ≤ FULL_CONV_MAX_OVERWORK·oh·ow and n·h·w·kh·kw·c·f ≥
                          IMPLICIT_GEMM_FROM: the full convolution on Winograd (as the forward's
                          test, channels swapped) or, with c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS,
-                         on the implicit GEMM; else col2im"""
+                         on the implicit GEMM; else col2im
+
+    Winograd's transforms mix a tile's pixels, so an output whose window reads only zeros
+    comes out as a rounding error (±1e-16 relative in float64), not 0, and a ReLU after it
+    opens where the direct sum keeps it shut.  float64 is asked for to compare exactly (with
+    TensorFlow, with the references), so it runs the direct sums, as PyTorch and TensorFlow
+    do in float64; ``use_conv_algorithm('winograd')`` still runs it."""
     strides = tuple(strides)
     if _forced is not None:
         return check(_forced_plan(_forced, strides), x_shape, kernel_shape, strides, family, who)
@@ -121,7 +129,8 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d") -> ConvPl
     n, h, w, c = x_shape
     kh, kw, _, f = kernel_shape
     oh, ow = output_size(x_shape, kernel_shape, strides, pads)
-    winograd_shape = (kh, kw) == (3, 3) and strides == (1, 1) and min(c, f) >= WINOGRAD_FROM_CHANNELS
+    winograd_shape = ((kh, kw) == (3, 3) and strides == (1, 1) and min(c, f) >= WINOGRAD_FROM_CHANNELS
+                      and np.dtype(dtype) == np.float32)
     large = n * oh * ow * kh * kw * c * f >= IMPLICIT_GEMM_FROM
     forward = "winograd" if large and winograd_shape else "implicit_gemm" if large else "im2col"
     input_grad = "col2im"

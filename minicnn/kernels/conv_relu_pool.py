@@ -41,7 +41,7 @@ def fusable(x, W, strides, padding, pool, pool_strides, pool_padding, plan=None)
     if tuple(pool) != POOL or tuple(pool_strides) != POOL or pool_padding != "valid":
         return False
     oh, ow, pads = window_geometry(x.shape[1], x.shape[2], W.shape[:2], strides, padding, "conv2d")
-    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
+    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x), dtype=x.dtype)
     return oh >= 2 and ow >= 2 and plan.forward == "implicit_gemm"
 
 
@@ -59,6 +59,6 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, padding, conv_workspace, pool_
     y = pool_workspace.reusable("y", (n, oh // 2, ow // 2, f), x.dtype, like=x)
     switches = None if no_backward_follows() else pool_workspace.reusable("switches", y.shape, np.int32, like=x)
     numba_conv_relu_pool.conv2d_relu_maxpool(x_pad, W, b, strides, (oh, ow), y, switches, conv_workspace)
-    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x))
+    plan = plan if plan is not None else conv_plan.choose(x.shape, W.shape, strides, pads, family(x), dtype=x.dtype)
     conv_cache = ConvCache(x, None, x_pad, W, tuple(strides), pads, (oh, ow), n, plan)
     return y, conv_cache, PoolCache((n, oh, ow, f), y, switches, POOL, POOL, (0, 0, 0, 0))

@@ -86,16 +86,16 @@ class Conv2D(AffineLayer):
 
     def plan_for(self, x):
         """The algorithm of each pass for input x (``kernels/conv_plan.py``), kept as
-        ``self.algorithm``: decided again only when x's shape, the kernel family or the
-        forced algorithm (``mc.use_conv_algorithm``) changes.  A grouped convolution runs
+        ``self.algorithm``: decided again only when x's shape or dtype, the kernel family or
+        the forced algorithm (``mc.use_conv_algorithm``) changes.  A grouped convolution runs
         this plan on each group."""
-        key = (tuple(x.shape), family(x), conv_plan.forced())
+        key = (tuple(x.shape), x.dtype, family(x), conv_plan.forced())
         if key != self._plan_key:
             n, h, w, c = x.shape
             _, _, pads = window_geometry(h, w, self.window, self.strides, self.padding, self._who())
             group = (n, h, w, c // self.groups)
             self.algorithm = conv_plan.choose(group, (*self.window, c // self.groups, self.filters // self.groups),
-                                              self.strides, pads, key[1], self._who())
+                                              self.strides, pads, key[2], self._who(), x.dtype)
             self._plan_key = key
         return self.algorithm
 

@@ -114,15 +114,15 @@ class Conv2DTranspose(WindowLayer):
 
     def plan_for(self, x):
         """The plan of the convolution this layer transposes, for input x, kept as
-        ``self.algorithm``: decided again only when x's shape, the kernel family or the forced
-        algorithm changes (as ``Conv2D.plan_for``)."""
-        key = (tuple(x.shape), family(x), conv_plan.forced())
+        ``self.algorithm``: decided again only when x's shape or dtype, the kernel family or the
+        forced algorithm changes (as ``Conv2D.plan_for``)."""
+        key = (tuple(x.shape), x.dtype, family(x), conv_plan.forced())
         if key != self._plan_key:
             window = dilated_size(self.kernel_size, self.dilation_rate)
             shape, pads = transposed_conv_input_shape(x.shape, window, self.strides, self.padding,
                                                       self.output_padding, self.filters, self._who())
             self.algorithm = conv_plan.TransposedPlan(conv_plan.choose(
-                shape, (*window, self.filters, x.shape[-1]), self.strides, pads, key[1], self._who()))
+                shape, (*window, self.filters, x.shape[-1]), self.strides, pads, key[2], self._who(), x.dtype))
             self._plan_key = key
         return self.algorithm
 
