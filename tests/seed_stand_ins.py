@@ -20,8 +20,12 @@ The stand-ins (made once per folder by ``make``, with Keras and Pillow):
   weights, saved in the legacy ``.h5`` layout (weights by layer name) that both Keras's
   and minicnn's loaders read from that file name.
 
-VGG16's ImageNet files are left out: the cells that use them run TensorFlow's
-``GradientTape`` on the model, which no import change makes run on minicnn.
+VGG16's ImageNet files are left out: without the top (58 MB of random weights) they
+would reach one cell, whose gradient ascent runs TensorFlow's ``GradientTape`` on the
+model — no import change makes that run on minicnn, and on Keras it takes minutes; with
+the top they are 550 MB.  The cells that need a VGG16 fine-tuned by the author
+(``./model/cats_and_dogs_small_3.keras``, a local file) or ``conv_base`` (defined by a
+line the tutorial's text mangles) stay out of reach too.
 """
 from __future__ import annotations
 
