@@ -42,6 +42,7 @@ import numpy as np
 IMAGE_SIZE = 48
 PER_CLASS = 4
 INCEPTION_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGE_ZIP = "dogs-vs-cats_small.zip"
 
 
 def file_name(url) -> str:
@@ -112,6 +113,30 @@ def _images(root: Path, splits, seed):
                 Image.fromarray(pixels.astype(np.uint8)).save(root / split / folder / f"{stem}.{950 + 10 * s + k}.jpg")
 
 
+def built_model_files(code) -> list:
+    """``[NAME.keras, history_NAME.pkl]`` when ``code`` defines ``build_model`` and loads
+    ``model/NAME.keras``, else []."""
+    tree = ast.parse(code)
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "build_model" for n in tree.body):
+        return []
+    names = [file_name(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and
+             isinstance(n.value, str) and n.value.startswith("model/") and n.value.endswith(".keras")]
+    return [names[0], f"history_{Path(names[0]).stem}.pkl"] if names else []
+
+
+def stand_in_names(seed_text) -> set:
+    """The names of the stand-ins ``make`` provides that the tutorial's code spells out."""
+    import seed_cells
+    made = {IMAGE_ZIP, INCEPTION_NOTOP, *(parts[0] for parts in seed_cells.PROVIDED.values())}
+    named = set()
+    for code in seed_cells.cells(seed_text):
+        made.update(built_model_files(code))
+        named |= seed_cells.provided_read(code)
+        named |= {file_name(n.value) for n in ast.walk(ast.parse(code))
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    return named & made
+
+
 def _built_models(seed_text, folder: Path):
     """``NAME.keras`` and ``history_NAME.pkl`` from each cell that defines ``build_model``
     and loads ``model/NAME.keras``."""
@@ -139,10 +164,8 @@ def _build_each(codes, folder: Path):
             exec(compile(code, "<seed cell>", "exec"), namespace)
         except Exception:                     # the load of the missing file, or a later line
             pass
-        defines = any(isinstance(n, ast.FunctionDef) and n.name == "build_model" for n in tree.body)
-        names = [file_name(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and
-                 isinstance(n.value, str) and n.value.startswith("model/") and n.value.endswith(".keras")]
-        if not (defines and names) or (folder / names[0]).exists():
+        names = built_model_files(code)
+        if not names or (folder / names[0]).exists():
             continue
         for key in ("train_images", "train_labels"):          # a few samples are enough to build and fit
             if key in namespace:
@@ -151,7 +174,7 @@ def _build_each(codes, folder: Path):
         model, history = built if isinstance(built, tuple) else (built, None)
         model.save(folder / names[0])
         if history is not None:
-            with open(folder / f"history_{Path(names[0]).stem}.pkl", "wb") as f:
+            with open(folder / names[1], "wb") as f:
                 pickle.dump(history, f)
         keras.backend.clear_session()
 
@@ -174,7 +197,7 @@ def make(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     _images(folder / "dogs-vs-cats_small", ("train", "validation", "test"), seed=0)
     _images(folder / "cats_and_dogs_filtered", ("train", "validation"), seed=1)
-    shutil.make_archive(str(folder / "dogs-vs-cats_small"), "zip", folder, "dogs-vs-cats_small")
+    shutil.make_archive(str(folder / Path(IMAGE_ZIP).stem), "zip", folder, Path(IMAGE_ZIP).stem)
     import sys
 
     import tensorflow.keras.utils  # noqa: F401  (loaded, so that install reaches its get_file)

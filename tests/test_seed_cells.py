@@ -7,7 +7,6 @@ printed (``pytest -s``).  Files the cells download are served by generated stand
 must reach a cell that then runs on Keras.  Cells that fail on both are out of reach of an
 import change (TensorFlow's own API, keras-vis, Keras 2 APIs gone from Keras 3, names the
 tutorial never defines, VGG16's ImageNet weights)."""
-import ast
 import json
 import os
 import re
@@ -74,18 +73,7 @@ def test_keras_cells_that_run_on_keras_run_on_minicnn(index, tmp_path, stand_ins
     missing = {i: (ours[i]["first_line"], ours[i]["error"]) for i in sorted(ran_theirs - ran_ours)}
     assert not missing, f"{SEEDS[index].name}: cells that run on Keras but not on minicnn: {missing}"
 
-    named = _stand_ins_named(SEEDS[index], stand_ins)
+    named = seed_stand_ins.stand_in_names(SEEDS[index].read_text())
     used = {name for cell in theirs if cell["error"] is None for name in cell["stand_ins"]}
     assert named <= used, f"{SEEDS[index].name}: stand-ins that no cell ran with on Keras: {named - used}"
 
-
-def _stand_ins_named(path, folder):
-    """The stand-ins the tutorial's code names: files spelled out in a URL or a path, and
-    the folders behind the names the runner defines for it."""
-    names = set()
-    for code in seed_cells.cells(path.read_text()):
-        names |= seed_cells.provided_read(code)
-        for node in ast.walk(ast.parse(code)):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                names.add(seed_stand_ins.file_name(node.value))
-    return {name for name in names if name.strip(".") and (Path(folder) / name).exists()}
