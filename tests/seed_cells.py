@@ -4,7 +4,8 @@ The tutorials are plain text: prose, program output and code, undelimited.  A *c
 a maximal run of lines that parses as Python (IPython ``%`` / ``!`` lines dropped); a
 *Keras cell* is one that builds, trains, saves, loads or inspects a model.  ``to_minicnn``
 changes only the import lines, as a user would: ``keras`` / ``tensorflow.keras`` ->
-``minicnn``.
+``minicnn``.  Files the cells download (data, pre-trained models, ImageNet weights) are
+served offline by ``seed_stand_ins``, the same stand-ins for Keras and for minicnn.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import seed_stand_ins
 
 
 def _find_seeds() -> Path:
@@ -170,10 +172,32 @@ def swap_mnist(framework):
         keras_mnist.load_data = keras.datasets.mnist.load_data = lambda path=None: fashion_mnist.load_data()
 
 
+# The cats-vs-dogs tutorial (001) reads train_dir / validation_dir without defining them
+# (its download cell is not in the text): the runner defines them as the stand-in trees.
+PROVIDED = {"train_dir": ("cats_and_dogs_filtered", "train"),
+            "validation_dir": ("cats_and_dogs_filtered", "validation")}
+
+
+def provided_read(code) -> set:
+    """The stand-in folders behind the ``PROVIDED`` names that ``code`` reads without
+    assigning them itself."""
+    names = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name) and node.id in PROVIDED]
+    assigned = {node.id for node in names if isinstance(node.ctx, ast.Store)}
+    return {PROVIDED[node.id][0] for node in names if node.id not in assigned}
+
+
+def stand_in_files() -> Path:
+    """``$SEED_STAND_INS`` (made there when missing), else a fresh temporary folder."""
+    import tempfile
+    folder = os.environ.get("SEED_STAND_INS") or tempfile.mkdtemp(prefix="seed-stand-ins-")
+    return seed_stand_ins.make(Path(folder))
+
+
 def main(argv):
     """``python seed_cells.py SEED_INDEX minicnn|keras OUT.json``: run one tutorial's cells
-    in a fresh process (Keras's session-wide layer names start afresh) and write
-    [{"keras_cell": bool, "error": None | str}] for its cells."""
+    in a fresh process (Keras's session-wide layer names start afresh), with the downloads
+    served by ``seed_stand_ins``, and write [{"keras_cell": bool, "first_line": str,
+    "error": None | str, "stand_ins": [names of the stand-in files it was served]}] for its cells."""
     import json
     import sys
     index, framework, out = int(argv[1]), argv[2], argv[3]
@@ -183,14 +207,24 @@ def main(argv):
     swap_mnist(framework)
     if framework == "minicnn":
         import minicnn
+        import minicnn.applications  # noqa: F401  (loaded, so that the stand-ins reach its get_file)
         namespace["minicnn"] = minicnn
+    else:
+        import tensorflow.keras.utils  # noqa: F401  (the same, for TensorFlow's Keras namespace)
+    files, served = stand_in_files(), []
+    seed_stand_ins.install(files, served)
+    namespace.update({name: str(files.joinpath(*parts)) for name, parts in PROVIDED.items()})
     keras_set = set(keras_cells(path))
     originals = cells(path.read_text())
     codes = [shortened(to_minicnn(c) if framework == "minicnn" else c) for c in originals]
-    results = run_cells(codes, namespace)
+    report = []
+    for original, code in zip(originals, codes):
+        before = len(served)
+        [(_, error)] = run_cells([code], namespace)
+        report.append({"keras_cell": original in keras_set, "first_line": original.splitlines()[0],
+                       "error": error, "stand_ins": sorted(set(served[before:]) | provided_read(code))})
     with open(out, "w") as f:
-        json.dump([{"keras_cell": c in keras_set, "first_line": c.splitlines()[0], "error": err}
-                   for c, (_, err) in zip(originals, results)], f)
+        json.dump(report, f)
 
 
 if __name__ == "__main__":
