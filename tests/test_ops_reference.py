@@ -37,7 +37,7 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
-    tile, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
+    tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
     40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split

@@ -66,6 +66,10 @@ def product_kernels():
             kernels[f"kernel_grad {rows}x{panel}"] = implicit_gemm._kernel_grad_kernel(rows, panel)
             kernels[f"winograd forward {rows}x{panel}"] = winograd._forward_kernel(rows, panel)
             kernels[f"winograd kernel_grad {rows}x{panel}"] = winograd._kernel_grad_kernel(rows, panel)
+        for rows, panel in register_tiles.NARROW_TILES:       # ∂L/∂W's products of few columns
+            dy = rng.standard_normal((2, 8, 8, panel)).astype(np.float32)
+            implicit_gemm.conv2d_kernel_grad(x, dy, (3, 3), (1, 1))
+            kernels[f"kernel_grad {rows}x{panel}"] = implicit_gemm._kernel_grad_kernel(rows, panel)
         panel = register_tiles.four_row_tile()[1]
         W = rng.standard_normal((3, 3, 8, panel)).astype(np.float32)
         for switches in (True, False):          # the training forward's, and one no backward follows

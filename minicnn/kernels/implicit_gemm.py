@@ -147,7 +147,7 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
     zero-padded to one panel first).  The partial sums live in ``workspace``'s buffer
     ``'dW_blocks'`` when given."""
     n, oh, ow, f = dy.shape
-    tile = tile_for(f)
+    tile = tile_for(f, narrow=True)
 
     def buffer(name, shape):
         return workspace.get(name, shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)

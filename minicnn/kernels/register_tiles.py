@@ -13,7 +13,8 @@ decided once, at import, from the features Numba compiles with (``NUMBA_CPU_FEAT
 when set, else the host's, as LLVM reports them):
 
 * AVX2: 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
-  of accumulators, the rest for the panel's row and the broadcast values;
+  of accumulators, the rest for the panel's row and the broadcast values; and 4 × 8 for
+  ∂L/∂W's products of at most 8 columns (a layer of 4 filters);
 * AVX-512: 32 registers of 512 bits (16 float32): 4 × 32 or 3 × 48, the same 8 or 9
   accumulator registers at twice the width; and AVX2's tiles, for the column counts they
   pad less (24 filters: 3 × 24, not 4 × 32's 8 empty columns).
@@ -37,6 +38,10 @@ TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: 
     "avx2": ((4, 16), (3, 24)),
     "avx512": ((4, 32), (3, 48), (4, 16), (3, 24)),
 }
+# ∂L/∂W's extra tiles, for products of at most their width (a layer of 4 filters): there ∂L/∂Y is
+# padded to the panel and the partial sums are panel-wide, so a panel of one AVX2 register halves
+# that traffic; in a forward the tile's broadcasts bind and it is slower (docs/performance.md)
+NARROW_TILE_SETS = {"avx2": ((4, 8),), "avx512": ()}
 
 
 def target_features() -> str:
@@ -50,19 +55,19 @@ def vector_isa(features: str) -> str:
 
 
 VECTOR_ISA = vector_isa(target_features())
-TILES = TILE_SETS[VECTOR_ISA]
+TILES, NARROW_TILES = TILE_SETS[VECTOR_ISA], NARROW_TILE_SETS[VECTOR_ISA]
 
 
 @contextlib.contextmanager
 def use_tile_set(isa):
     """Run the products on ``TILE_SETS[isa]`` within the block (any set computes the same
     sums on any CPU: only the speed is the machine's)."""
-    global TILES
-    before, TILES = TILES, TILE_SETS[isa]
+    global TILES, NARROW_TILES
+    before, (TILES, NARROW_TILES) = (TILES, NARROW_TILES), (TILE_SETS[isa], NARROW_TILE_SETS[isa])
     try:
         yield
     finally:
-        TILES = before
+        TILES, NARROW_TILES = before
 
 
 def four_row_tile(n=None):
@@ -77,11 +82,13 @@ def three_row_tile():
     return TILES[1]
 
 
-def tile_for(n, on_a_tie=None):
+def tile_for(n, on_a_tie=None, narrow=False):
     """The tile whose panels pad n columns the least (``on_a_tie``, by default the widest
-    4-row tile, when it is among those that pad alike; else the first of them)."""
+    4-row tile, when it is among those that pad alike; else the first of them); ``narrow``:
+    ∂L/∂W's products, which may also take a ``NARROW_TILES`` tile that n fits in."""
     on_a_tie = on_a_tie or four_row_tile()
-    return min(TILES, key=lambda tile: (-(-n // tile[1]) * tile[1], tile != on_a_tie))
+    tiles = [*TILES, *(tile for tile in NARROW_TILES if narrow and n <= tile[1])]
+    return min(tiles, key=lambda tile: (-(-n // tile[1]) * tile[1], tile != on_a_tie))
 
 
 def panels_shape(shape, width):
