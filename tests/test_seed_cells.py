@@ -48,7 +48,8 @@ def stand_ins(tmp_path_factory):
 
 def _environment(**extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", **extra}
-    env.setdefault("MINICNN_DATA", str(ROOT.parent / "shared" / "datasets"))
+    # absolute: the README's command gives a relative path, and the subprocesses run elsewhere
+    env["MINICNN_DATA"] = os.path.abspath(env.get("MINICNN_DATA", ROOT.parent / "shared" / "datasets"))
     return env
 
 
