@@ -8,11 +8,12 @@ Two independent choices live here:
   NumPy, fused groups) or ``'numba'`` (the fast kernels), chosen by ``set_kernels``.  The
   default, ``'auto'``, is ``'numba'`` once the Numba kernels are in the disk cache, and
   ``'numpy'`` until then while a background process compiles them (``warmup.py``): a first
-  ``fit`` does not wait minutes for the compiler.
+  ``fit`` does not wait minutes for the compiler, and its GEMMs run on one BLAS thread
+  meanwhile (the compile holds the other core; ``threads.set_openblas_threads``).
 
 Nothing is imported eagerly: CuPy is optional, and "importable" and "a GPU is
-usable" are separate checks (``gpu_status``).  This module imports nothing else
-from minicnn.
+usable" are separate checks (``gpu_status``).  From minicnn this module imports only
+``threads``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+
+from . import threads
 
 def check_choice(value, choices, what):
     if value not in choices:
@@ -54,9 +57,12 @@ def _auto_family() -> str:
         _auto["family"] = "numba" if warmup.is_warm() else "numpy"
         if _auto["family"] == "numpy" and first:
             warmup.start_in_background()
+            _auto["blas_threads"] = threads.set_openblas_threads(1)     # the compile holds a core meanwhile
             print("minicnn: the Numba CPU kernels are not compiled yet (first run only); running on the NumPy "
                   "kernels while a background process compiles them (`minicnn warmup` does it in the "
                   "foreground, set_kernels('numba') compiles as it goes)", file=sys.stderr)
+        elif _auto["family"] == "numba" and _auto.get("blas_threads"):
+            threads.set_openblas_threads(max(_auto.pop("blas_threads")))
     return _auto["family"]
 
 

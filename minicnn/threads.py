@@ -60,6 +60,26 @@ def restart_openblas_threads() -> list[str]:
     return done
 
 
+_THREAD_COUNT_CALLS = [(prefix + "openblas_set_num_threads" + suffix, prefix + "openblas_get_num_threads" + suffix)
+                       for prefix in ("", "scipy_") for suffix in ("", "64_")]
+
+
+def set_openblas_threads(count: int) -> list[int]:
+    """Run every loaded OpenBLAS's GEMMs on ``count`` threads; returns the counts they had
+    (in ``loaded_openblas_libraries`` order; libraries without the calls are skipped).
+    Used while a background compile holds a core: a GEMM split over two threads, one of them
+    sharing its core with that process, waits at each step for the slower thread."""
+    previous = []
+    for path in loaded_openblas_libraries():
+        lib = ctypes.CDLL(path)
+        calls = next(((getattr(lib, set_name), getattr(lib, get_name)) for set_name, get_name in _THREAD_COUNT_CALLS
+                      if hasattr(lib, set_name) and hasattr(lib, get_name)), None)
+        if calls is not None:
+            previous.append(calls[1]())
+            calls[0](count)
+    return previous
+
+
 def thread_settings() -> dict:
     """The thread-pool settings in force, for benchmark reports."""
     import numba

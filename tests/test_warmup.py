@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from minicnn import backend, warmup
+from minicnn import backend, threads, warmup
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_STEP = """
@@ -40,14 +40,18 @@ def test_auto_runs_numpy_while_the_warm_up_compiles_then_numba(monkeypatch):
     monkeypatch.setattr(warmup, "is_warm", lambda models=None: False)
     monkeypatch.setattr(warmup, "start_in_background", lambda: started.append(True))
     monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
+    blas_threads = threads.set_openblas_threads(2)
     with backend.use_kernels("auto"):
         assert backend.get_kernels() == "numpy" and backend.get_kernels() == "numpy" and started == [True]
+        assert threads.set_openblas_threads(1) == [1] * len(blas_threads)   # one BLAS thread beside the compile
         monkeypatch.setattr(warmup, "is_warm", lambda models=None: True)
         assert backend.get_kernels() == "numpy"              # rechecked at most every AUTO_RECHECK_SECONDS
         monkeypatch.setattr(backend, "AUTO_RECHECK_SECONDS", 0.0)
         assert backend.get_kernels() == "numba" and started == [True]
+        assert threads.set_openblas_threads(2) == [2] * len(blas_threads)   # given back once warm
         monkeypatch.setattr(warmup, "is_warm", lambda models=None: False)
         assert backend.get_kernels() == "numba"              # a cache does not go cold within a run
     monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
     with backend.use_kernels("numba"):
         assert backend.get_kernels() == "numba" and started == [True]
+    threads.set_openblas_threads(max(blas_threads, default=1))
