@@ -61,9 +61,15 @@ def _auto_family() -> str:
             print("minicnn: the Numba CPU kernels are not compiled yet (first run only); running on the NumPy "
                   "kernels while a background process compiles them (`minicnn warmup` does it in the "
                   "foreground, set_kernels('numba') compiles as it goes)", file=sys.stderr)
-        elif _auto["family"] == "numba" and _auto.get("blas_threads"):
-            threads.set_openblas_threads(max(_auto.pop("blas_threads")))
+        elif _auto["family"] == "numba":
+            _give_back_blas_threads()
     return _auto["family"]
+
+
+def _give_back_blas_threads() -> None:
+    """The BLAS threads 'auto' took while the background compile ran, given back."""
+    if _auto.get("blas_threads"):
+        threads.set_openblas_threads(max(_auto.pop("blas_threads")))
 
 
 def set_kernels(name: str) -> None:
@@ -72,6 +78,8 @@ def set_kernels(name: str) -> None:
     'numba' (the fast kernels, compiled on first use) or 'auto' (see the module docstring)."""
     global _kernels
     _kernels = check_choice(name, _KERNEL_CHOICES, "set_kernels")
+    if _kernels != "auto":
+        _give_back_blas_threads()       # (one thread was for the NumPy kernels beside the compile)
 
 
 @contextlib.contextmanager

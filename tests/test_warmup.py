@@ -54,4 +54,9 @@ def test_auto_runs_numpy_while_the_warm_up_compiles_then_numba(monkeypatch):
     monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
     with backend.use_kernels("numba"):
         assert backend.get_kernels() == "numba" and started == [True]
+    monkeypatch.setattr(backend, "_auto", {"family": None, "checked": -1e9})
+    with backend.use_kernels("auto"):
+        monkeypatch.setattr(warmup, "is_warm", lambda models=None: False)
+        assert backend.get_kernels() == "numpy"
+    assert threads.set_openblas_threads(2) == [2] * len(blas_threads)       # and when 'auto' is left
     threads.set_openblas_threads(max(blas_threads, default=1))
