@@ -1,17 +1,20 @@
 """Fused groups: layer calls that run as one step of the plan, each beside its unfused twin.
 
-**EpilogueGroup** — a weighted layer (``AffineLayer``: Dense, the convolutions) and its
-ReLU, ``a = max(x·W + b, 0)``, written in one pass:
+**EpilogueGroup** — a weighted layer and its ReLU, ``a = max(x·W + b, 0)``, written in one
+pass: ``ConvReluGroup`` (a plain Conv2D, ``kernels/conv.py``) and ``DenseReluGroup``
+(``kernels/dense.py``), each calling its layer's kernels with the layer's weights:
 
-* forward: the layer's kernels add b and apply the ReLU as they write their output
-  (``affine(x, relu=True)``, ``kernels/epilogue.py``); z is never kept, ``a`` stands in
-  for the mask (``a > 0`` exactly where ``z > 0``);
+* forward: the kernels add b and apply the ReLU as they write their output (``relu=True``,
+  ``kernels/epilogue.py``); z is never kept, ``a`` stands in for the mask (``a > 0``
+  exactly where ``z > 0``);
 * backward: one pass computes ``∂L/∂z = ∂L/∂a · [a > 0]`` and ``∂L/∂b = Σ ∂L/∂z``
-  (``relu_backward_bias_grad``); the layer then forms ∂L/∂W and ∂L/∂x from ∂L/∂z
-  (``affine_backward(..., bias_grad=False)``).
+  (``relu_backward_bias_grad``); the kernels' backward then forms ∂L/∂W and ∂L/∂x from
+  ∂L/∂z (``bias_grad=False``: ∂L/∂b is summed already).
 
 Unfused: ``layer.forward`` (z = x·W + b, then the ReLU's own pass and mask) and
-``layer.backward`` (the ReLU's backward, then the layer's, which sums ∂L/∂b).
+``layer.backward`` (the ReLU's backward, then the layer's, which sums ∂L/∂b).  The other
+weighted layers (dilated or grouped convolutions, the transposed, depthwise and separable
+ones) run their ReLU unfused.
 
 **ReluPoolGroup** — a layer ending in a ReLU, read only by a ``MaxPooling2D``:
 
@@ -27,10 +30,11 @@ Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(d
 
 **NormReluGroup** — a ``BatchNormalization`` read only by a ReLU (an ``Activation`` layer):
 
-* forward: ``a = max(γ·x̂ + β, 0)`` in BN's own pass (``normalize(x, training, relu=True)``);
-  the normalized ``y`` and the ReLU's mask are never formed, ``a`` stands in for the mask;
+* forward: ``a = max(γ·x̂ + β, 0)`` in BN's own pass (``kernels/normalization.py`` with
+  ``relu=True``); the normalized ``y`` and the ReLU's mask are never formed, ``a`` stands in
+  for the mask;
 * backward: BN's two passes read ``∂L/∂a`` and ``a`` and form ``∂L/∂y = ∂L/∂a · [a > 0]`` as
-  they go (``normalize_backward(..., relu_out=a)``): ``∂L/∂y`` is never formed either.
+  they go (``relu_out=a``): ``∂L/∂y`` is never formed either.
 
 Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy))``.
 
@@ -56,16 +60,24 @@ from .layers.core import Activation
 from .layers.merging import Add
 from .layers.normalization import BatchNormalization
 from .kernels import conv_relu_pool
+from .kernels.conv import conv2d_backward, conv2d_forward
+from .kernels.dense import dense_backward, dense_forward
+from .kernels.normalization import batch_norm_backward, batch_norm_forward
 from .kernels.epilogue import relu_backward, relu_backward_bias_grad
 from .kernels.pool import maxpool_relu_backward
-from .layers.base import AffineLayer
+from .layers.base import with_bias_grad
 from .layers.conv import Conv2D
+from .layers.dense import Dense
 from .layers.pooling import MaxPooling2D
 
 
-def forms_epilogue_group(layer) -> bool:
-    """Whether ``layer`` and its activation can run as an ``EpilogueGroup``."""
-    return isinstance(layer, AffineLayer) and isinstance(layer.activation, ReLU)
+def epilogue_group(layer):
+    """The ``EpilogueGroup`` that runs ``layer`` and its ReLU in one pass, or None."""
+    if not isinstance(layer.activation, ReLU):
+        return None
+    if isinstance(layer, Conv2D) and layer.plain:
+        return ConvReluGroup(layer)
+    return DenseReluGroup(layer) if isinstance(layer, Dense) else None
 
 
 def forms_relu_pool_group(below, pool) -> bool:
@@ -95,9 +107,11 @@ def pair_group(below, after):
 
 
 class EpilogueGroup:
-    """``layer`` (an ``AffineLayer``) and its ReLU as one step; its forward and backward
-    take the layer's arguments.  The output ``a`` is kept in the ReLU's ``out`` slot (so
-    that ``release`` and a shared layer's saved call state cover it)."""
+    """``layer`` and its ReLU as one step; its forward and backward take the layer's
+    arguments.  The output ``a`` is kept in the ReLU's ``out`` slot (so that ``release`` and
+    a shared layer's saved call state cover it).  Subclasses call the layer's kernels:
+    ``relu_forward(x)`` (a, keeping the layer's cache) and ``weight_and_input_grads(dz,
+    input_grad)`` (∂L/∂x and ∂L/∂W from ∂L/∂z)."""
 
     def __init__(self, layer):
         self.layer = layer
@@ -106,7 +120,7 @@ class EpilogueGroup:
     def forward(self, x, training=False):
         layer = self.layer
         x = layer.begin_forward(x)
-        a = layer.activation.out = layer.affine(x, relu=True)
+        a = layer.activation.out = self.relu_forward(x)
         layer.output_shape_seen = a.shape
         return a
 
@@ -124,9 +138,8 @@ class EpilogueGroup:
     def backward_from_logits(self, dz, db, input_grad=True):
         """∂L/∂x from ∂L/∂z and ∂L/∂b, summed already by the caller's pass over ∂L/∂z."""
         layer = self.layer
-        dx = layer.affine_backward(layer.check_grad(dz), input_grad, bias_grad=False)
-        if "bias" in layer.params:
-            layer.grads["bias"] = db
+        dx, dW = self.weight_and_input_grads(layer.check_grad(dz), input_grad)
+        layer.grads = with_bias_grad({"kernel": dW}, db if "bias" in layer.params else None)
         return dx
 
     def run_unfused(self, x, dy, training=False, input_grad=True):
@@ -134,12 +147,42 @@ class EpilogueGroup:
         return self.layer.forward(x, training=training), self.layer.backward(dy, input_grad)
 
 
+class ConvReluGroup(EpilogueGroup):
+    """A plain ``Conv2D`` and its ReLU: ``kernels/conv.py`` with ``relu=True``."""
+
+    def relu_forward(self, x):
+        conv = self.layer
+        a, conv.cache = conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"), conv.strides, conv.padding,
+                                       conv.workspace, conv.workspace_budget, relu=True, plan=conv.plan_for(x))
+        return a
+
+    def weight_and_input_grads(self, dz, input_grad):
+        dx, dW, _ = conv2d_backward(dz, self.layer.cache, self.layer.workspace, input_grad, bias_grad=False,
+                                    overwrite_cols=True)
+        return dx, dW
+
+
+class DenseReluGroup(EpilogueGroup):
+    """A ``Dense`` layer and its ReLU: ``kernels/dense.py`` with ``relu=True``."""
+
+    def relu_forward(self, x):
+        dense = self.layer
+        dense.cache = x
+        return dense_forward(x, dense.params["kernel"], dense.params.get("bias"), dense.workspace, relu=True)
+
+    def weight_and_input_grads(self, dz, input_grad):
+        dense = self.layer
+        dx, dW, _ = dense_backward(dz, dense.cache, dense.params["kernel"], dense.workspace, input_grad,
+                                   bias_grad=False)
+        return dx, dW
+
+
 class ReluPoolGroup:
     """``below`` (ending in a ReLU) then ``pool``, as one step of the plan."""
 
     def __init__(self, below, pool):
         self.below, self.pool = below, pool
-        self.head = EpilogueGroup(below) if forms_epilogue_group(below) else None
+        self.head = epilogue_group(below)
         self.name = f"{below.name} + {pool.name} (fused)"
         self.one_kernel = False         # whether the last forward ran as one kernel
 
@@ -196,15 +239,22 @@ class NormReluGroup:
         norm, act = self.norm, self.act
         x = norm.begin_forward(x)
         act.release()
-        a = act.activation.out = norm.normalize(x, training, relu=True)
+        use_batch = bool(training) and norm.trainable
+        a, norm.cache, mean, var = batch_norm_forward(x, norm.channel_axis(x.ndim), norm.params, norm.epsilon,
+                                                      use_batch, norm.workspace, relu=True)
+        if use_batch:
+            norm.update_moving_statistics(mean, var)
+        act.activation.out = a
         norm.output_shape_seen = act.output_shape_seen = a.shape
         return a
 
     def backward(self, dy, input_grad=True):
-        relu = self.act.activation
+        norm, relu = self.norm, self.act.activation
         if relu.rule != "gradient":
-            return self.norm.backward(self.act.backward(dy), input_grad)
-        return self.norm.normalize_backward(self.act.check_grad(dy), input_grad, relu_out=relu.out)
+            return norm.backward(self.act.backward(dy), input_grad)
+        dx, norm.grads = batch_norm_backward(self.act.check_grad(dy), norm.cache, norm.params, norm.workspace,
+                                             input_grad, relu_out=relu.out)
+        return dx
 
     def run_unfused(self, x, dy, training=False, input_grad=True):
         """The twin: (a, ∂L/∂x) by the two layers' own forward and backward."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from . import backend
 from .kernels.workspace import owner
-from .fusion import EpilogueGroup, forms_epilogue_group, pair_group
+from .fusion import epilogue_group, pair_group
 
 
 class LayerStep:
@@ -140,7 +140,7 @@ class Plan:
                 self.steps.append(GroupStep(node, after, pair))
                 i += 2
             else:
-                group = EpilogueGroup(node.layer) if fuse and forms_epilogue_group(node.layer) else None
+                group = epilogue_group(node.layer) if fuse else None
                 self.steps.append(LayerStep(node, calls[id(node.layer)] > 1, self.summed_grads, group))
                 i += 1
         last_use, targets = {}, {id(t) for t in self.targets}

@@ -1,6 +1,7 @@
-"""The plan's fused epilogue group (fusion.EpilogueGroup: a weighted layer and its ReLU in one
-pass each way) against its unfused twin, the layer's own forward and backward; and where
-the plan forms it."""
+"""The plan's fused groups (fusion.py: a weighted layer and its ReLU in one pass each way, BN +
+ReLU, Add + ReLU) against their unfused twins, the layers' own forward and backward; where
+the plan forms them; and the layer protocol, which knows nothing about them."""
+import inspect
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 from minicnn import backend, layers
 from minicnn.activations import ReLU
-from minicnn.fusion import AddReluGroup, EpilogueGroup, NormReluGroup
+from minicnn.fusion import AddReluGroup, NormReluGroup, epilogue_group
 from strategies import window_configs
 
 
@@ -43,7 +44,7 @@ def test_an_epilogue_group_equals_its_layer_run_unfused(kernels, kind, cfg, dtyp
         layer.params = {k: kernels(v) for k, v in layer.params.items()}
     layer.activation.rule = rule
     x = kernels(x_host)
-    group = EpilogueGroup(layer)
+    group = epilogue_group(layer)
     a = host(group.forward(x, training=True))
     dy = kernels(rng.standard_normal(a.shape).astype(dtype))
     dx = host(group.backward(dy))
@@ -73,12 +74,38 @@ def test_the_plan_forms_epilogue_groups_on_the_fast_kernels_only():
         with mc.use_kernels(family):
             steps = ["conv + relu (fused epilogue)", "flat", "hidden + relu (fused epilogue)", "linear", "out"]
             assert model.plan().describe() == steps
-            assert [type(s.group).__name__ for s in model.plan().groups] == ["EpilogueGroup"] * 2
+            assert [type(s.group).__name__ for s in model.plan().groups] == ["ConvReluGroup", "DenseReluGroup"]
             assert " -> ".join(steps) in model.summary(details=True, print_fn=None)
             assert [row["layer"] for row in mc.trace(model, x, y, verbose=False)] == steps
     with mc.use_kernels("reference"):
         assert model.plan().describe() == ["conv", "flat", "hidden", "linear", "out"]
         assert model.plan().groups == []
+
+
+FUSION_ARGUMENTS = {"relu", "relu_out", "bias_grad", "epilogue", "kept"}
+
+
+def test_the_layer_protocol_has_no_fusion_arguments():
+    """Every layer's ``call`` takes (inputs, training), its ``call_backward`` (∂L/∂z, input_grad),
+    and no method of a layer takes a fused group's argument: the groups call the kernels
+    themselves (fusion.py), never a layer with a flag."""
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    checked = 0
+    for cls in [layers.Layer, *subclasses(layers.Layer)]:
+        for name, method in vars(cls).items():
+            if not inspect.isfunction(method):
+                continue
+            names = list(inspect.signature(method).parameters)[1:]
+            assert not FUSION_ARGUMENTS & set(names), f"{cls.__name__}.{name}{tuple(names)}"
+            if name == "call":
+                assert len(names) == 2 and names[1] == "training", f"{cls.__name__}.call{tuple(names)}"
+            if name == "call_backward":
+                assert len(names) == 2 and names[1] == "input_grad", f"{cls.__name__}.call_backward{tuple(names)}"
+            checked += name in ("call", "call_backward")
+    assert checked > 40                   # (every layer class was seen: the walk is not empty)
 
 
 @given(n=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 6),
@@ -208,3 +235,23 @@ def test_the_plan_fuses_a_sum_and_its_relu_only_where_the_relu_is_the_sums_one_r
         assert model.plan().describe() == ["conv", "sum + relu (fused)", "sum2", "relu2", "out"]
     for fast, reference in zip(*results.values()):
         np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_an_average_pool_over_a_relu_layer_trains_as_on_the_reference_kernels():
+    """An AveragePooling2D over a Conv2D(relu) is no ReLU–pool group (its backward has no
+    arg-max to gate): one training step gives the reference kernels' weights."""
+    def stepped(family):
+        mc.utils.set_random_seed(3)
+        model = mc.Sequential([layers.Input((8, 8, 2)), layers.Conv2D(3, 3, activation="relu", name="conv"),
+                               layers.AveragePooling2D(2, name="pool"), layers.Flatten(), layers.Dense(2)])
+        model.compile(mc.optimizers.SGD(0.1), "mse")
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((4, 8, 8, 2)), rng.standard_normal((4, 2))
+        with mc.use_kernels(family):
+            assert "pool" in model.plan().describe()
+            model.train_on_batch(x.astype("float32"), y.astype("float32"))
+        return model.get_weights()
+    reference = stepped("reference")
+    for family in ("numpy", "numba"):
+        for w, w_ref in zip(stepped(family), reference):
+            np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-6)

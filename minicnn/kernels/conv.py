@@ -33,7 +33,7 @@ instead of kept (the cache then holds ``x`` only).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from .. import backend
 from . import conv_plan, epilogue
@@ -46,9 +46,11 @@ from .padding import pad, padded_shape
 from .workspace import Workspace
 
 
-class ConvCache(NamedTuple):
+@dataclass(slots=True)
+class ConvCache:
     x: object            # the input (n, h, w, c)
     cols: object         # its columns (n·oh·ow, kh·kw·c), or None when not built, chunked or spent
+                         # (a backward that writes ∂L/∂cols over them sets None: the next recomputes them)
     x_pad: object        # the zero-padded input when the forward ran on the implicit GEMM, else None
     W: object            # the kernel (kh, kw, c, f)
     strides: tuple
@@ -123,8 +125,8 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``kernels/epilogue.py``);
     on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
-    over them instead of into a second buffer of the same size (the cache's ``cols`` must
-    then not be used again)."""
+    over them instead of into a second buffer of the same size (and ``cache.cols`` set to
+    None: a second backward from the same forward rebuilds them from x)."""
     n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
     workspace = workspace if workspace is not None else Workspace()
@@ -190,6 +192,8 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     geometry = ((kh, kw), cache.strides, cache.pads, (oh, ow))
     if cache.cols is not None:
         dcols = cache.cols if overwrite_cols else workspace.get("dcols", cache.cols.shape, dy.dtype, like=dy)
+        if overwrite_cols:
+            cache.cols = None
         return col2im(matmul(dy2, W2T, out=dcols), x.shape, *geometry, out=dx)
     for start in range(0, x.shape[0], cache.chunk):
         images = slice(start, start + cache.chunk)

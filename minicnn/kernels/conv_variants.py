@@ -65,7 +65,7 @@ def channel_slices(size, groups):
     return [slice(g * step, (g + 1) * step) for g in range(groups)]
 
 
-def conv2d_forward_general(x, W, b, strides, padding, rate, groups, workspaces, budget=None, relu=False, plan=None):
+def conv2d_forward_general(x, W, b, strides, padding, rate, groups, workspaces, budget=None, plan=None):
     """(y, caches): the dilated, grouped convolution, one plain one per group (``workspaces``:
     one per group, each keeps its own buffers), each on ``plan`` (a ``ConvPlan``; None:
     ``conv_plan.choose``'s)."""
@@ -74,7 +74,7 @@ def conv2d_forward_general(x, W, b, strides, padding, rate, groups, workspaces, 
     outputs, caches = [], []
     for inputs, filters, workspace in zip(channel_slices(x.shape[-1], groups), channel_slices(f, groups), workspaces):
         y, cache = conv2d_forward(xp.ascontiguousarray(x[..., inputs]), dilated_kernel(W[..., filters], rate),
-                                  None if b is None else b[filters], strides, padding, workspace, budget, relu, plan)
+                                  None if b is None else b[filters], strides, padding, workspace, budget, plan=plan)
         outputs.append(y)
         caches.append(cache)
     return (outputs[0] if groups == 1 else xp.concatenate(outputs, axis=-1)), caches

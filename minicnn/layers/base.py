@@ -17,10 +17,6 @@ the one cache slot that backward reads; each backward *overwrites* ``grads`` (ne
 accumulates).  A layer knows nothing about fusions: the plan (``plan.py``, ``fusion.py``)
 may run a layer together with its activation or with the layer after it.
 
-``AffineLayer`` (below): the layers whose z is ``x·W + b`` for some linear map (Dense, the
-convolutions) state that op once, as ``affine``/``affine_backward``, with the kernels'
-epilogue arguments (``kernels/epilogue.py``), which the plan's ``EpilogueGroup`` uses.
-
 Called on a symbolic tensor (``mc.Input``), a layer builds itself and records a node
 (``graph.py``) instead of computing: that is how functional models are made.
 
@@ -39,6 +35,11 @@ import numpy as np
 from .. import activations, backend
 from ..graph import Node, flatten, is_symbolic
 from ..kernels.workspace import Workspace
+
+
+def with_bias_grad(grads: dict, db) -> dict:
+    """A weighted layer's gradients, with ``'bias'`` when it has one (``db`` not None)."""
+    return grads if db is None else {**grads, "bias": db}
 
 
 def snake_case(name: str) -> str:
@@ -359,31 +360,3 @@ class Layer(ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
-
-
-class AffineLayer(Layer):
-    """A layer whose ``z = x·W + b`` for a linear map ``x·W`` (a product, a convolution).
-    Subclasses state the op once, with the kernels' epilogue arguments:
-
-    * ``affine(x, relu)``: ``z = x·W + b``, written through a ReLU when ``relu`` (the
-      kernels apply b and the ReLU as they write z: ``kernels/epilogue.py``);
-    * ``affine_backward(dz, input_grad, bias_grad)``: ∂L/∂x and the weight gradients from
-      ∂L/∂z, with ∂L/∂b = Σ ∂L/∂z among them when ``bias_grad``.
-
-    The protocol's ``call`` and ``call_backward`` are the plain op (no ReLU; ∂L/∂b summed
-    here); the plan's ``fusion.EpilogueGroup`` uses the other settings."""
-
-    def call(self, x, training):
-        return self.affine(x, relu=False)
-
-    def call_backward(self, dz, input_grad=True):
-        return self.affine_backward(dz, input_grad, bias_grad="bias" in self.params)
-
-    @abstractmethod
-    def affine(self, x, relu):
-        """z = x·W + b (through a ReLU when ``relu``); keeps what backward needs."""
-
-    @abstractmethod
-    def affine_backward(self, dz, input_grad, bias_grad):
-        """∂L/∂x from ∂L/∂z (None when not ``input_grad``); sets ``self.grads``, ∂L/∂b
-        only when ``bias_grad``."""

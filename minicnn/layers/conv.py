@@ -1,8 +1,8 @@
 """Conv2D: a 2-D convolution layer, NHWC input, HWIO kernel (Keras's layout).
 
-Forward ``a = activation(conv(x, W) + b)`` (``affine`` is the convolution and the bias —
-and a ReLU, in the plan's fused epilogue group — in one pass after the convolution,
-``kernels/epilogue.py``, or none on the Winograd kernels, which apply them as they store).
+Forward ``a = activation(conv(x, W) + b)`` (``kernels/conv.py``: the convolution, then the
+bias in one pass over its output, ``kernels/epilogue.py``, or none on the Winograd kernels,
+which add it as they store).
 Backward (``kernels/conv.py``), with Y the convolution's output before the activation::
 
     ∂L/∂W = X ⋆ ∂L/∂Y     (cross-correlation of the input with the output gradient)
@@ -30,10 +30,10 @@ from ..kernels.conv_variants import checked_dilation, conv2d_backward_general, c
 from ..kernels.dispatch import family
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
 from ..kernels.workspace import Workspace
-from .base import AffineLayer
+from .base import Layer, with_bias_grad
 
 
-class Conv2D(AffineLayer):
+class Conv2D(Layer):
     input_rank = 4
     workspace_budget = 512 * 2**20     # bytes of im2col columns before chunking the batch
     algorithm = None                   # the ConvPlan of the last input shape (``plan_for``)
@@ -99,27 +99,25 @@ class Conv2D(AffineLayer):
             self._plan_key = key
         return self.algorithm
 
-    def affine(self, x, relu):
+    def call(self, x, training):
         plan = self.plan_for(x)
         if not self.plain:
             y, self.cache = conv2d_forward_general(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                                    self.padding, self.dilation_rate, self.groups,
-                                                   self.group_workspaces, self.workspace_budget, relu, plan)
+                                                   self.group_workspaces, self.workspace_budget, plan)
             return y
         y, self.cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                       self.padding, self.workspace, self.workspace_budget, relu, plan)
+                                       self.padding, self.workspace, self.workspace_budget, plan=plan)
         return y
 
-    def affine_backward(self, dz, input_grad, bias_grad):
+    def call_backward(self, dz, input_grad=True):
+        bias_grad = "bias" in self.params
         if not self.plain:
             dx, dW, db = conv2d_backward_general(dz, self.cache, self.dilation_rate, self.group_workspaces,
                                                  input_grad, bias_grad)
-            self.grads = {"kernel": dW} if db is None else {"kernel": dW, "bias": db}
-            return dx
-        dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad, overwrite_cols=True)
-        if input_grad:       # ∂L/∂cols overwrote the columns: a second backward recomputes them from x
-            self.cache = self.cache._replace(cols=None)
-        self.grads = {"kernel": dW} if db is None else {"kernel": dW, "bias": db}
+        else:
+            dx, dW, db = conv2d_backward(dz, self.cache, self.workspace, input_grad, bias_grad, overwrite_cols=True)
+        self.grads = with_bias_grad({"kernel": dW}, db)
         return dx
 
     def get_config(self):

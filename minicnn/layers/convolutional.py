@@ -37,7 +37,7 @@ from ..kernels.conv_variants import (checked_dilation, conv2d_transpose_backward
 from ..kernels.depthwise import depthwise_backward, depthwise_forward
 from ..kernels.dispatch import family, pick
 from ..kernels.geometry import check_padding, normalize_tuple, window_geometry
-from .base import AffineLayer
+from .base import Layer, with_bias_grad
 
 
 def positive_int(layer, value, name):
@@ -46,7 +46,7 @@ def positive_int(layer, value, name):
     return value
 
 
-class WindowLayer(AffineLayer):
+class WindowLayer(Layer):
     """What the three share: NHWC input, the window's arguments, an activation, a bias."""
 
     input_rank = 4
@@ -68,13 +68,13 @@ class WindowLayer(AffineLayer):
         if self.use_bias:
             self.add_param("bias", (size,), self.bias_initializer)
 
-    def bias_and_activation(self, z, relu):
-        return epilogue.bias_activation(z, self.params.get("bias"), relu)
+    def plus_bias(self, z):
+        """z + b in place (one pass, ``kernels/epilogue.py``)."""
+        return epilogue.bias_activation(z, self.params.get("bias"))
 
-    def with_bias_grad(self, grads, dz, bias_grad):
-        if bias_grad:
-            grads["bias"] = epilogue.bias_grad(dz)
-        self.grads = grads
+    def set_grads(self, grads, dz):
+        """``self.grads``: ``grads`` and ∂L/∂b = Σ ∂L/∂z when the layer has a bias."""
+        self.grads = with_bias_grad(grads, epilogue.bias_grad(dz) if "bias" in self.params else None)
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides,
@@ -126,19 +126,19 @@ class Conv2DTranspose(WindowLayer):
             self._plan_key = key
         return self.algorithm
 
-    def affine(self, x, relu):
+    def call(self, x, training):
         plan = self.plan_for(x).conv
         self.cache = (x, plan)
         y = conv2d_transpose_forward(x, dilated_kernel(self.params["kernel"], self.dilation_rate), self.strides,
                                      self.padding, self.output_padding, self.workspace, plan)
-        return self.bias_and_activation(y, relu)
+        return self.plus_bias(y)
 
-    def affine_backward(self, dz, input_grad, bias_grad):
+    def call_backward(self, dz, input_grad=True):
         rate = self.dilation_rate
         x, plan = self.cache
         dx, dW_d = conv2d_transpose_backward(dz, x, dilated_kernel(self.params["kernel"], rate),
                                              self.strides, self.padding, self.workspace, plan)
-        self.with_bias_grad({"kernel": dW_d[::rate[0], ::rate[1]]}, dz, bias_grad)
+        self.set_grads({"kernel": dW_d[::rate[0], ::rate[1]]}, dz)
         return dx if input_grad else None
 
     def get_config(self):
@@ -208,13 +208,13 @@ class DepthwiseConv2D(DepthwiseWindow):
         self.add_depthwise_kernel(input_shape[-1])
         self.add_bias(self.output_channels(input_shape[-1]))
 
-    def affine(self, x, relu):
+    def call(self, x, training):
         d, self.cache = self.depthwise(x)
-        return self.bias_and_activation(d, relu)
+        return self.plus_bias(d)
 
-    def affine_backward(self, dz, input_grad, bias_grad):
+    def call_backward(self, dz, input_grad=True):
         dx, dW = self.depthwise_backward(dz, self.cache, input_grad)
-        self.with_bias_grad({"kernel": dW}, dz, bias_grad)
+        self.set_grads({"kernel": dW}, dz)
         return dx
 
 
@@ -238,21 +238,20 @@ class SeparableConv2D(DepthwiseWindow):
                        self.pointwise_initializer)
         self.add_bias(self.filters)
 
-    def affine(self, x, relu):
+    def call(self, x, training):
         d, saved = self.depthwise(x)
         # budget 0: im2col's columns of a 1×1 convolution are d itself, so none are kept (the
         # backward reads d, which stays this call's while the next call writes elsewhere)
         z, pointwise = conv2d_forward(d, self.params["pointwise_kernel"], self.params.get("bias"),
-                                      workspace=self.workspace, budget=0, relu=relu)
+                                      workspace=self.workspace, budget=0)
         self.cache = (saved, pointwise)
         return z
 
-    def affine_backward(self, dz, input_grad, bias_grad):
+    def call_backward(self, dz, input_grad=True):
         saved, pointwise = self.cache
-        dd, dW_p, db = conv2d_backward(dz, pointwise, self.workspace, bias_grad=bias_grad)
+        dd, dW_p, db = conv2d_backward(dz, pointwise, self.workspace, bias_grad="bias" in self.params)
         dx, dW_d = self.depthwise_backward(dd, saved, input_grad)
-        grads = {"depthwise_kernel": dW_d, "pointwise_kernel": dW_p}
-        self.grads = grads if db is None else {**grads, "bias": db}
+        self.grads = with_bias_grad({"depthwise_kernel": dW_d, "pointwise_kernel": dW_p}, db)
         return dx
 
     def get_config(self):

@@ -6,20 +6,17 @@ gradients flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading a
     z = x W + b                 a = activation(z)
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
 
-``affine`` is the product ``x W``, then ``+ b`` (and a ReLU, in the plan's fused
-epilogue group) in one pass (``kernels/epilogue.py``).
+(``kernels/dense.py``: the product, then ``+ b`` in one pass over z).
 Keeps for backward: the input ``x``.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .. import backend, initializers
-from ..kernels import epilogue
-from .base import AffineLayer
+from .. import initializers
+from ..kernels.dense import dense_backward, dense_forward
+from .base import Layer, with_bias_grad
 
 
-class Dense(AffineLayer):
+class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", name=None, **kwargs):
@@ -44,23 +41,15 @@ class Dense(AffineLayer):
             raise self.error(f"expected {self.input_shape[-1]} input features on the last axis, "
                              f"received {shape[-1]} (input shape {shape})")
 
-    def affine(self, x, relu):
+    def call(self, x, training):
         self.cache = x
-        kernel = self.params["kernel"]
-        z = self.workspace.reusable("z", (*x.shape[:-1], self.units), np.result_type(x, kernel), like=x)
-        z = backend.get_array_module(x).matmul(x, kernel, out=z)                 # (..., k) @ (k, u)
-        return epilogue.bias_activation(z, self.params.get("bias"), relu)
+        return dense_forward(x, self.params["kernel"], self.params.get("bias"), self.workspace)
 
-    def affine_backward(self, dz, input_grad, bias_grad):
-        kernel = self.params["kernel"]
-        x2, dz2 = self.cache.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
-        self.grads = {"kernel": x2.T @ dz2}               # (k, m) @ (m, u)
-        if bias_grad:
-            self.grads["bias"] = epilogue.bias_grad(dz2)
-        if not input_grad:
-            return None
-        dx = self.workspace.reusable("dx", self.cache.shape, np.result_type(dz, kernel), like=dz)
-        return backend.get_array_module(dz).matmul(dz, kernel.T, out=dx)         # (..., u) @ (u, k)
+    def call_backward(self, dz, input_grad=True):
+        dx, dW, db = dense_backward(dz, self.cache, self.params["kernel"], self.workspace, input_grad,
+                                    bias_grad="bias" in self.params)
+        self.grads = with_bias_grad({"kernel": dW}, db)
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,

@@ -21,13 +21,13 @@ when ``scale=False``, without beta when ``center=False``).  The moving statistic
 weights the optimizer never touches (``non_trainable``).
 Keeps for backward: x (its input, which stays alive until then anyway), μ, 1/√(σ² + ε) and
 whether the batch statistics were used; backward forms x̂ = (x − μ)/√(σ² + ε) again.  The
-arithmetic runs on an ``(M, C)`` view (``kernels/batchnorm.py``, or its Numba twin).
+arithmetic runs on an ``(M, C)`` view (``kernels/normalization.py``, then ``kernels/batchnorm.py``
+or its Numba twin).
 """
 from __future__ import annotations
 
-from .. import backend, initializers
-from ..kernels import batchnorm
-from ..kernels.dispatch import pick
+from .. import initializers
+from ..kernels.normalization import batch_norm_backward, batch_norm_forward
 from .base import Layer
 
 
@@ -66,60 +66,23 @@ class BatchNormalization(Layer):
             if present:
                 self.add_param(key, (size,), self.initializers[key])
 
-    def _rows(self, a):
-        """``a`` as ``(M, C)``: the channel axis last, every other axis flattened into rows."""
-        xp = backend.get_array_module(a)
-        return xp.ascontiguousarray(xp.moveaxis(a, self.channel_axis(a.ndim), -1)).reshape(-1, a.shape[self.axis])
-
-    def _unrows(self, rows, shape):
-        xp = backend.get_array_module(rows)
-        moved = [*shape[:self.channel_axis(len(shape))], *shape[self.channel_axis(len(shape)) + 1:], shape[self.axis]]
-        return xp.moveaxis(rows.reshape(moved), -1, self.channel_axis(len(shape)))
-
-    def _gamma_beta(self, like):
-        xp = backend.get_array_module(like)
-        size = like.shape[-1]
-        return (self.params["gamma"] if self.scale else xp.ones(size, like.dtype),
-                self.params["beta"] if self.center else xp.zeros(size, like.dtype))
-
-    def normalize(self, x, training, relu=False):
-        """y = γ·x̂ + β (then max(y, 0) when ``relu``: the plan's BN + ReLU group,
-        ``fusion.py``), the moving statistics updated when the batch's are used; keeps what
-        the backward reads: x (as rows), μ, 1/√(σ² + ε) and whether μ and σ² were the batch's."""
-        rows = self._rows(x)
-        use_batch = bool(training) and self.trainable
-        gamma, beta = self._gamma_beta(rows)
-        forward = pick(rows, batchnorm.forward, numba="numba_batchnorm.forward")
-        y, mean, var, inv_std = forward(rows, gamma, beta, self.params["moving_mean"], self.params["moving_variance"],
-                                        self.epsilon, use_batch, self.workspace.reusable("y", rows.shape, rows.dtype,
-                                                                                         like=rows), relu)
-        if use_batch:
-            m = self.momentum
-            self.params["moving_mean"] = m * self.params["moving_mean"] + (1 - m) * mean
-            self.params["moving_variance"] = m * self.params["moving_variance"] + (1 - m) * var
-        self.cache = (rows, mean, inv_std, use_batch, x.shape)
-        return self._unrows(y, x.shape)
-
-    def normalize_backward(self, dy, input_grad=True, relu_out=None):
-        """∂L/∂x from ∂L/∂y, or, with ``relu_out`` (the output of ``normalize(..., relu=True)``),
-        from the gradient of that output; sets ∂L/∂γ and ∂L/∂β."""
-        rows, mean, inv_std, use_batch, shape = self.cache
-        backward = pick(rows, batchnorm.backward, numba="numba_batchnorm.backward")
-        dx = self.workspace.reusable("dx", rows.shape, rows.dtype, like=rows) if input_grad else None
-        sum_dz, sum_dz_xhat, dx = backward(self._rows(dy), rows, mean, inv_std, self._gamma_beta(rows)[0], use_batch,
-                                           input_grad, dx, None if relu_out is None else self._rows(relu_out))
-        self.grads = {}
-        if self.scale:
-            self.grads["gamma"] = sum_dz_xhat
-        if self.center:
-            self.grads["beta"] = sum_dz
-        return None if dx is None else self._unrows(dx, shape)
-
     def call(self, x, training):
-        return self.normalize(x, training)
+        use_batch = bool(training) and self.trainable
+        y, self.cache, mean, var = batch_norm_forward(x, self.channel_axis(x.ndim), self.params, self.epsilon,
+                                                      use_batch, self.workspace)
+        if use_batch:
+            self.update_moving_statistics(mean, var)
+        return y
+
+    def update_moving_statistics(self, mean, var):
+        """moving ← m·moving + (1 − m)·batch, for μ and the biased σ²."""
+        m = self.momentum
+        self.params["moving_mean"] = m * self.params["moving_mean"] + (1 - m) * mean
+        self.params["moving_variance"] = m * self.params["moving_variance"] + (1 - m) * var
 
     def call_backward(self, dz, input_grad=True):
-        return self.normalize_backward(dz, input_grad)
+        dx, self.grads = batch_norm_backward(dz, self.cache, self.params, self.workspace, input_grad)
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,

@@ -35,7 +35,9 @@ from ..kernels.pool import maxpool_backward, maxpool_forward
 from .base import Layer
 
 
-class MaxPooling2D(Layer):
+class Pooling2D(Layer):
+    """What the windowed pools share: the arguments, the output geometry, the checks."""
+
     input_rank = 4
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", name=None, **kwargs):
@@ -56,16 +58,18 @@ class MaxPooling2D(Layer):
         if shape[-1] != self.input_shape[-1]:
             raise self.error(f"expected {self.input_shape[-1]} channels, received {shape[-1]}")
 
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+class MaxPooling2D(Pooling2D):
     def call(self, x, training):
         y, self.cache = maxpool_forward(x, self.pool_size, self.strides, self.padding, self.workspace)
         return y
 
     def call_backward(self, dz, input_grad=True):
         return maxpool_backward(dz, self.cache, self.workspace)
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding}
 
 
 class GlobalAveragePooling2D(Layer):
@@ -84,9 +88,9 @@ class GlobalAveragePooling2D(Layer):
         return xp.broadcast_to(dz[:, None, None, :] / (h * w), (n, h, w, c)).copy()
 
 
-class AveragePooling2D(MaxPooling2D):
-    """MaxPooling2D's arguments, geometry and checks; the window's mean in place of its max
-    (and so no ReLU backward or forward to fuse with the layer below)."""
+class AveragePooling2D(Pooling2D):
+    """The window's mean in place of its max (and so no ReLU backward or forward to fuse
+    with the layer below)."""
 
     def call(self, x, training):
         oh, ow, pads = window_geometry(x.shape[1], x.shape[2], self.pool_size, self.strides, self.padding,
@@ -97,12 +101,6 @@ class AveragePooling2D(MaxPooling2D):
     def call_backward(self, dz, input_grad=True):
         x_shape, pads = self.cache
         return avgpool_backward(dz, x_shape, self.pool_size, self.strides, pads)
-
-    def runs_relu_backward_of(self, below):
-        return False
-
-    def fuses_forward_of(self, below, x) -> bool:
-        return False
 
 
 class GlobalMaxPooling2D(Layer):
