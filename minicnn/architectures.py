@@ -1,9 +1,12 @@
 """The seed tutorials' architectures, as minicnn models (and the single source the
 tests, examples and benchmarks build them from).  ``input_shape`` may be scaled down
-for quick runs; the parameter counts quoted are for the tutorials' input sizes."""
+for quick runs; the parameter counts quoted are for the tutorials' input sizes.
+``residual_separable_blocks`` holds the next chapter's layers (``minicnn warmup`` compiles
+their kernels with it)."""
 from __future__ import annotations
 
-from .layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
+from .layers import (Activation, Add, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                     GlobalAveragePooling2D, Input, MaxPooling2D, SeparableConv2D)
 from .model import Model
 from .sequential import Sequential
 
@@ -88,3 +91,18 @@ def cats_dogs_small(input_shape=(150, 150, 3)):
 
 SEED_MODELS = {f.__name__: f for f in (face_fcnn, face_cnn, mnist_deconstructed, mnist_cnn, mnist_convnet,
                                        cifar_six_conv, cats_dogs_cnn, cats_dogs_small)}
+
+
+def residual_separable_blocks(input_shape=(32, 32, 3), classes=10):
+    """A residual block with BatchNormalization (conv → BN → ReLU, conv → BN, add → ReLU),
+    then an Xception-style separable block (SeparableConv2D → BN → ReLU, DepthwiseConv2D),
+    global average pooling and a softmax: one of each layer the plan fuses or the Numba
+    kernels run for BN, the residual sum and the depthwise convolution."""
+    inputs = Input(input_shape)
+    x = Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    branch = Activation("relu")(BatchNormalization()(Conv2D(16, 3, padding="same", use_bias=False)(x)))
+    branch = BatchNormalization()(Conv2D(16, 3, padding="same", use_bias=False)(branch))
+    x = Activation("relu")(Add()([x, branch]))
+    x = Activation("relu")(BatchNormalization()(SeparableConv2D(32, 3, padding="same", use_bias=False)(x)))
+    x = GlobalAveragePooling2D()(DepthwiseConv2D(3, padding="same")(x))
+    return Model(inputs, Dense(classes, activation="softmax")(x), name="residual_separable_blocks")

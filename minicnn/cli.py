@@ -63,13 +63,14 @@ def build_parser():
     grad.add_argument("--model", default="mnist_convnet", choices=sorted(SEED_MODELS), metavar="NAME",
                       help=f"the seed architecture: {', '.join(sorted(SEED_MODELS))} (default: mnist_convnet)")
     grad.add_argument("--bisect", action="store_true", help="name the first layer whose backward is wrong")
-    from .warmup import SEED_BATCHES
+    from .warmup import MODEL_BATCHES
     warm = sub.add_parser("warmup", help="compile the Numba CPU kernels now (they are cached for later runs)",
-                          description="Compile and cache the float32 Numba kernels that the seed models train and "
-                                      "predict with (minutes on a small machine, once; a first minicnn demo does "
-                                      "this in the background).")
+                          description="Compile and cache the float32 Numba kernels that the seed models and the "
+                                      "BatchNormalization, residual and separable blocks train and predict with "
+                                      "(minutes on a small machine, once; a first minicnn demo compiles the seed "
+                                      "models' in the background).")
     warm.add_argument("models", nargs="*", metavar="MODEL",
-                      help=f"seed models to compile for (default: all): {', '.join(SEED_BATCHES)}")
+                      help=f"models to compile for (default: all): {', '.join(MODEL_BATCHES)}")
     return parser
 
 

@@ -5,9 +5,9 @@ A Numba kernel is compiled on its first call with a new type signature (float32 
 float64 arrays, the register tile a layer's filter count selects) and then kept in the
 disk cache (``kernels/jit.py``).  A cold cache costs minutes on a small machine, most of
 it in the Winograd kernels, so a first run should not wait for it.  ``warm_up`` runs
-training steps, predictions and input gradients of each seed model on random data with the
-Numba kernels,
-which compiles what they use, and then leaves a marker per model in the cache folder;
+training steps, predictions and input gradients of each seed model (and, for ``minicnn
+warmup``, of a model of the BN, residual and separable blocks) on random data with the
+Numba kernels, which compiles what they use, and then leaves a marker per model in the cache folder;
 ``is_warm`` reads those markers.  The marker names the kernels' sources (their size and time stamp)
 and the Numba and Python versions, the things Numba's own cache entries are checked
 against, so an edited kernel or an upgrade makes the cache cold again.
@@ -23,9 +23,15 @@ import time
 import numba
 import numpy as np
 
-# the seed models with the batch sizes their tutorials train with
+# the seed models with the batch sizes their tutorials train with: what a first run's
+# background warm-up compiles (and ``is_warm`` checks by default)
 SEED_BATCHES = {"face_fcnn": 5, "face_cnn": 5, "mnist_deconstructed": 128, "mnist_cnn": 128, "mnist_convnet": 64,
                 "cifar_six_conv": 64, "cats_dogs_small": 16, "cats_dogs_cnn": 16}
+# the next chapter's layers (BN, the residual sum, depthwise and separable convolutions):
+# ``minicnn warmup`` compiles them too, the background warm-up does not (a first run of the
+# seed tutorials needs none of them)
+BLOCK_BATCHES = {"residual_separable_blocks": 64}
+MODEL_BATCHES = {**SEED_BATCHES, **BLOCK_BATCHES}
 PREDICT_BATCH = 32          # predict's and evaluate's default
 VIZ_BATCH = 8               # the images of a Grad-CAM or activation-maximization figure
 
@@ -57,12 +63,12 @@ def warm_up(models=tuple(SEED_BATCHES), verbose=True) -> float:
             if verbose:
                 print(f"warm-up: {name}", file=sys.stderr, flush=True)
             seeding.set_seed(0)
-            model = architectures.SEED_MODELS[name]()
+            model = architectures.SEED_MODELS[name]() if name in SEED_BATCHES else getattr(architectures, name)()
             classes = model.output_shape[-1]
             loss = "sparse_categorical_crossentropy" if classes > 1 else "binary_crossentropy"
             for optimizer in (optimizers.Adam(), optimizers.RMSprop()):
                 model.compile(optimizer, loss, metrics=["accuracy"])
-                x = rng.uniform(0, 1, (SEED_BATCHES[name], *model.input_shape[1:])).astype(np.float32)
+                x = rng.uniform(0, 1, (MODEL_BATCHES[name], *model.input_shape[1:])).astype(np.float32)
                 y = rng.integers(0, 2, (len(x), 1)).astype(np.float32) if classes == 1 else \
                     rng.integers(0, classes, len(x))
                 model.train_on_batch(x, y)
@@ -95,7 +101,7 @@ def start_in_background():
     if _running_pid(pid_file) is not None:
         return None
     with open(os.path.join(jit.cache_dir(), "warmup.log"), "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "minicnn.warmup"], stdout=log, stderr=log,
+        process = subprocess.Popen([sys.executable, "-m", "minicnn.warmup", *SEED_BATCHES], stdout=log, stderr=log,
                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=lambda: os.nice(10))
     with open(pid_file, "w") as f:
         f.write(str(process.pid))
@@ -103,10 +109,11 @@ def start_in_background():
 
 
 def check_models(names):
-    unknown = [name for name in names if name not in SEED_BATCHES]
+    """The models to warm up: ``names``, or every one (the seed models and the blocks)."""
+    unknown = [name for name in names if name not in MODEL_BATCHES]
     if unknown:
-        raise ValueError(f"warmup: unknown seed model(s) {unknown}; choose from {sorted(SEED_BATCHES)}")
-    return tuple(names) or tuple(SEED_BATCHES)
+        raise ValueError(f"warmup: unknown model(s) {unknown}; choose from {sorted(MODEL_BATCHES)}")
+    return tuple(names) or tuple(MODEL_BATCHES)
 
 
 def main(models=()):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from minicnn import backend, threads, warmup
+from minicnn.kernels import jit
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_STEP = """
@@ -60,3 +61,32 @@ def test_auto_runs_numpy_while_the_warm_up_compiles_then_numba(monkeypatch):
         assert backend.get_kernels() == "numpy"
     assert threads.set_openblas_threads(2) == [2] * len(blas_threads)       # and when 'auto' is left
     threads.set_openblas_threads(max(blas_threads, default=1))
+
+
+def test_the_block_warm_up_compiles_the_batchnorm_and_depthwise_kernels(tmp_path):
+    """``minicnn warmup residual_separable_blocks`` compiles BN's and the depthwise
+    convolution's Numba kernels; a training step of that model in the next process compiles
+    nothing.  ``minicnn warmup`` alone warms every model."""
+    stderr = run("from minicnn import warmup\nwarmup.main(['residual_separable_blocks'])", tmp_path)
+    assert "_normalize float32" in stderr and "depthwise_forward_rows float32" in stderr
+    step = ("import numpy as np, minicnn\nfrom minicnn import architectures\nminicnn.set_kernels('numba')\n"
+            "model = architectures.residual_separable_blocks()\nmodel.compile('adam', 'sparse_categorical_crossentropy')\n"
+            "model.train_on_batch(np.random.default_rng(0).uniform(0, 1, (64, 32, 32, 3)).astype(np.float32),"
+            " np.arange(64) % 10)")
+    assert "compiling" not in run(step, tmp_path)
+    assert set(warmup.check_models(())) == set(warmup.SEED_BATCHES) | {"residual_separable_blocks"}
+
+
+def test_the_background_warm_up_of_a_first_run_asks_for_the_seed_models_only(monkeypatch, tmp_path):
+    """The next chapter's blocks are compiled on request (``minicnn warmup``), not behind a
+    first run of the seed tutorials, which need none of their kernels."""
+    launched = []
+
+    class Launched:
+        pid = 2**22 + 1                 # (above Linux's largest pid: no process has it)
+
+    monkeypatch.setattr(warmup.subprocess, "Popen", lambda args, **kwargs: launched.append(args) or Launched())
+    monkeypatch.setattr(jit, "cache_dir", lambda: str(tmp_path))
+    warmup.start_in_background()
+    assert launched[0][-len(warmup.SEED_BATCHES):] == list(warmup.SEED_BATCHES)
+    assert "residual_separable_blocks" not in launched[0]
