@@ -54,6 +54,8 @@ is not an output the caller asked for (the same for the BN–ReLU and Add–ReLU
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from . import backend
 from .activations import ReLU
 from .layers.core import Activation
@@ -71,13 +73,20 @@ from .layers.dense import Dense
 from .layers.pooling import MaxPooling2D
 
 
+def runs_the_ops_of(layer, cls) -> bool:
+    """Whether ``layer`` is a ``cls`` whose forward and backward are ``cls``'s own (a subclass
+    that overrides them must run them: a group would call ``cls``'s kernels instead)."""
+    kind = type(layer)
+    return isinstance(layer, cls) and kind.call is cls.call and kind.call_backward is cls.call_backward
+
+
 def epilogue_group(layer):
     """The ``EpilogueGroup`` that runs ``layer`` and its ReLU in one pass, or None."""
     if not isinstance(layer.activation, ReLU):
         return None
-    if isinstance(layer, Conv2D) and layer.plain:
+    if runs_the_ops_of(layer, Conv2D) and layer.plain:
         return ConvReluGroup(layer)
-    return DenseReluGroup(layer) if isinstance(layer, Dense) else None
+    return DenseReluGroup(layer) if runs_the_ops_of(layer, Dense) else None
 
 
 def forms_relu_pool_group(below, pool) -> bool:
@@ -106,12 +115,14 @@ def pair_group(below, after):
     return None
 
 
-class EpilogueGroup:
+class EpilogueGroup(ABC):
     """``layer`` and its ReLU as one step; its forward and backward take the layer's
     arguments.  The output ``a`` is kept in the ReLU's ``out`` slot (so that ``release`` and
-    a shared layer's saved call state cover it).  Subclasses call the layer's kernels:
-    ``relu_forward(x)`` (a, keeping the layer's cache) and ``weight_and_input_grads(dz,
-    input_grad)`` (∂L/∂x and ∂L/∂W from ∂L/∂z)."""
+    a shared layer's saved call state cover it).  Subclasses call the layer's kernels.
+
+    Invariant: ``forward_through_relu`` leaves in ``layer.cache`` exactly what the layer's own
+    ``call`` would, so the layer's ``call_backward`` can run from it (the other ReLU rules, a
+    bias-less layer, a ReLU–pool group's fallback)."""
 
     def __init__(self, layer):
         self.layer = layer
@@ -120,7 +131,7 @@ class EpilogueGroup:
     def forward(self, x, training=False):
         layer = self.layer
         x = layer.begin_forward(x)
-        a = layer.activation.out = self.relu_forward(x)
+        a = layer.activation.out = self.forward_through_relu(x)
         layer.output_shape_seen = a.shape
         return a
 
@@ -138,7 +149,7 @@ class EpilogueGroup:
     def backward_from_logits(self, dz, db, input_grad=True):
         """∂L/∂x from ∂L/∂z and ∂L/∂b, summed already by the caller's pass over ∂L/∂z."""
         layer = self.layer
-        dx, dW = self.weight_and_input_grads(layer.check_grad(dz), input_grad)
+        dx, dW = self.input_and_weight_grads(layer.check_grad(dz), input_grad)
         layer.grads = with_bias_grad({"kernel": dW}, db if "bias" in layer.params else None)
         return dx
 
@@ -146,17 +157,25 @@ class EpilogueGroup:
         """The twin: (a, ∂L/∂x) by the layer's own forward and backward."""
         return self.layer.forward(x, training=training), self.layer.backward(dy, input_grad)
 
+    @abstractmethod
+    def forward_through_relu(self, x):
+        """a = max(x·W + b, 0) by the layer's kernels, its cache kept as the layer's ``call`` keeps it."""
+
+    @abstractmethod
+    def input_and_weight_grads(self, dz, input_grad):
+        """(∂L/∂x or None, ∂L/∂W) from ∂L/∂z and the layer's cache, ∂L/∂b not summed."""
+
 
 class ConvReluGroup(EpilogueGroup):
     """A plain ``Conv2D`` and its ReLU: ``kernels/conv.py`` with ``relu=True``."""
 
-    def relu_forward(self, x):
+    def forward_through_relu(self, x):
         conv = self.layer
         a, conv.cache = conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"), conv.strides, conv.padding,
                                        conv.workspace, conv.workspace_budget, relu=True, plan=conv.plan_for(x))
         return a
 
-    def weight_and_input_grads(self, dz, input_grad):
+    def input_and_weight_grads(self, dz, input_grad):
         dx, dW, _ = conv2d_backward(dz, self.layer.cache, self.layer.workspace, input_grad, bias_grad=False,
                                     overwrite_cols=True)
         return dx, dW
@@ -165,12 +184,12 @@ class ConvReluGroup(EpilogueGroup):
 class DenseReluGroup(EpilogueGroup):
     """A ``Dense`` layer and its ReLU: ``kernels/dense.py`` with ``relu=True``."""
 
-    def relu_forward(self, x):
+    def forward_through_relu(self, x):
         dense = self.layer
         dense.cache = x
         return dense_forward(x, dense.params["kernel"], dense.params.get("bias"), dense.workspace, relu=True)
 
-    def weight_and_input_grads(self, dz, input_grad):
+    def input_and_weight_grads(self, dz, input_grad):
         dense = self.layer
         dx, dW, _ = dense_backward(dz, dense.cache, dense.params["kernel"], dense.workspace, input_grad,
                                    bias_grad=False)
@@ -239,7 +258,7 @@ class NormReluGroup:
         norm, act = self.norm, self.act
         x = norm.begin_forward(x)
         act.release()
-        use_batch = bool(training) and norm.trainable
+        use_batch = norm.uses_batch_statistics(training)
         a, norm.cache, mean, var = batch_norm_forward(x, norm.channel_axis(x.ndim), norm.params, norm.epsilon,
                                                       use_batch, norm.workspace, relu=True)
         if use_batch:

@@ -5,7 +5,7 @@ Built once per (model, tensors asked for) from the graph's nodes (``graph.py``):
 * ``steps``    the nodes needed for the targets, in topological order (a node after every
                node it reads from), each a ``LayerStep`` or a ``GroupStep``;
 * ``groups``   the fused groups (``fusion.py``), none under ``set_kernels("reference")``:
-               a weighted layer and its ReLU written in one pass (``EpilogueGroup``, inside
+               a Dense or plain Conv2D and its ReLU written in one pass (``EpilogueGroup``, inside
                its ``LayerStep``), and a layer ending in a ReLU read only by a max-pool,
                where the ReLU's output has that one consumer and is not a target
                (``ReluPoolGroup``, a ``GroupStep``), and a BatchNormalization read only

@@ -82,7 +82,7 @@ def test_the_plan_forms_epilogue_groups_on_the_fast_kernels_only():
         assert model.plan().groups == []
 
 
-FUSION_ARGUMENTS = {"relu", "relu_out", "bias_grad", "epilogue", "kept"}
+FUSION_ARGUMENTS = {"relu", "relu_out", "bias_grad", "epilogue", "kept"}     # (the names the layers' fusion flags had)
 
 
 def test_the_layer_protocol_has_no_fusion_arguments():

@@ -4,8 +4,7 @@ channels flattened into the M rows), on NumPy or CuPy arrays alike.  The equatio
 single-pass Numba twins.
 
 ``forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False)`` writes
-``y = γ·x̂ + β`` (then ``max(y, 0)`` when ``relu``: the plan's BN + ReLU group,
-``kernels/normalization.py``) into ``y``
+``y = γ·x̂ + β`` (then ``max(y, 0)`` when ``relu``: ``fusion.NormReluGroup``) into ``y``
 and returns ``(y, μ, σ², 1/√(σ² + ε))`` (the batch's statistics when ``use_batch``, else the
 given ``mean``/``var``).
 

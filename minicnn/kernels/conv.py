@@ -46,7 +46,7 @@ from .padding import pad, padded_shape
 from .workspace import Workspace
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ConvCache:
     x: object            # the input (n, h, w, c)
     cols: object         # its columns (n·oh·ow, kh·kw·c), or None when not built, chunked or spent

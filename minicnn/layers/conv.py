@@ -68,7 +68,8 @@ class Conv2D(Layer):
 
     @property
     def plain(self) -> bool:
-        """No dilation and one group: the plain convolution, which a max-pool may fuse with."""
+        """No dilation and one group: the plain convolution, which the plan may fuse with its
+        ReLU and a max-pool after it (``fusion.py``)."""
         return self.dilation_rate == (1, 1) and self.groups == 1
 
     def workspaces(self):

@@ -66,8 +66,12 @@ class BatchNormalization(Layer):
             if present:
                 self.add_param(key, (size,), self.initializers[key])
 
+    def uses_batch_statistics(self, training) -> bool:
+        """The batch's μ and σ² in training, the moving ones otherwise and when frozen (Keras 3)."""
+        return bool(training) and self.trainable
+
     def call(self, x, training):
-        use_batch = bool(training) and self.trainable
+        use_batch = self.uses_batch_statistics(training)
         y, self.cache, mean, var = batch_norm_forward(x, self.channel_axis(x.ndim), self.params, self.epsilon,
                                                       use_batch, self.workspace)
         if use_batch:
