@@ -33,23 +33,27 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 
 
 @given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70, 100]),
-       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]))
-def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, monkeypatch):
+       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]), relu=st.booleans())
+def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
     tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
     40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
-    across blocks); budget 1 would otherwise have chunked the batch."""
+    across blocks); budget 1 would otherwise have chunked the batch.  The bias and the ReLU
+    are applied as the forward stores, and ∂L/∂b is summed by ∂L/∂W's kernel."""
     from minicnn.kernels import implicit_gemm
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
+    from minicnn.kernels import epilogue
     calls = record_calls(monkeypatch, implicit_gemm, ("conv2d", "conv2d_kernel_grad"))
+    passes = record_calls(monkeypatch, epilogue, ("bias_activation", "bias_grad"))
     cfg = {**cfg, "f": filters or cfg["f"]}
     with mc.use_kernels("numba"), mc.use_conv_algorithm("implicit_gemm"):
-        check_conv_equals_loops(np.asarray, cfg, seed, budget)
+        check_conv_equals_loops(np.asarray, cfg, seed, budget, relu)
     input_grad = cfg["strides"] == (1, 1)
     assert sorted(calls) == ["conv2d"] * (1 + input_grad) + ["conv2d_kernel_grad"]
+    assert passes == []                  # (no pass of the epilogue's own over y or ∂L/∂y)
 
 
 def check_conv_equals_loops(kernels, cfg, seed, budget=None, relu=False):

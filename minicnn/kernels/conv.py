@@ -78,8 +78,8 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     ``(y, cache)`` (``b`` may be None), on the algorithms of ``plan`` (a ``ConvPlan``; None:
     ``conv_plan.choose``'s).  ``y`` is the workspace's reusable ``'y'`` buffer
     (``kernels/workspace.py``).  The bias and activation are the layer's epilogue
-    (``kernels/epilogue.py``): one pass over y after the product, or, on the Winograd kernels,
-    applied as y is stored."""
+    (``kernels/epilogue.py``): one pass over y after im2col's product, or, on the implicit GEMM
+    and the Winograd kernels, applied as y is stored."""
     n, h, w, c = x.shape
     kh, kw, _, f = W.shape
     oh, ow, pads = window_geometry(h, w, (kh, kw), strides, padding, "conv2d")
@@ -95,7 +95,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
     elif plan.forward == "implicit_gemm":
         from . import implicit_gemm
         x_pad = padded(x, pads, workspace, "x_pad")
-        implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f), workspace=workspace)
+        implicit_gemm.conv2d(x_pad, W, strides, out=y.reshape(n, oh, ow, f), workspace=workspace, bias=b, relu=relu)
     elif chunk == n:
         buf = workspace.reusable("cols", (n * oh * ow, kh * kw * c), x.dtype, like=x)      # kept by the cache
         cols = im2col(x, (kh, kw), strides, pads, (oh, ow), out=buf)
@@ -105,7 +105,7 @@ def conv2d_forward(x, W, b, strides=(1, 1), padding="valid", workspace=None, bud
             xs = x[start:start + chunk]
             matmul(_columns(xs, (kh, kw), strides, pads, (oh, ow), workspace), W2,
                    out=y[start * oh * ow:(start + xs.shape[0]) * oh * ow])
-    if plan.forward != "winograd":                                  # (Winograd applies it as it stores)
+    if plan.forward == "im2col":                                    # (the others apply it as they store)
         epilogue.bias_activation(y, b, relu)                        # one parallel pass on the Numba kernels
     cache = ConvCache(x, cols, x_pad, W, tuple(strides), pads, (oh, ow), chunk, plan)
     return y.reshape(n, oh, ow, f), cache
@@ -123,7 +123,8 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     the forward chose (``cache.plan``); ``dx`` is None
     when ``input_grad`` is False (the first layer of a training step needs no ∂L/∂X),
     ``db`` when ``bias_grad`` is False (the layer's epilogue sums it, ``kernels/epilogue.py``);
-    on the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy, elsewhere a pass of its own.
+    on the implicit GEMM and the Winograd kernels ∂L/∂W's kernel sums ``db`` as it reads dy,
+    on im2col a pass of its own.
     ``overwrite_cols``: once dW is computed the columns are spent, so ∂L/∂cols is written
     over them instead of into a second buffer of the same size (and ``cache.cols`` set to
     None: a second backward from the same forward rebuilds them from x)."""
@@ -133,6 +134,11 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     if cache.plan.kernel_grad == "winograd":
         from . import winograd
         dW, db = winograd.conv2d_kernel_grad(cache.x, cache.pads, dy, workspace)
+    elif cache.plan.kernel_grad == "implicit_gemm":
+        from . import implicit_gemm
+        x_pad = cache.x_pad if cache.x_pad is not None else padded(cache.x, cache.pads, workspace, "x_pad")
+        dW2, db = implicit_gemm.conv2d_kernel_grad(x_pad, dy, cache.W.shape[:2], cache.strides, workspace, bias_grad)
+        dW = dW2.reshape(cache.W.shape)
     else:
         dW = _kernel_grad(dy2, cache, workspace).reshape(cache.W.shape)
         db = epilogue.bias_grad(dy2) if bias_grad else None
@@ -141,14 +147,9 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
 
 
 def _kernel_grad(dy2, cache, workspace):
-    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), on the implicit GEMM, or from
-    the cached columns, else with the columns rebuilt chunk by chunk."""
+    """dW2 = colsᵀ @ dY: (kh·kw·c, n·oh·ow) @ (n·oh·ow, f), from the cached columns, else
+    with the columns rebuilt chunk by chunk."""
     x, (kh, kw, _, f) = cache.x, cache.W.shape
-    if cache.plan.kernel_grad == "implicit_gemm":
-        from . import implicit_gemm
-        x_pad = cache.x_pad if cache.x_pad is not None else padded(x, cache.pads, workspace, "x_pad")
-        return implicit_gemm.conv2d_kernel_grad(x_pad, dy2.reshape(x.shape[0], *cache.out_hw, f), (kh, kw),
-                                                cache.strides, workspace)
     if cache.cols is not None:
         return cache.cols.T @ dy2
     pixels = cache.out_hw[0] * cache.out_hw[1]

@@ -12,9 +12,9 @@ The forward (ReLU or linear) is one pass on the CUDA kernel (``bias_act.cu``) an
 Numba kernels (``numba_epilogue.bias_act_forward``), and so, on the Numba kernels, is ReLU's
 backward with the bias gradient (``relu_backward_bias_grad``; for linear, dz = da and ∂L/∂b
 is a column sum, the same kernel, ``numba_epilogue.bias_grad_blocks``); elsewhere the same
-math runs as array expressions.  The Winograd kernels need no pass of their own: the
-forward adds b and applies the ReLU as it stores each output tile, and ∂L/∂W's kernel sums
-∂L/∂b as it reads dz (``winograd.py``).  The plan runs a layer and its ReLU this way as one
+math runs as array expressions.  The implicit GEMM and the Winograd kernels need no forward
+pass of their own: they add b and apply the ReLU as they store each output tile
+(``implicit_gemm.py``, ``winograd.py``), and Winograd's ∂L/∂W kernel sums ∂L/∂b as it reads dz.  The plan runs a layer and its ReLU this way as one
 fused group (``fusion.EpilogueGroup``); unfused, the layer adds b (``relu=False``) and its
 activation runs apart.
 """

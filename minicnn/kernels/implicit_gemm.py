@@ -4,11 +4,14 @@ input where it lies, through two offset tables (``window_offsets``)::
 
     cols[pixel, k] = x_pad.flat[origin[pixel] + tap[k]]
 
-* ``conv2d``: y = cols @ W2 (the forward, and ∂L/∂x as a full convolution), parallel over
-  (row block, column panel) tiles, each owning its tile of y; ``matmul`` is its 1×1 case;
+* ``conv2d``: y = act(cols @ W2 + b) (the forward, and ∂L/∂x as a full convolution, with
+  no bias and no activation), parallel over (row block, column panel) tiles, each owning its
+  tile of y, which it stores through the layer's epilogue (``numba_epilogue.bias_act``): y
+  is written once; ``matmul`` is its 1×1 case;
 * ``conv2d_kernel_grad``: ∂L/∂W2 = colsᵀ @ dY, parallel over (block of pixels, tile of
   ∂L/∂W2) pairs, each writing its own partial sum (a fixed count: the result does not
-  depend on the thread count).
+  depend on the thread count); and ∂L/∂b = Σ dY, summed by the tiles of ∂L/∂W2's first rows
+  over their block's rows of dY right after their products, while those rows are in cache.
 
 Both run on the register tiles (``kernels/register_tiles.py``).
 """
@@ -20,6 +23,7 @@ import numpy as np
 from numba import prange
 
 from . import jit
+from .numba_epilogue import bias_act
 from .register_tiles import pack_panels, register_tile, scratch_panels, tile_for, tile_products
 
 
@@ -46,10 +50,11 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
 def _implicit_gemm_kernel(ROWS, PANEL):
     """The implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
     @jit.kernel(fastmath={"contract"})
-    def implicit_gemm(x_flat, origin, tap, panels, out):
-        """out = cols @ W2 without writing cols: ``cols[pixel, k] = x_flat[origin[pixel] + tap[k]]``
-        (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its columns
-        (``pack_panels``).  Over (row block, panel) tiles, each owning its tile of out."""
+    def implicit_gemm(x_flat, origin, tap, panels, bias, relu, out):
+        """out = act(cols @ W2 + bias) without writing cols: ``cols[pixel, k] = x_flat[origin[pixel]
+        + tap[k]]`` (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its
+        columns (``pack_panels``), act the ReLU when ``relu``.  Over (row block, panel) tiles,
+        each owning its tile of out."""
         m, f = out.shape
         n_panels = panels.shape[0]
         last = m - 1                                # rows past the end repeat the last (not stored)
@@ -63,18 +68,19 @@ def _implicit_gemm_kernel(ROWS, PANEL):
             if rows == ROWS and cols == PANEL:      # (fixed trip counts: vector stores)
                 for i in range(ROWS):
                     for j in range(PANEL):
-                        out[r0 + i, c0 + j] = acc[i, j]
+                        out[r0 + i, c0 + j] = bias_act(acc[i, j], bias[c0 + j], relu)
             else:
                 for i in range(rows):
                     for j in range(cols):
-                        out[r0 + i, c0 + j] = acc[i, j]
+                        out[r0 + i, c0 + j] = bias_act(acc[i, j], bias[c0 + j], relu)
     return implicit_gemm
 
 
-def conv2d(x_pad, W, strides, out, workspace=None):
-    """out (n, oh, ow, f), C-contiguous, = the 'valid' convolution of the (already padded)
-    x_pad with W (kh, kw, c, f), by the implicit GEMM above on the tile for f (W's panels
-    packed into ``workspace``'s scratch when given)."""
+def conv2d(x_pad, W, strides, out, workspace=None, bias=None, relu=False):
+    """out (n, oh, ow, f), C-contiguous, = act(the 'valid' convolution of the (already padded)
+    x_pad with W (kh, kw, c, f) + bias), act the ReLU when ``relu``, else the identity (no
+    bias when None: zeros, x + 0 = x), by the implicit GEMM above on the tile for f (W's
+    panels packed into ``workspace``'s scratch when given)."""
     kh, kw, c, f = W.shape
     if not out.flags.c_contiguous:
         raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
@@ -83,7 +89,8 @@ def conv2d(x_pad, W, strides, out, workspace=None):
     tile = tile_for(f)
     panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype,
                          out=scratch_panels(workspace, (kh * kw * c, f), tile[1], x_pad.dtype))
-    _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, out.reshape(-1, f))
+    bias = np.zeros(f, x_pad.dtype) if bias is None else bias.astype(x_pad.dtype, copy=False)
+    _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, bias, bool(relu), out.reshape(-1, f))
     return out
 
 
@@ -106,14 +113,16 @@ KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at mo
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
     @jit.kernel(fastmath={"contract"})
-    def kernel_grad(x_flat, origin, tap, dy, partial):
+    def kernel_grad(x_flat, origin, tap, dy, partial, bias_sum):
         """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
         equal runs of consecutive output pixels), cols read through the offsets as in the
         implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, ROWS rows of
         ∂L/∂W2, panel of PANEL columns) tiles, each owning its tile of ``partial``; the block
         count depends on the shape only, so the sum's order, and its result, do not depend
         on the thread count.  When f is not a multiple of PANEL the last panel ends at column
-        f, overlapping the one before, and stores only the columns that one did not."""
+        f, overlapping the one before, and stores only the columns that one did not.
+        ``bias_sum`` (float64, (blocks, f), or empty for none): bias_sum[blk] = Σ dY over the
+        block's pixels, by the tiles of rows 0…ROWS−1."""
         m, f = dy.shape
         blocks, depth, _ = partial.shape
         n_panels, row_blocks = -(-f // PANEL), -(-depth // ROWS)
@@ -138,14 +147,21 @@ def _kernel_grad_kernel(ROWS, PANEL):
             for i in range(min(ROWS, depth - k0)):
                 for j in range(done, PANEL):
                     partial[blk, k0 + i, c0 + np.uint64(j)] = acc[i, j]
+            if k0 == 0 and bias_sum.shape[0] > 0:  # (the block's rows of dY are still in cache)
+                for j in range(done, PANEL):
+                    bias_sum[blk, c0 + np.uint64(j)] = 0
+                for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
+                    for j in range(done, PANEL):
+                        bias_sum[blk, c0 + np.uint64(j)] += dy[np.uint64(pixel), c0 + np.uint64(j)]
     return kernel_grad
 
 
-def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
-    """∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, by the
-    blocked implicit GEMM above on the tile for f (f narrower than its panel: ∂L/∂O
-    zero-padded to one panel first).  The partial sums live in ``workspace``'s buffer
-    ``'dW_blocks'`` when given."""
+def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
+    """(∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, ∂L/∂b = Σ dY
+    (f,) when ``bias_grad``, else None), by the blocked implicit GEMM above on the tile for f
+    (f narrower than its panel: ∂L/∂O zero-padded to one panel first).  The partial sums live
+    in ``workspace``'s buffers ``'dW_blocks'`` and ``'db_blocks'`` when given; ∂L/∂b's are
+    float64, added up in float64 and cast back."""
     n, oh, ow, f = dy.shape
     tile = tile_for(f, narrow=True)
 
@@ -159,6 +175,10 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None):
         dy = padded
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
-    partial = buffer("dW_blocks", (-(-n * oh * ow // KERNEL_GRAD_PIXELS), tap.size, dy.shape[-1]))
-    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]), partial)
-    return partial.sum(axis=0)[:, :f]
+    blocks = -(-n * oh * ow // KERNEL_GRAD_PIXELS)
+    partial = buffer("dW_blocks", (blocks, tap.size, dy.shape[-1]))
+    bias_sum = (workspace.get("db_blocks", (blocks, dy.shape[-1]), np.float64) if workspace is not None
+                else np.empty((blocks, dy.shape[-1]))) if bias_grad else np.empty((0, 0))
+    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]), partial,
+                               bias_sum)
+    return partial.sum(axis=0)[:, :f], (bias_sum.sum(axis=0)[:f].astype(dy.dtype) if bias_grad else None)
