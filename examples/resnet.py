@@ -20,15 +20,20 @@ same order (the training set shuffled once, outside both libraries, then ``shuff
   the spread between seeds.
 
 ``--samples``, ``--test_samples``, ``--epochs``, ``--seeds`` and ``--float64_samples``
-shorten the full run (all images, 10 epochs, 3 seeds, 2,000 float64 images).
+shorten the full run (all images, 10 epochs, 3 seeds, 2,000 float64 images).  The full run is
+hours of training: with ``--runs_dir`` each finished training is kept there, and the same
+command run again resumes after the last one kept.
 """
 import contextlib
+import json
+import os
 import time
 
 import numpy as np
 
 import minicnn as mc
 from minicnn.example_support import Figures, check, cifar10_stand_in, example_main
+from minicnn.saving import atomic_write_bytes
 from minicnn.viz import plots
 
 BATCH_SIZE, LEARNING_RATE = 64, 0.02
@@ -86,9 +91,26 @@ def train(model, lib, x, y, xt, yt, epochs):
     return history.history, model.evaluate(xt, yt, verbose=0)[1], time.perf_counter() - start
 
 
-def side_by_side(keras, x, y, xt, yt, epochs, batch_norm, seed):
+def kept_or_trained(model, lib, x, y, xt, yt, epochs, record):
+    """``train(...)``, or what an earlier training of the same settings kept in the JSON file
+    ``record`` (None: keep nothing).  The record is written whole or not at all."""
+    if record is not None and os.path.exists(record):
+        with open(record) as f:
+            kept = json.load(f)
+        return kept["history"], kept["accuracy"], kept["seconds"]
+    history, accuracy, seconds = train(model, lib, x, y, xt, yt, epochs)
+    history = {key: [float(v) for v in values] for key, values in history.items()}
+    if record is not None:
+        kept = {"history": history, "accuracy": float(accuracy), "seconds": seconds,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "minicnn": mc.__version__}
+        atomic_write_bytes(record, json.dumps(kept, indent=1).encode())
+    return history, accuracy, seconds
+
+
+def side_by_side(keras, x, y, xt, yt, epochs, batch_norm, seed, runs_dir=None):
     """{"minicnn": (history, test accuracy, seconds), "Keras": (...)} (Keras only when importable),
-    both trained from the initial weights ``seed`` draws, on the batches ``one_order(.., seed)``."""
+    both trained from the initial weights ``seed`` draws, on the batches ``one_order(.., seed)``;
+    with ``runs_dir``, each training is kept there (see ``kept_or_trained``)."""
     mc.set_seed(seed)
     model = small_resnet(mc, x.shape[1:], batch_norm)
     x, y = one_order(x, y, seed)
@@ -96,9 +118,13 @@ def side_by_side(keras, x, y, xt, yt, epochs, batch_norm, seed):
     if twin is not None:
         gap = np.abs(model.predict(xt[:64], verbose=0) - twin.predict(xt[:64], verbose=0)).max()
         check(gap <= 1e3 * np.finfo(x.dtype).eps, f"minicnn and Keras start from the same function, {gap:.1e}")
-    runs = {"minicnn": train(model, mc, x, y, xt, yt, epochs)}
-    if twin is not None:
-        runs["Keras"] = train(twin, keras, x, y, xt, yt, epochs)
+    settings = (f"{'bn' if batch_norm else 'plain'}-seed{seed}-{x.dtype}-{len(x)}x{epochs}-test{len(xt)}"
+                f"-{x.shape[1]}x{x.shape[2]}x{x.shape[3]}")
+    runs = {}
+    for name, lib, net in (("minicnn", mc, model), ("Keras", keras, twin)):
+        if net is not None:
+            record = None if runs_dir is None else os.path.join(runs_dir, f"{name}-{settings}.json")
+            runs[name] = kept_or_trained(net, lib, x, y, xt, yt, epochs, record)
     return runs
 
 
@@ -119,11 +145,12 @@ def float64(keras):
         keras.config.set_dtype_policy(before[2])
 
 
-def float64_trajectories(keras, x, y, xt, yt, epochs, batch_norm, seed=0):
+def float64_trajectories(keras, x, y, xt, yt, epochs, batch_norm, runs_dir=None, seed=0):
     """The float64 trainings of both libraries; checks they follow one trajectory and returns
     (minicnn's run, Keras's run, largest relative difference of their epoch losses)."""
     with float64(keras):
-        runs = side_by_side(keras, x.astype("float64"), y, xt.astype("float64"), yt, epochs, batch_norm, seed)
+        runs = side_by_side(keras, x.astype("float64"), y, xt.astype("float64"), yt, epochs, batch_norm, seed,
+                            runs_dir)
     ours, theirs = runs["minicnn"], runs["Keras"]
     a, b = np.array(ours[0]["loss"]), np.array(theirs[0]["loss"])
     worst = float(np.max(np.abs(a - b) / np.abs(b)))
@@ -161,7 +188,8 @@ def report_seeds(label, accuracies):
                   f"{label}: the gap of the means ({gap:.2f} pp) within the seeds' range ({spread:.2f} pp)")
 
 
-def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, seeds=None, float64_samples=None):
+def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, seeds=None, float64_samples=None,
+         runs_dir=None):
     figures = Figures(out or "out/resnet")
     name, _, x, y, xt, yt = cifar10_stand_in()
     defaults = (2000, 1000, 2, 1, 128) if quick else (len(x), len(xt), 10, 3, 2000)
@@ -179,7 +207,7 @@ def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, se
         label = "with BatchNormalization" if batch_norm else "without BatchNormalization"
         accuracies = {}
         for seed in range(n_seeds):
-            runs = side_by_side(keras, x, y, xt, yt, n_epochs, batch_norm, seed)
+            runs = side_by_side(keras, x, y, xt, yt, n_epochs, batch_norm, seed, runs_dir)
             for lib, (history, accuracy, seconds) in runs.items():
                 accuracies.setdefault(lib, []).append(accuracy)
                 histories.setdefault(label, history)
@@ -188,7 +216,7 @@ def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, se
         check(np.mean(accuracies["minicnn"]) > 0.2, "accuracy above chance (10 classes)")
         if keras is not None and n64:
             report_float64(label, *float64_trajectories(keras, x[:n64], y[:n64], xt[:n64], yt[:n64], n_epochs,
-                                                            batch_norm))
+                                                            batch_norm, runs_dir))
     for key in ("loss", "accuracy"):
         fig = plots.plt.figure(figsize=(5, 3.5))
         for label, h in histories.items():
@@ -208,4 +236,6 @@ if __name__ == "__main__":
                  epochs="epochs (default 10; 2 with --quick)",
                  seeds="float32 runs per library, each from its own initial weights and batch order "
                        "(default 3; 1 with --quick)",
-                 float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick; 0: none)")
+                 float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick; 0: none)",
+                 runs_dir="folder that keeps each finished training (JSON); the same command run again reads "
+                          "those instead of training them again (default: keep nothing)")
