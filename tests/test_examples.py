@@ -60,3 +60,27 @@ def test_demo_console_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "MNIST CNN test accuracy" in done.stdout and (tmp_path / "report.html").exists()
     assert len(list((tmp_path / "figures").glob("*.png"))) >= 10
+
+
+def test_the_resnet_comparison_reads_back_the_trainings_it_kept(tmp_path, monkeypatch):
+    """examples/resnet.py --runs_dir: a finished training is kept and read back, not run again;
+    other settings (another seed) are not taken from it."""
+    from examples import resnet
+    from minicnn.datasets import embedded
+    x, y = embedded.load_mnist_digits()
+    x = (x[..., None] / 255.0).astype("float32")
+    data = (x[:64], y[:64], x[64:96], y[64:96])
+
+    first = resnet.side_by_side(None, *data, 1, True, 0, str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == ["minicnn-bn-seed0-float32-64x1-test32-28x28x1.json"]
+
+    class TrainedAgain(Exception):
+        pass
+
+    def refuse(*args):
+        raise TrainedAgain
+    monkeypatch.setattr(resnet, "train", refuse)
+    again = resnet.side_by_side(None, *data, 1, True, 0, str(tmp_path))
+    assert again["minicnn"] == first["minicnn"]
+    with pytest.raises(TrainedAgain):
+        resnet.side_by_side(None, *data, 1, True, 1, str(tmp_path))
