@@ -20,7 +20,7 @@ same order (the training set shuffled once, outside both libraries, then ``shuff
   the spread between seeds.
 
 ``--samples``, ``--test_samples``, ``--epochs``, ``--seeds`` and ``--float64_samples``
-shorten the full run (all images, 10 epochs, 3 seeds, 2,000 float64 images).  The full run is
+shorten the full run (all images, 5 epochs, 3 seeds, 2,000 float64 images).  The full run is
 hours of training: with ``--runs_dir`` each finished training is kept there, and the same
 command run again resumes after the last one kept.
 """
@@ -192,7 +192,7 @@ def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, se
          runs_dir=None):
     figures = Figures(out or "out/resnet")
     name, _, x, y, xt, yt = cifar10_stand_in()
-    defaults = (2000, 1000, 2, 1, 128) if quick else (len(x), len(xt), 10, 3, 2000)
+    defaults = (2000, 1000, 2, 1, 128) if quick else (len(x), len(xt), 5, 3, 2000)
     n, n_test, n_epochs, n_seeds, n64 = (int(given) if given else default for given, default in
                                          zip((samples, test_samples, epochs, seeds, float64_samples), defaults))
     x, y, xt, yt = x[:n], y[:n], xt[:n_test], yt[:n_test]
@@ -233,7 +233,7 @@ def main(quick=False, out=None, samples=None, test_samples=None, epochs=None, se
 if __name__ == "__main__":
     example_main(main, __doc__, samples="training images (default: all; 2,000 with --quick)",
                  test_samples="test images (default: all; 1,000 with --quick)",
-                 epochs="epochs (default 10; 2 with --quick)",
+                 epochs="epochs (default 5; 2 with --quick)",
                  seeds="float32 runs per library, each from its own initial weights and batch order "
                        "(default 3; 1 with --quick)",
                  float64_samples="training images of the float64 comparison (default 2,000; 128 with --quick; 0: none)",
