@@ -32,6 +32,18 @@ console says meanwhile.
 * **Progress on the console**: a kernel that is not in the cache takes seconds to tens of
   seconds to compile, so each compilation is announced on stderr ("compiling CPU kernels
   (first run only) …") with its name, its specialization and its time.
+
+**512-bit vectors on every AVX-512 CPU.**  The matrix products' register tiles are sized for
+the CPU's vector registers (``register_tiles.py``: 32 float32 columns a row on AVX-512).  But
+LLVM's tuning for Intel's AVX-512 server CPUs (Skylake-SP to Granite Rapids, not AMD's Zen 4
+or 5) prefers 256-bit vectors, so there every vectorized loop, the tiles' too, would compile
+to ymm registers: half the width the tiles were sized for.  So, on importing this module,
+where the features Numba compiles with include AVX-512F and say nothing of
+``prefer-256-bit``, ``-prefer-256-bit`` is added to them (``numba.config.CPU_FEATURES``,
+before Numba's first compilation in the process).  Numba has one code generator, so the
+setting holds for every Numba function compiled in the process, minicnn's or not.  A user
+who wants 256-bit vectors sets ``NUMBA_CPU_FEATURES`` with ``+prefer-256-bit``; minicnn
+then runs its AVX2 tiles.
 """
 from __future__ import annotations
 
@@ -39,12 +51,45 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 import numba
 from numba import njit
-from numba.core import caching, event
+from numba.core import caching, codegen, event, registry
 
 _COMPILING = threading.RLock()      # numba.config is global: one compilation sets it at a time
+
+
+def with_wide_vectors(features: str) -> str:
+    """``features`` ('+avx2,+fma,…') with ``-prefer-256-bit`` added when they include
+    AVX-512F and do not set ``prefer-256-bit`` either way (see the module docstring)."""
+    listed = features.split(",")
+    if "+avx512f" not in listed or {"+prefer-256-bit", "-prefer-256-bit"} & set(listed):
+        return features
+    return features + ",-prefer-256-bit"
+
+
+def cpu_features() -> str:
+    """The CPU features Numba compiles for, as '+avx2,+fma,…': ``NUMBA_CPU_FEATURES`` when set,
+    else the host's, as LLVM reports them."""
+    return numba.config.CPU_FEATURES or codegen.get_host_cpu_features()
+
+
+def _prefer_wide_vectors():
+    """Numba's CPU features made ``with_wide_vectors``', before its code generator exists
+    (it reads them once, when it is made)."""
+    features = cpu_features()
+    if with_wide_vectors(features) == features:
+        return
+    if "_toplevel_target_context" in vars(registry.cpu_target):        # made by an earlier compilation
+        warnings.warn("minicnn: Numba compiled code before minicnn was imported, so its CPU features cannot "
+                      "change now; on Intel's AVX-512 CPUs its kernels then use 256-bit vectors, half their "
+                      "width (import minicnn before compiling other Numba code)", RuntimeWarning, stacklevel=3)
+        return
+    numba.config.CPU_FEATURES = with_wide_vectors(features)
+
+
+_prefer_wide_vectors()
 
 
 def cache_dir() -> str:

@@ -9,7 +9,9 @@ With depth multiplier 1 (every separable convolution in Keras's applications) th
 go in blocks of ``CHANNEL_BLOCK``: four vector registers of float32, sized for the CPU the
 kernels are compiled for (``register_tiles.VECTOR_ISA``).  A block's sums stay in registers
 (``register_tiles.register_tile``) through every tap and are stored once, so each output
-cell is written once instead of once per tap.  The channels past the last full block, and
+cell is written once instead of once per tap.  A block's channel index is unsigned: Numba
+wraps a signed index that may be negative, which hides from LLVM that the block's loads are
+consecutive (compiled for AVX-512, they became gathers).  The channels past the last full block, and
 every channel when m > 1, take a plain loop that accumulates in memory.
 
 Three kernels, each parallel over tasks that own what they write (no two threads write the
@@ -74,9 +76,10 @@ def _kernels(BLOCK):
                             if col < 0 or col >= w:
                                 continue
                             for o in range(BLOCK):
-                                acc[0, o] += x[b, row, col, c0 + o] * W[i, j, c0 + o]
+                                ch = np.uint64(c0 + o)
+                                acc[0, o] += x[b, row, col, ch] * W[i, j, ch]
                     for o in range(BLOCK):
-                        y[b, p, q, c0 + o] = acc[0, o]
+                        y[b, p, q, np.uint64(c0 + o)] = acc[0, o]
                 for o in range(full, channels):
                     y[b, p, q, o] = 0
                 for i in range(kh):
@@ -113,9 +116,10 @@ def _kernels(BLOCK):
                             if q < 0:
                                 continue
                             for o in range(BLOCK):
-                                acc[0, o] += dy[b, p, q, c0 + o] * W[i, j, c0 + o]
+                                ch = np.uint64(c0 + o)
+                                acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
                     for o in range(BLOCK):
-                        dx[b, r, s, c0 + o] = acc[0, o]
+                        dx[b, r, s, np.uint64(c0 + o)] = acc[0, o]
                 for ch in range(full, c):
                     dx[b, r, s, ch] = 0
                 for i in range(kh):
@@ -150,9 +154,10 @@ def _kernels(BLOCK):
                         if col < 0 or col >= w:
                             continue
                         for o in range(BLOCK):
-                            acc[0, o] += x[b, row, col, c0 + o] * dy[b, p, q, c0 + o]
+                            ch = np.uint64(c0 + o)
+                            acc[0, o] += x[b, row, col, ch] * dy[b, p, q, ch]
                 for o in range(BLOCK):
-                    partial[b, i, j, c0 + o] = acc[0, o]
+                    partial[b, i, j, np.uint64(c0 + o)] = acc[0, o]
             for o in range(full, channels):
                 partial[b, i, j, o] = 0
             for p in range(oh):

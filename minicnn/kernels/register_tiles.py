@@ -10,9 +10,10 @@ a BLAS micro-kernel.
 
 The tile is shaped for the vector registers of the CPU the kernels are compiled for,
 decided once, at import, from the features Numba compiles with (``NUMBA_CPU_FEATURES``
-when set, else the host's, as LLVM reports them):
+when set, else the host's, as LLVM reports them; on AVX-512, with 512-bit vectors asked for:
+``jit.py``):
 
-* AVX2: 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
+* AVX2 (or AVX-512 with ``+prefer-256-bit``): 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
   of accumulators, the rest for the panel's row and the broadcast values; and 4 × 8 for
   ∂L/∂W's products of at most 8 columns (a layer of 4 filters);
 * AVX-512: 32 registers of 512 bits (16 float32): 4 × 32 or 3 × 48, the same 8 or 9
@@ -27,12 +28,12 @@ from __future__ import annotations
 
 import contextlib
 
-import llvmlite.binding as llvm
-import numba
 import numpy as np
 from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from . import jit
 
 TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: the 4-row one first
     "avx2": ((4, 16), (3, 24)),
@@ -44,17 +45,14 @@ TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: 
 NARROW_TILE_SETS = {"avx2": ((4, 8),), "avx512": ()}
 
 
-def target_features() -> str:
-    """The CPU features Numba compiles for, as '+avx2,+fma,…'."""
-    return numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
-
-
 def vector_isa(features: str) -> str:
-    """'avx512' when the features include AVX-512F, else 'avx2'."""
-    return "avx512" if "+avx512f" in features.split(",") else "avx2"
+    """'avx512' when the features include AVX-512F and do not ask for 256-bit vectors
+    (``jit.with_wide_vectors``), else 'avx2'."""
+    listed = features.split(",")
+    return "avx512" if "+avx512f" in listed and "+prefer-256-bit" not in listed else "avx2"
 
 
-VECTOR_ISA = vector_isa(target_features())
+VECTOR_ISA = vector_isa(jit.cpu_features())
 TILES, NARROW_TILES = TILE_SETS[VECTOR_ISA], NARROW_TILE_SETS[VECTOR_ISA]
 
 
