@@ -6,13 +6,12 @@
     model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=3)
 
-Importing minicnn has two side effects.  Where they are unset, it sets
+Importing minicnn has one side effect: where they are unset, it sets
 ``OPENBLAS_THREAD_TIMEOUT=4`` and ``OMP_WAIT_POLICY=PASSIVE`` and restarts an already loaded
 OpenBLAS's threads, so that the BLAS and Numba thread pools do not starve each other
-(``threads.py``); ``MINICNN_SHARE_CORES=0`` in the environment turns it off.  And on a CPU with
-AVX-512, it has Numba compile 512-bit vectors where LLVM would prefer 256-bit ones (Intel's
-server CPUs), for every Numba function of the process (``kernels/jit.py``);
-``NUMBA_CPU_FEATURES`` with ``+prefer-256-bit`` keeps them at 256.
+(``threads.py``).  ``MINICNN_SHARE_CORES=0`` in the environment turns it off.  (Its Numba
+kernels, loaded on first use, have Numba compile 512-bit vectors on Intel's AVX-512 CPUs:
+``kernels/jit.py``.)
 """
 import os as _os
 

@@ -39,7 +39,7 @@ VIZ_BATCH = 8               # the images of a Grad-CAM or activation-maximizatio
 def _marker_path(model) -> str:
     from .kernels import jit
     kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-    stamp = hashlib.sha1(repr((kernels, numba.__version__, sys.version)).encode())
+    stamp = hashlib.sha1(repr((kernels, numba.__version__, sys.version, jit.cpu_features())).encode())
     for name in sorted(os.listdir(kernels)):
         if name.endswith(".py"):
             info = os.stat(os.path.join(kernels, name))

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -45,7 +46,8 @@ def inner_fma_loops(asm):
     loops = []
     for end, line in enumerate(lines):
         jump = re.match(r"\s*j\w+\s+(\.LBB\w+)$", line)
-        if jump and labels.get(jump.group(1), end) < end and any("vfmadd" in l for l in lines[labels[jump.group(1)]:end]):
+        if jump and labels.get(jump.group(1), end) < end and any("vfmadd" in body_line for body_line in
+                                                                 lines[labels[jump.group(1)]:end]):
             loops.append((labels[jump.group(1)], end))
     innermost = [(a, b) for a, b in loops if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
     return [lines[a:b + 1] for a, b in innermost]
@@ -115,16 +117,16 @@ def kernel_signatures():
                 "conv_relu_maxpool": numba_conv_relu_pool._implicit_gemm_relu_maxpool_kernel(panel, False)}
     compiled.update(zip(("depthwise forward", "depthwise input_grad", "depthwise kernel_grad"),
                         numba_depthwise._kernels(numba_depthwise.CHANNEL_BLOCK)))
-    return {family: kernel.signatures[0] for family, kernel in compiled.items()}
+    return {family: next(signature for signature in kernel.signatures if signature[0].dtype == numba.float32)
+            for family, kernel in compiled.items()}     # (earlier tests may have compiled float64 too)
 
 
 def check_assembly(signatures):
-    """{kernel: problems} for ``kernels_to_check``, each compiled (not run) for ``signatures``:
-    in its register-tile loop, FMAs not on the ISA's full-width registers, or a vector register
-    moved to or from the stack (a spill).  The register-tile loop is the innermost loop with
-    the most packed FMAs and no gathers: the products' depth loop, the depthwise block's taps.
-    (Not the depthwise kernels' loops over the channels past the last block, which accumulate
-    in memory and which AVX-512 vectorizes with gathers.)"""
+    """{kernel: problems} for ``kernels_to_check``, each compiled (not run) for ``signatures``,
+    in its register-tile loop, the innermost loop with the most packed FMAs (the products'
+    depth loop, the depthwise block's taps): gathers (the loop reads its operands
+    consecutively), FMAs not on the ISA's full-width registers, or a vector register moved to
+    or from the stack (a spill)."""
     import importlib
     register = VECTOR_REGISTER[register_tiles.VECTOR_ISA]
     problems = {}
@@ -132,28 +134,26 @@ def check_assembly(signatures):
         made = getattr(importlib.import_module(f"minicnn.kernels.{module}"), factory)(*arguments)
         kernel = made if index is None else made[index]
         kernel.compile(signatures[family])
-        loops = [body for body in inner_fma_loops(kernel.inspect_asm(signatures[family]))
-                 if packed_fmas(body) and not any("vgather" in line for line in body)]
-        if not loops:
+        loop = max(inner_fma_loops(kernel.inspect_asm(signatures[family])), key=packed_fmas, default=[])
+        found = {"gathers": [line.strip() for line in loop if "vgather" in line][:3],
+                 "narrow FMAs": [line.strip() for line in loop if "vfmadd" in line and f"%{register}" not in line][:3],
+                 "stack accesses": [line.strip() for line in loop
+                                    if "(%rsp)" in line and re.search(r"%[xyz]mm", line)][:3]}
+        if not packed_fmas(loop):
             problems[name] = "no packed FMA loop"
-            continue
-        loop = max(loops, key=packed_fmas)
-        narrow = [line.strip() for line in loop if "vfmadd" in line and f"%{register}" not in line]
-        spills = [line.strip() for line in loop if "(%rsp)" in line and re.search(r"%[xyz]mm", line)]
-        if narrow or spills:
-            problems[name] = {"narrow FMAs": narrow[:3], "stack accesses": spills[:3]}
+        elif any(found.values()):
+            problems[name] = found
     return problems
 
 
 _CHECK = """
 import json, pickle, sys
-import numba
 sys.path.insert(0, sys.argv[1])
 import test_register_tiles as t
-from minicnn.kernels import register_tiles
+from minicnn.kernels import jit, register_tiles
 with open(sys.argv[2], "rb") as signatures:
     problems = t.check_assembly(pickle.load(signatures))
-print(json.dumps([register_tiles.VECTOR_ISA, register_tiles.TILES, numba.config.CPU_FEATURES, problems]))
+print(json.dumps([register_tiles.VECTOR_ISA, register_tiles.TILES, jit.cpu_features(), problems]))
 """
 
 TARGETS = {         # the CPUs compiled for: Numba's settings
@@ -176,11 +176,16 @@ def compiled_afresh(tmp_path_factory):
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for target, cpu in TARGETS.items()}
     results = {}
-    for target, run in runs.items():
-        out, err = run.communicate()
-        assert run.returncode == 0, f"{target}: {err[-3000:]}"
-        isa, tiles, features, problems = json.loads(out.splitlines()[-1])
-        results[target] = isa, tuple(tuple(t) for t in tiles), features, problems
+    try:
+        for target, run in runs.items():
+            out, err = run.communicate(timeout=1800)
+            assert run.returncode == 0, f"{target}: {err[-3000:]}"
+            isa, tiles, features, problems = json.loads(out.splitlines()[-1])
+            results[target] = isa, tuple(tuple(t) for t in tiles), features, problems
+    finally:
+        for run in runs.values():       # (one failed: the others stop too)
+            run.kill()
+            run.wait()
     return results
 
 

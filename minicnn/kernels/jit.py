@@ -35,15 +35,16 @@ console says meanwhile.
 
 **512-bit vectors on every AVX-512 CPU.**  The matrix products' register tiles are sized for
 the CPU's vector registers (``register_tiles.py``: 32 float32 columns a row on AVX-512).  But
-LLVM's tuning for Intel's AVX-512 server CPUs (Skylake-SP to Granite Rapids, not AMD's Zen 4
-or 5) prefers 256-bit vectors, so there every vectorized loop, the tiles' too, would compile
-to ymm registers: half the width the tiles were sized for.  So, on importing this module,
-where the features Numba compiles with include AVX-512F and say nothing of
-``prefer-256-bit``, ``-prefer-256-bit`` is added to them (``numba.config.CPU_FEATURES``,
-before Numba's first compilation in the process).  Numba has one code generator, so the
-setting holds for every Numba function compiled in the process, minicnn's or not.  A user
-who wants 256-bit vectors sets ``NUMBA_CPU_FEATURES`` with ``+prefer-256-bit``; minicnn
-then runs its AVX2 tiles.
+LLVM's tuning for Intel's AVX-512 CPUs (not AMD's Zen 4 or 5) prefers 256-bit vectors, so
+there every vectorized loop, the tiles' too, would compile to ymm registers: half the width
+the tiles were sized for.  So where the features Numba compiles with include AVX-512F and say
+nothing of ``prefer-256-bit``, this module adds ``-prefer-256-bit`` to them when it is
+imported (by minicnn's first Numba kernel, or ``minicnn warmup``).  Numba reads its features
+once, when its code generator is made, at the first Numba function defined in the process:
+where one was defined before, nothing changes and minicnn warns.  The code generator is one
+for the process, so the setting holds for every Numba function, minicnn's or not.  A user who
+wants 256-bit vectors sets ``NUMBA_CPU_FEATURES`` with ``+prefer-256-bit``; minicnn then runs
+its AVX2 tiles.
 """
 from __future__ import annotations
 
@@ -70,23 +71,25 @@ def with_wide_vectors(features: str) -> str:
 
 
 def cpu_features() -> str:
-    """The CPU features Numba compiles for, as '+avx2,+fma,…': ``NUMBA_CPU_FEATURES`` when set,
-    else the host's, as LLVM reports them."""
-    return numba.config.CPU_FEATURES or codegen.get_host_cpu_features()
+    """The CPU features Numba's code generator compiles for, as '+avx2,+fma,…' (making the
+    code generator, if no Numba function has yet)."""
+    return registry.cpu_target.target_context.codegen().magic_tuple()[2]
 
 
 def _prefer_wide_vectors():
-    """Numba's CPU features made ``with_wide_vectors``', before its code generator exists
-    (it reads them once, when it is made)."""
-    features = cpu_features()
-    if with_wide_vectors(features) == features:
+    """Numba's CPU features made ``with_wide_vectors``', or a warning where its code generator
+    was made before with other features."""
+    requested = numba.config.CPU_FEATURES or codegen.get_host_cpu_features()
+    wide = with_wide_vectors(requested)
+    if wide == requested:
         return
-    if "_toplevel_target_context" in vars(registry.cpu_target):        # made by an earlier compilation
-        warnings.warn("minicnn: Numba compiled code before minicnn was imported, so its CPU features cannot "
-                      "change now; on Intel's AVX-512 CPUs its kernels then use 256-bit vectors, half their "
-                      "width (import minicnn before compiling other Numba code)", RuntimeWarning, stacklevel=3)
-        return
-    numba.config.CPU_FEATURES = with_wide_vectors(features)
+    before, numba.config.CPU_FEATURES = numba.config.CPU_FEATURES, wide
+    if cpu_features() != wide:
+        numba.config.CPU_FEATURES = before
+        warnings.warn("minicnn: a Numba function was defined before minicnn's kernels were loaded, so Numba "
+                      "compiles without '-prefer-256-bit': on Intel's AVX-512 CPUs minicnn's kernels then use "
+                      "256-bit vectors, half their width (load them first: `import minicnn.kernels.jit`, or set "
+                      "NUMBA_CPU_FEATURES)", RuntimeWarning, stacklevel=2)
 
 
 _prefer_wide_vectors()

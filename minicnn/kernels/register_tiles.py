@@ -9,13 +9,13 @@ PANEL columns (``pack_panels``), which stay in the L1/L2 cache across row blocks
 a BLAS micro-kernel.
 
 The tile is shaped for the vector registers of the CPU the kernels are compiled for,
-decided once, at import, from the features Numba compiles with (``NUMBA_CPU_FEATURES``
-when set, else the host's, as LLVM reports them; on AVX-512, with 512-bit vectors asked for:
-``jit.py``):
+decided once, at import, from the features Numba compiles with (``jit.cpu_features``: on
+AVX-512, with 512-bit vectors asked for):
 
-* AVX2 (or AVX-512 with ``+prefer-256-bit``): 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
+* AVX2: 16 registers of 256 bits (8 float32): 4 × 16 or 3 × 24 tiles, 8 or 9 registers
   of accumulators, the rest for the panel's row and the broadcast values; and 4 × 8 for
-  ∂L/∂W's products of at most 8 columns (a layer of 4 filters);
+  ∂L/∂W's products of at most 8 columns (a layer of 4 filters).  Also AVX-512 told to
+  prefer 256-bit vectors (``+prefer-256-bit``);
 * AVX-512: 32 registers of 512 bits (16 float32): 4 × 32 or 3 × 48, the same 8 or 9
   accumulator registers at twice the width; and AVX2's tiles, for the column counts they
   pad less (24 filters: 3 × 24, not 4 × 32's 8 empty columns).
