@@ -6,6 +6,7 @@ compiled afresh in a process of its own for a given CPU: this one, Haswell (AVX2
 Xeon with AVX-512.  The kernels are compiled there by signature and never run, so any x86-64
 CPU checks every ISA's code.  (Their results: the loop-reference tests, run on both tile sets
 through the ``tile_set`` fixture.)"""
+import importlib
 import json
 import os
 import pickle
@@ -127,7 +128,6 @@ def check_assembly(signatures):
     depth loop, the depthwise block's taps): gathers (the loop reads its operands
     consecutively), FMAs not on the ISA's full-width registers, or a vector register moved to
     or from the stack (a spill)."""
-    import importlib
     register = VECTOR_REGISTER[register_tiles.VECTOR_ISA]
     problems = {}
     for name, (module, factory, arguments, index, family) in kernels_to_check().items():

@@ -11,8 +11,8 @@ kernels are compiled for (``register_tiles.VECTOR_ISA``).  A block's sums stay i
 (``register_tiles.register_tile``) through every tap and are stored once, so each output
 cell is written once instead of once per tap.  A block's channel index is unsigned: Numba
 wraps a signed index that may be negative, which hides from LLVM that the block's loads are
-consecutive (compiled for AVX-512, they became gathers).  The channels past the last full block, and
-every channel when m > 1, take a plain loop that accumulates in memory.
+consecutive (compiled for AVX-512, they became gathers).  The channels past the last full
+block, and every channel when m > 1, take a plain loop that accumulates in memory.
 
 Three kernels, each parallel over tasks that own what they write (no two threads write the
 same cell, no atomics):
