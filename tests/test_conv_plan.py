@@ -20,8 +20,10 @@ from test_ops_reference import check_conv_equals_loops
     ((256, 14, 14, 24), (3, 3, 24, 48), (1, 1), (1, 1, 1, 1), "numba", ("winograd", "winograd", "winograd")),
     # its first: one input channel, too few for Winograd and for ∂L/∂X's implicit GEMM
     ((256, 28, 28, 1), (3, 3, 1, 24), (1, 1), (1, 1, 1, 1), "numba", ("implicit_gemm", "col2im", "implicit_gemm")),
-    # 16 → 32 channels: below Winograd's 24, ∂L/∂X on the implicit GEMM
-    ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), (1, 1, 1, 1), "numba", ("implicit_gemm", "implicit_gemm", "implicit_gemm")),
+    # 16 → 32 channels: Winograd's least (16) on both sides
+    ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), (1, 1, 1, 1), "numba", ("winograd", "winograd", "winograd")),
+    # 16 → 8 channels: below Winograd's 16, ∂L/∂X (8 → 16 channels) on the implicit GEMM
+    ((64, 16, 16, 16), (3, 3, 16, 8), (1, 1), (1, 1, 1, 1), "numba", ("implicit_gemm", "implicit_gemm", "implicit_gemm")),
     # stride 2: ∂L/∂X is col2im's
     ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), (0, 1, 0, 1), "numba", ("implicit_gemm", "col2im", "implicit_gemm")),
     # a 'valid' 3×3 on a 6×6 input: the full convolution would compute 36 pixels for col2im's 16
@@ -74,7 +76,7 @@ def test_the_choice_is_made_once_per_input_shape_and_kernel_family(monkeypatch):
     """Kept in ``layer.algorithm``: decided again only when the input's shape, the kernel
     family or the forced algorithm changes."""
     decisions = record_calls(monkeypatch, conv_plan, ("choose",))
-    layer = mc.layers.Conv2D(32, 3, padding="same")
+    layer = mc.layers.Conv2D(8, 3, padding="same")
     x = np.random.default_rng(0).standard_normal((8, 12, 12, 16)).astype(np.float32)
     with mc.use_kernels("numba"):
         for _ in range(3):

@@ -31,7 +31,7 @@ import numpy as np
 # Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds").
 IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep im2col + BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂X's output channels, at least, for its implicit GEMM
-WINOGRAD_FROM_CHANNELS = 24        # input and output channels, at least
+WINOGRAD_FROM_CHANNELS = 16        # input and output channels, at least
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w pixels where col2im's matrix
                                     # product computes oh·ow; beyond this ratio col2im is used
 
