@@ -28,7 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds").
+# Where each algorithm starts to pay (the measurements: docs/performance.md, "conv thresholds";
+# Winograd's channels: "Winograd from 16 channels").
 IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep im2col + BLAS
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂X's output channels, at least, for its implicit GEMM
 WINOGRAD_FROM_CHANNELS = 16        # input and output channels, at least
