@@ -113,10 +113,10 @@ def test_pairs_that_cannot_fuse_run_layer_by_layer(case):
 
 def test_a_conv_that_runs_on_winograd_is_not_fused():
     """The fused kernel is the implicit GEMM's: a conv Winograd runs (measured faster, then
-    the bias + ReLU and pool passes) is left to the layers; one with 16 channels is fused."""
+    the bias + ReLU and pool passes) is left to the layers; one with 8 input channels is fused."""
     x = np.zeros((64, 14, 14, 24), np.float32)
     with mc.use_kernels("numba"):
-        for c, fused in ((24, False), (16, True)):
+        for c, fused in ((24, False), (16, False), (8, True)):
             W = np.zeros((3, 3, c, 48), np.float32)
             plan = conv_plan.choose(x[..., :c].shape, W.shape, (1, 1), (1, 1, 1, 1), "numba")
             assert (plan.forward == "winograd") is not fused
