@@ -312,9 +312,19 @@ def test_predict_memory_is_bounded_by_the_batch_size_not_the_data(cpu_kernels):
     assert peak_large - out_large <= peak_small - out_small + 64 * 1024, (peak_small, out_small, peak_large, out_large)
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """SIGINT on Python's own handler (KeyboardInterrupt) for the test: a process started in
+    the background by a shell without job control inherits SIGINT ignored, and then Ctrl-C
+    is rightly ignored by training too."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("make", [lambda: mc.optimizers.Adam(0.01), lambda: mc.optimizers.RMSprop(0.01, momentum=0.5),
                                   lambda: mc.optimizers.SGD(0.1, momentum=0.9)])
-def test_ctrl_c_inside_an_optimizer_step_takes_effect_after_it(cpu_kernels, make, monkeypatch):
+def test_ctrl_c_inside_an_optimizer_step_takes_effect_after_it(cpu_kernels, make, monkeypatch, python_sigint_handler):
     """A SIGINT (what Ctrl-C sends) arriving while the 2nd parameter is being updated: the
     KeyboardInterrupt comes out of train_on_batch only after every parameter was updated,
     so the state is that of an uninterrupted twin; the SIGINT handler is put back."""
