@@ -1,7 +1,9 @@
 """The fully connected op on the last axis, forward and backward (``layers/dense.py``).
 
 ``x (..., k)``, ``W (k, u)``, ``b (u,)``; with ``X`` and ``dZ`` the input and the output
-gradient flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading axes)::
+gradient flattened to matrices ``(m, k)`` and ``(m, u)`` (``m`` = all leading axes; the
+products run on these matrices, one BLAS call each — ``matmul`` on the 4-D tensor itself
+would be a batch of small products, one per image row)::
 
     z = x W + b
     ∂L/∂W = Xᵀ dZ      ∂L/∂b = Σ_rows dZ      ∂L/∂x = dZ Wᵀ
@@ -22,7 +24,7 @@ def dense_forward(x, W, b, workspace, relu=False):
     """z = x W + b (through a ReLU when ``relu``; no bias when ``b`` is None), in the
     workspace's reusable ``'z'`` buffer."""
     z = workspace.reusable("z", (*x.shape[:-1], W.shape[1]), np.result_type(x, W), like=x)
-    z = backend.get_array_module(x).matmul(x, W, out=z)                 # (..., k) @ (k, u)
+    backend.get_array_module(x).matmul(x.reshape(-1, W.shape[0]), W, out=z.reshape(-1, W.shape[1]))  # (m, k) @ (k, u)
     return epilogue.bias_activation(z, b, relu)
 
 
@@ -35,4 +37,5 @@ def dense_backward(dz, x, W, workspace, input_grad=True, bias_grad=True):
     if not input_grad:
         return None, dW, db
     dx = workspace.reusable("dx", x.shape, np.result_type(dz, W), like=dz)
-    return backend.get_array_module(dz).matmul(dz, W.T, out=dx), dW, db      # (..., u) @ (u, k)
+    backend.get_array_module(dz).matmul(dz2, W.T, out=dx.reshape(-1, W.shape[0]))  # (m, u) @ (u, k)
+    return dx, dW, db
