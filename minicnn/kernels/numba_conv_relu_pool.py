@@ -30,10 +30,11 @@ def _relu_max_of_4(acc, j, b):
 def _store_window(acc, j, bias, y, switches, w, c0, switches_kept):
     """y[w, c0 + j] = the window's max of relu(acc[:, j] + b), and its arg-max into switches
     when ``switches_kept`` (a compile-time constant)."""
-    best, arg = _relu_max_of_4(acc, j, bias[c0 + j])
-    y[w, c0 + j] = best
+    window, column = np.uint64(w), np.uint64(c0 + j)     # unsigned: vector stores, not scatters
+    best, arg = _relu_max_of_4(acc, j, bias[column])
+    y[window, column] = best
     if switches_kept:
-        switches[w, c0 + j] = arg
+        switches[window, column] = arg
 
 
 @functools.cache
