@@ -127,7 +127,10 @@ def check_assembly(signatures):
     in its register-tile loop, the innermost loop with the most packed FMAs (the products'
     depth loop, the depthwise block's taps): gathers (the loop reads its operands
     consecutively), FMAs not on the ISA's full-width registers, or a vector register moved to
-    or from the stack (a spill)."""
+    or from the stack (a spill); and, in the products' kernels, a scatter or gather anywhere: a
+    tile's stores through a signed index, which Numba wraps when negative, became scatters on
+    AVX-512 (the 1×1 forward ran at half speed).  The depthwise kernels' plain loops for the
+    channels past the last block and for depth multipliers > 1 index per channel (o // m)."""
     register = VECTOR_REGISTER[register_tiles.VECTOR_ISA]
     problems = {}
     for name, (module, factory, arguments, index, family) in kernels_to_check().items():
@@ -138,7 +141,10 @@ def check_assembly(signatures):
         found = {"gathers": [line.strip() for line in loop if "vgather" in line][:3],
                  "narrow FMAs": [line.strip() for line in loop if "vfmadd" in line and f"%{register}" not in line][:3],
                  "stack accesses": [line.strip() for line in loop
-                                    if "(%rsp)" in line and re.search(r"%[xyz]mm", line)][:3]}
+                                    if "(%rsp)" in line and re.search(r"%[xyz]mm", line)][:3],
+                 "scatters or gathers": [] if name.startswith("depthwise") else
+                 [line.strip() for line in kernel.inspect_asm(signatures[family]).splitlines()
+                  if re.search(r"\bv(scatter|gather)", line)][:3]}
         if not packed_fmas(loop):
             problems[name] = "no packed FMA loop"
         elif any(found.values()):

@@ -65,15 +65,16 @@ def _implicit_gemm_kernel(ROWS, PANEL):
             tile_products(acc, x_flat, origin[r0], origin[min(r0 + 1, last)], origin[min(r0 + 2, last)],
                           origin[min(r0 + ROWS - 1, last)], tap, panels, panel)
             rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
-            if rows == ROWS and cols == PANEL:      # fixed trip counts and unsigned indices: vector stores
-                for i in range(ROWS):
+            if rows == ROWS and cols == PANEL:      # fixed trip counts, and unsigned indices (a signed one
+                for i in range(ROWS):               # is wrapped if negative): vector stores, not scatters
                     for j in range(PANEL):
                         column = np.uint64(c0 + j)
                         out[np.uint64(r0 + i), column] = bias_act(acc[i, j], bias[column], relu)
             else:
                 for i in range(rows):
                     for j in range(cols):
-                        out[r0 + i, c0 + j] = bias_act(acc[i, j], bias[c0 + j], relu)
+                        column = np.uint64(c0 + j)
+                        out[np.uint64(r0 + i), column] = bias_act(acc[i, j], bias[column], relu)
     return implicit_gemm
 
 
@@ -145,9 +146,9 @@ def _kernel_grad_kernel(ROWS, PANEL):
                     acc[2, j] += a2 * g
                     if ROWS == 4:
                         acc[ROWS - 1, j] += a3 * g
-            for i in range(min(ROWS, depth - k0)):
+            for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
                 for j in range(done, PANEL):
-                    partial[np.uint64(blk), np.uint64(k0 + i), c0 + np.uint64(j)] = acc[i, j]
+                    partial[np.uint64(blk), np.uint64(k0 + i), c0 + np.uint64(j)] = acc[i, np.uint64(j)]
             if k0 == 0 and bias_sum.shape[0] > 0:  # (the block's rows of dY are still in cache)
                 for j in range(done, PANEL):
                     bias_sum[blk, c0 + np.uint64(j)] = 0
