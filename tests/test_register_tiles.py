@@ -129,7 +129,7 @@ def check_assembly(signatures):
     consecutively), FMAs not on the ISA's full-width registers, or a vector register moved to
     or from the stack (a spill); and, in the products' kernels, a scatter or gather anywhere: a
     tile's stores through a signed index, which Numba wraps when negative, became scatters on
-    AVX-512 (the 1×1 forward ran at half speed).  The depthwise kernels' plain loops for the
+    AVX-512 (docs/performance.md, "scattered tile stores").  The depthwise kernels' plain loops for the
     channels past the last block and for depth multipliers > 1 index per channel (o // m)."""
     register = VECTOR_REGISTER[register_tiles.VECTOR_ISA]
     problems = {}
