@@ -32,13 +32,14 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
         check_conv_equals_loops(np.asarray, cfg, seed)
 
 
-@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 70, 100]),
+@given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 64, 70, 100, 124]),
        seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]), relu=st.booleans())
 def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
     tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
-    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100) —
+    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100; on its
+    4 × 64: 64, and 124 with a last panel of 60) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch.  The bias and the ReLU

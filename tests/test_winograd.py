@@ -165,7 +165,7 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
 
 
 def test_a_tie_between_the_register_tiles_goes_to_the_one_asked_for(tile_set):
-    """f = 48 pads alike on 4 × 16 and 3 × 24 (AVX-512: f = 96 on 4 × 32 and 3 × 48): the
+    """f = 48 pads alike on 4 × 16 and 3 × 24 (AVX-512: f = 192 on 4 × 64 and 3 × 48): the
     implicit GEMM keeps the 4-row tile, Winograd takes the 3-row one; where one pads less it
     wins either way (on AVX-512, 24 filters go to AVX2's 3 × 24)."""
     import math

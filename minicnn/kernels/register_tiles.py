@@ -16,11 +16,13 @@ AVX-512, with 512-bit vectors asked for):
   of accumulators, the rest for the panel's row and the broadcast values; and 4 × 8 for
   ∂L/∂W's products of at most 8 columns (a layer of 4 filters).  Also AVX-512 told to
   prefer 256-bit vectors (``+prefer-256-bit``);
-* AVX-512: 32 registers of 512 bits (16 float32): 4 × 32 or 3 × 48, the same 8 or 9
-  accumulator registers at twice the width; and AVX2's tiles, for the column counts they
+* AVX-512: 32 registers of 512 bits (16 float32): 4 × 64 (16 accumulator registers: per
+  depth step 4 broadcasts and 4 panel loads feed 16 FMAs, where 4 × 32 has 4 and 2 for 8),
+  for the column counts that are multiples of 64; 4 × 32 or 3 × 48, the 8 or 9 accumulator
+  registers of AVX2's tiles at twice the width; and AVX2's tiles, for the column counts they
   pad less (24 filters: 3 × 24, not 4 × 32's 8 empty columns).
 
-Eight independent accumulators keep two FMA units busy through the FMA's 4-cycle
+At least eight independent accumulators keep two FMA units busy through the FMA's 4-cycle
 latency.  Each product is compiled only for the tiles it is called with
 (``use_tile_set`` selects the other set, for tests).
 """
@@ -37,7 +39,7 @@ from . import jit
 
 TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: the 4-row one first
     "avx2": ((4, 16), (3, 24)),
-    "avx512": ((4, 32), (3, 48), (4, 16), (3, 24)),
+    "avx512": ((4, 64), (3, 48), (4, 32), (4, 16), (3, 24)),
 }
 # ∂L/∂W's extra tiles, for products of at most their width (a layer of 4 filters): there ∂L/∂Y is
 # padded to the panel and the partial sums are panel-wide, so a panel of one AVX2 register halves
