@@ -7,8 +7,9 @@
     model.fit(x, y, epochs=3)
 
 Importing minicnn has one side effect: where they are unset, it sets
-``OPENBLAS_THREAD_TIMEOUT=4`` and ``OMP_WAIT_POLICY=PASSIVE`` and restarts an already loaded
-OpenBLAS's threads, so that the BLAS and Numba thread pools do not starve each other
+``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE`` and ``GOMP_SPINCOUNT=30000`` and
+restarts an already loaded OpenBLAS's threads, so that the BLAS and Numba thread pools do not
+starve each other and Numba's threads stay awake between one kernel and the next
 (``threads.py``).  ``MINICNN_SHARE_CORES=0`` in the environment turns it off.  (Its Numba
 kernels, loaded on first use, have Numba compile 512-bit vectors on Intel's AVX-512 CPUs:
 ``kernels/jit.py``.)

@@ -2,8 +2,16 @@
 pool (the kernels).
 
 By default each pool's idle threads spin for a while after their work (OpenBLAS's for
-2²⁸ cycles) and so starve the other pool's next kernel (docs/performance.md).  :func:`share_cores` asks both to sleep promptly
-(``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``) unless the user chose otherwise;
+2²⁸ cycles, OpenMP's for about 3 ms) and so starve the other pool's next kernel
+(docs/performance.md).  Sleeping at once costs too: a training step launches a parallel
+kernel every few tens of microseconds, and each launch then first wakes the sleeping thread
+(a futex wake, slow on a virtual machine).  :func:`share_cores` asks OpenBLAS's threads to
+sleep promptly (``OPENBLAS_THREAD_TIMEOUT=4``) and OpenMP's to spin briefly, then sleep
+(``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=30000``: libgomp reads the spin count
+over the policy, about 0.3 ms at its rough 100 spins a microsecond), long enough to span the
+gap between one kernel and the next of a step, short enough that a GEMM after a kernel loses
+at most that much of a core.  A variable the user set is kept; a user's own
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` keeps both OpenMP variables theirs.
 ``import minicnn`` calls it unless ``MINICNN_SHARE_CORES=0``.
 
 The pools read these variables when they start: Numba's on its first parallel kernel
@@ -19,17 +27,21 @@ import ctypes
 import os
 import sys
 
-PROMPT_SLEEP = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
+PROMPT_SLEEP = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}
+OPENMP_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")      # one choice: set together or not at all
 _RESTART_CALLS = ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")
 
 restarted_openblas: list[str] = []      # the OpenBLAS libraries whose threads were restarted
 
 
 def share_cores() -> None:
-    """Set the prompt-sleep variables (where unset) and make them take effect in any
-    OpenBLAS that is already loaded.  Called once, by ``minicnn/__init__.py``."""
+    """Set the prompt-sleep variables (where unset; OpenMP's only where the user set neither
+    of ``OPENMP_WAIT``) and make them take effect in any OpenBLAS that is already loaded.
+    Called once, by ``minicnn/__init__.py``."""
+    users_openmp_wait = any(name in os.environ for name in OPENMP_WAIT)
     for name, value in PROMPT_SLEEP.items():
-        os.environ.setdefault(name, value)
+        if not (name in OPENMP_WAIT and users_openmp_wait):
+            os.environ.setdefault(name, value)
     if "numpy" in sys.modules:
         restarted_openblas.extend(restart_openblas_threads())
 

@@ -104,3 +104,15 @@ def test_a_cache_folder_that_cannot_be_made_still_runs_the_kernels(tmp_path):
     a_file.write_text("")                                  # no folder can be made under a file, even by root
     _, stderr = run_tiny_kernel(source, XDG_CACHE_HOME=str(a_file))
     assert "in every run" in stderr and "double float64" in stderr and cached_files(source) == []
+
+
+def test_a_cache_entry_is_stamped_with_every_kernels_module_not_its_own_file_alone():
+    """A kernel inlines helpers from other modules (the register tiles' products into the
+    implicit GEMM): an edit to one of them must make its cache entry stale."""
+    from minicnn.kernels import implicit_gemm, jit
+    kernel_function = implicit_gemm._implicit_gemm_kernel(4, 16).py_func
+    stamp = jit._UserCacheLocator(kernel_function, implicit_gemm.__file__).get_source_stamp()
+    modules = Path(jit.__file__).parent
+    assert [name for name, *_ in stamp] == sorted(p.name for p in modules.glob("*.py"))
+    assert ("register_tiles.py", os.stat(modules / "register_tiles.py").st_mtime,
+            os.stat(modules / "register_tiles.py").st_size) in stamp

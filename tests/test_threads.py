@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+from minicnn import threads as minicnn_threads
+
 REPORT = "import json, minicnn; print(json.dumps(minicnn.threads.thread_settings()))"
 
 
 def run_python(code, **env):
-    environ = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
+    environ = {k: v for k, v in os.environ.items() if k not in minicnn_threads.PROMPT_SLEEP}
     result = subprocess.run([sys.executable, "-c", code], env={**environ, **env},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -37,17 +39,25 @@ print(json.dumps({"loaded": loaded, "settings": minicnn.threads.thread_settings(
 def test_minicnn_first_sets_the_variables_and_restarts_nothing():
     settings = run_python(REPORT)
     assert settings["OPENBLAS_THREAD_TIMEOUT"] == "4" and settings["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert settings["GOMP_SPINCOUNT"] == "30000"
     assert settings["openblas_threads_restarted"] == []
 
 
 def test_the_users_own_settings_are_kept():
     settings = run_python(REPORT, OPENBLAS_THREAD_TIMEOUT="12", OMP_WAIT_POLICY="ACTIVE")
     assert settings["OPENBLAS_THREAD_TIMEOUT"] == "12" and settings["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert settings["GOMP_SPINCOUNT"] is None       # (libgomp would read it over the user's ACTIVE)
+
+
+def test_a_users_spin_count_keeps_the_wait_policy_theirs_too():
+    settings = run_python(REPORT, GOMP_SPINCOUNT="0")
+    assert settings["GOMP_SPINCOUNT"] == "0" and settings["OMP_WAIT_POLICY"] is None
+    assert settings["OPENBLAS_THREAD_TIMEOUT"] == "4"
 
 
 def test_the_import_side_effect_can_be_switched_off():
     code = "import os, minicnn; print(os.environ.get('OMP_WAIT_POLICY'), minicnn.threads.restarted_openblas)"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    env = {k: v for k, v in os.environ.items() if k not in minicnn_threads.PROMPT_SLEEP}
     off = subprocess.run([sys.executable, "-c", "import numpy; " + code], capture_output=True, text=True,
                          env={**env, "MINICNN_SHARE_CORES": "0"}, check=True)
     on = subprocess.run([sys.executable, "-c", "import numpy; " + code], capture_output=True, text=True,

@@ -25,8 +25,9 @@ console says meanwhile.
       ~/.cache/minicnn/numba
 
   Inside it Numba keeps one sub-folder per source folder (so an installed copy and a
-  checkout never share entries) and checks each entry against its source file's time stamp
-  and size, so an edited kernel compiles again.  Where no folder is writable, the kernels
+  checkout never share entries) and checks each entry against the time stamps and sizes of
+  every module of ``minicnn.kernels`` (a kernel inlines helpers from other modules), so an
+  edited kernel, or an edited helper, compiles again.  Where no folder is writable, the kernels
   compile in every process instead.
 
 * **Progress on the console**: a kernel that is not in the cache takes seconds to tens of
@@ -123,6 +124,15 @@ class _UserCacheLocator(caching.UserProvidedCacheLocator):
         except OSError:
             return None
         return locator
+
+    def get_source_stamp(self):
+        """The stamps (mtime, size) of every module of ``minicnn.kernels``, not of the
+        kernel's own file alone: a kernel inlines functions of other modules (the register
+        tiles' products, Winograd's transforms), and a change to one of them must compile it
+        afresh, not load the old code."""
+        folder = os.path.dirname(os.path.abspath(__file__))
+        return tuple((name, os.stat(os.path.join(folder, name)).st_mtime, os.stat(os.path.join(folder, name)).st_size)
+                     for name in sorted(os.listdir(folder)) if name.endswith(".py"))
 
 
 class _KernelCacheImpl(caching.CompileResultCacheImpl):
