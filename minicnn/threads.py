@@ -32,6 +32,8 @@ OPENMP_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")      # one choice: set toget
 _RESTART_CALLS = ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")
 
 restarted_openblas: list[str] = []      # the OpenBLAS libraries whose threads were restarted
+set_by_minicnn: dict[str, str] = {}     # the variables share_cores set (the user had not): for a
+                                        # benchmark's peers, which run without them
 
 
 def share_cores() -> None:
@@ -40,8 +42,8 @@ def share_cores() -> None:
     Called once, by ``minicnn/__init__.py``."""
     users_openmp_wait = any(name in os.environ for name in OPENMP_WAIT)
     for name, value in PROMPT_SLEEP.items():
-        if not (name in OPENMP_WAIT and users_openmp_wait):
-            os.environ.setdefault(name, value)
+        if name not in os.environ and not (name in OPENMP_WAIT and users_openmp_wait):
+            os.environ[name] = set_by_minicnn[name] = value
     if "numpy" in sys.modules:
         restarted_openblas.extend(restart_openblas_threads())
 
