@@ -81,12 +81,13 @@ def _package_path():
     return os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
-def _environment(framework):
-    """A worker's environment: this process's, less, for a peer, the thread-pool variables
-    ``import minicnn`` set here (``minicnn.threads``): PyTorch's OpenMP threads read
-    ``OMP_WAIT_POLICY`` too, and a peer runs on its own defaults."""
+def _environment(this_minicnn):
+    """A worker's environment: this process's, less, unless the worker runs this checkout's
+    minicnn (``this_minicnn``), the thread-pool variables ``import minicnn`` set here
+    (``minicnn.threads``): PyTorch's OpenMP threads read ``OMP_WAIT_POLICY`` too, a peer runs
+    on its own defaults, and a baseline checkout sets its own."""
     from minicnn import threads
-    dropped = () if framework == "minicnn" else threads.set_by_minicnn
+    dropped = () if this_minicnn else threads.set_by_minicnn
     return {name: value for name, value in os.environ.items() if name not in dropped}
 
 
@@ -103,7 +104,8 @@ class Worker:
         cmd = [sys.executable, WORKER_SCRIPT, framework, name, json.dumps(list(shape)), str(batch), mode, str(steps)]
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True, env={**_environment(framework), "PYTHONPATH": _package_path(), **env})
+                                        text=True, env={**_environment(framework == "minicnn" and "PYTHONPATH" not in env),
+                                                       "PYTHONPATH": _package_path(), **env})
         self.replies = queue.Queue()
         self.reader = threading.Thread(target=self._read_replies, daemon=True)
         self.reader.start()

@@ -29,17 +29,17 @@ def test_interleaved_rounds_time_every_configuration_and_report_a_failure(monkey
 
 
 def test_a_peer_runs_without_the_thread_variables_import_minicnn_set(monkeypatch):
-    """PyTorch's OpenMP threads read OMP_WAIT_POLICY and GOMP_SPINCOUNT too: a peer keeps its defaults."""
+    """PyTorch's OpenMP threads read OMP_WAIT_POLICY and GOMP_SPINCOUNT too: a peer keeps its
+    defaults, and a baseline checkout sets its own."""
     from minicnn import threads
     monkeypatch.setattr(threads, "set_by_minicnn", {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"})
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     monkeypatch.setenv("GOMP_SPINCOUNT", "30000")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")                     # the user's own: kept for everyone
-    for peer in ("torch", "keras"):
-        environment = bench._environment(peer)
-        assert "OMP_WAIT_POLICY" not in environment and "GOMP_SPINCOUNT" not in environment
-        assert environment["OMP_NUM_THREADS"] == "2"
-    assert bench._environment("minicnn")["GOMP_SPINCOUNT"] == "30000"
+    other = bench._environment(this_minicnn=False)              # a peer, or a baseline checkout
+    assert "OMP_WAIT_POLICY" not in other and "GOMP_SPINCOUNT" not in other
+    assert other["OMP_NUM_THREADS"] == "2"
+    assert bench._environment(this_minicnn=True)["GOMP_SPINCOUNT"] == "30000"
 
 
 def test_table_gives_best_round_ratio_and_per_round_range():
