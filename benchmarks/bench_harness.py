@@ -369,7 +369,9 @@ def main(quick=False, out="benchmarks/results", baseline=None):
     with_baseline = {**CONFIGS, "minicnn-baseline": ("minicnn", {"MINICNN_KERNELS": "numba",
                                                                  "PYTHONPATH": os.path.abspath(baseline or "")})}
     steps, rounds = (3, 2) if quick else (10, 5)
-    results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": []}
+    from minicnn import threads
+    results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": [],
+               "peers_run_without": sorted(threads.set_by_minicnn)}   # (``_environment``)
     out = os.path.join(out, results["machine"]["vector_isa"])     # one folder per machine class
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results

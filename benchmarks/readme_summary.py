@@ -36,7 +36,10 @@ def render_one(isa, results_path) -> str:
     cpu = machine["cpu"] + (f" ({machine['llvm_cpu']})" if "llvm_cpu" in machine else "")
     lines = [f"**{isa.upper()} machine**: {cpu}, {machine['cores']} cores, vector ISA "
              f"{machine.get('vector_isa', 'not recorded')}, NumPy sgemm ceiling {ceiling}; PyTorch "
-             f"(default, channels_last) and Keras (default, oneDNN) in the same run.",
+             f"(default, channels_last) and Keras (default, oneDNN) in the same run"
+             + ("." if "peers_run_without" in results else
+                ", PyTorch with OpenMP's threads told to sleep at once (`OMP_WAIT_POLICY=PASSIVE`, which its "
+                "workers inherited from the harness then): its figures here understate it."),
              "",
              "| case | batch | minicnn (Numba) | best peer | ratio |",
              "|---|---|---|---|---|"]
