@@ -131,8 +131,8 @@ class _UserCacheLocator(caching.UserProvidedCacheLocator):
         tiles' products, Winograd's transforms), and a change to one of them must compile it
         afresh, not load the old code."""
         folder = os.path.dirname(os.path.abspath(__file__))
-        return tuple((name, os.stat(os.path.join(folder, name)).st_mtime, os.stat(os.path.join(folder, name)).st_size)
-                     for name in sorted(os.listdir(folder)) if name.endswith(".py"))
+        stats = ((name, os.stat(os.path.join(folder, name))) for name in sorted(os.listdir(folder)) if name.endswith(".py"))
+        return tuple((name, stat.st_mtime, stat.st_size) for name, stat in stats)
 
 
 class _KernelCacheImpl(caching.CompileResultCacheImpl):
