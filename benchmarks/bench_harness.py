@@ -82,10 +82,10 @@ def _package_path():
 
 
 def _environment(this_minicnn):
-    """A worker's environment: this process's, less, unless the worker runs this checkout's
-    minicnn (``this_minicnn``), the thread-pool variables ``import minicnn`` set here
-    (``minicnn.threads``): PyTorch's OpenMP threads read ``OMP_WAIT_POLICY`` too, a peer runs
-    on its own defaults, and a baseline checkout sets its own."""
+    """A worker's environment.  A worker of this checkout's minicnn (``this_minicnn``) gets
+    this process's; any other gets it without the thread-pool variables ``import minicnn``
+    set here (``minicnn.threads``): PyTorch's OpenMP threads read ``OMP_WAIT_POLICY`` too,
+    a peer runs on its own defaults, and a baseline checkout sets its own."""
     from minicnn import threads
     dropped = () if this_minicnn else threads.set_by_minicnn
     return {name: value for name, value in os.environ.items() if name not in dropped}
@@ -103,9 +103,9 @@ class Worker:
         name, shape, batch, mode = case
         cmd = [sys.executable, WORKER_SCRIPT, framework, name, json.dumps(list(shape)), str(batch), mode, str(steps)]
         self.stderr = tempfile.TemporaryFile(mode="w+")
+        this_minicnn = framework == "minicnn" and "PYTHONPATH" not in env   # a baseline brings its own path
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True, env={**_environment(framework == "minicnn" and "PYTHONPATH" not in env),
-                                                       "PYTHONPATH": _package_path(), **env})
+                                        text=True, env={**_environment(this_minicnn), "PYTHONPATH": _package_path(), **env})
         self.replies = queue.Queue()
         self.reader = threading.Thread(target=self._read_replies, daemon=True)
         self.reader.start()
@@ -371,7 +371,8 @@ def main(quick=False, out="benchmarks/results", baseline=None):
     steps, rounds = (3, 2) if quick else (10, 5)
     from minicnn import threads
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": [],
-               "peers_run_without": sorted(threads.set_by_minicnn)}   # (``_environment``)
+               "peers_run_without": sorted(threads.set_by_minicnn)}   # the README's summary says whether
+                                                                      # a run's peers inherited them
     out = os.path.join(out, results["machine"]["vector_isa"])     # one folder per machine class
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results

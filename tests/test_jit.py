@@ -56,9 +56,9 @@ print(cache_dir())
 '''
 
 
-def run_tiny_kernel(folder, **env_vars):
-    """Run a module holding one minicnn kernel in a fresh process; (stdout, stderr)."""
-    (folder / "tiny_kernel.py").write_text(TINY_KERNEL)
+def run_tiny_kernel(folder, kernel_source=TINY_KERNEL, **env_vars):
+    """Run a module holding one minicnn kernel (``kernel_source``) in a fresh process; (stdout, stderr)."""
+    (folder / "tiny_kernel.py").write_text(kernel_source)
     env = {k: v for k, v in os.environ.items()
            if k not in ("NUMBA_CACHE_DIR", "MINICNN_CACHE_DIR", "XDG_CACHE_HOME")}
     env.update(env_vars, PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
@@ -111,8 +111,17 @@ def test_a_cache_entry_is_stamped_with_every_kernels_module_not_its_own_file_alo
     implicit GEMM): an edit to one of them must make its cache entry stale."""
     from minicnn.kernels import implicit_gemm, jit
     kernel_function = implicit_gemm._implicit_gemm_kernel(4, 16).py_func
-    stamp = jit._UserCacheLocator(kernel_function, implicit_gemm.__file__).get_source_stamp()
+    _, stamps = jit._UserCacheLocator(kernel_function, implicit_gemm.__file__).get_source_stamp()
     modules = Path(jit.__file__).parent
-    assert [name for name, *_ in stamp] == sorted(p.name for p in modules.glob("*.py"))
+    assert [name for name, *_ in stamps] == sorted(p.name for p in modules.glob("*.py"))
     assert ("register_tiles.py", os.stat(modules / "register_tiles.py").st_mtime,
-            os.stat(modules / "register_tiles.py").st_size) in stamp
+            os.stat(modules / "register_tiles.py").st_size) in stamps
+
+
+def test_an_edited_kernel_outside_the_package_compiles_again(tmp_path):
+    source, root = tmp_path / "src", tmp_path / "cache"
+    source.mkdir()
+    run_tiny_kernel(source, XDG_CACHE_HOME=str(root))
+    tripled = TINY_KERNEL.replace("x[i] *= 2", "x[i] *= 3").replace("[2, 2, 2]", "[3, 3, 3]")
+    _, stderr = run_tiny_kernel(source, kernel_source=tripled, XDG_CACHE_HOME=str(root))
+    assert "compiling" in stderr                           # not the cached doubling (the assert would fail)

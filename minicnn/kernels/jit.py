@@ -126,13 +126,13 @@ class _UserCacheLocator(caching.UserProvidedCacheLocator):
         return locator
 
     def get_source_stamp(self):
-        """The stamps (mtime, size) of every module of ``minicnn.kernels``, not of the
-        kernel's own file alone: a kernel inlines functions of other modules (the register
+        """Numba's stamp of the kernel's own file, and (name, mtime, size) of every module
+        of ``minicnn.kernels``: a kernel inlines functions of other modules (the register
         tiles' products, Winograd's transforms), and a change to one of them must compile it
         afresh, not load the old code."""
         folder = os.path.dirname(os.path.abspath(__file__))
         stats = ((name, os.stat(os.path.join(folder, name))) for name in sorted(os.listdir(folder)) if name.endswith(".py"))
-        return tuple((name, stat.st_mtime, stat.st_size) for name, stat in stats)
+        return super().get_source_stamp(), tuple((name, stat.st_mtime, stat.st_size) for name, stat in stats)
 
 
 class _KernelCacheImpl(caching.CompileResultCacheImpl):
