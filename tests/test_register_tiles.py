@@ -129,8 +129,9 @@ def check_assembly(signatures):
     consecutively), FMAs not on the ISA's full-width registers, or a vector register moved to
     or from the stack (a spill); and, in the products' kernels, a scatter or gather anywhere: a
     tile's stores through a signed index, which Numba wraps when negative, became scatters on
-    AVX-512 (docs/performance.md, "scattered tile stores").  The depthwise kernels' plain loops for the
-    channels past the last block and for depth multipliers > 1 index per channel (o // m)."""
+    AVX-512 (docs/performance.md, "scattered tile stores").  The depthwise kernels are left out
+    of that last check: their plain loops, for the channels past the last block and for depth
+    multipliers > 1, index per channel (o // m)."""
     register = VECTOR_REGISTER[register_tiles.VECTOR_ISA]
     problems = {}
     for name, (module, factory, arguments, index, family) in kernels_to_check().items():

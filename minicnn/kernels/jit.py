@@ -25,9 +25,10 @@ console says meanwhile.
       ~/.cache/minicnn/numba
 
   Inside it Numba keeps one sub-folder per source folder (so an installed copy and a
-  checkout never share entries) and checks each entry against the time stamps and sizes of
-  every module of ``minicnn.kernels`` (a kernel inlines helpers from other modules), so an
-  edited kernel, or an edited helper, compiles again.  Where no folder is writable, the kernels
+  checkout never share entries) and checks each entry against Numba's stamp of the kernel's
+  own file and the time stamps and sizes of every module of ``minicnn.kernels`` (a kernel
+  inlines helpers from other modules), so an edited kernel, or an edited helper, compiles
+  again.  Where no folder is writable, the kernels
   compile in every process instead.
 
 * **Progress on the console**: a kernel that is not in the cache takes seconds to tens of
