@@ -38,8 +38,8 @@ def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, see
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
     tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
-    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 4 × 32 and 3 × 48: 5, 20 and 70, 40 and 100; on its
-    4 × 64: 64, and 124 with a last panel of 60) —
+    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 8 × 16: 5, 16 and 100; on its 3 × 48: 40; on AVX2's
+    3 × 24 there: 20 and 70; on its 4 × 64: 64, and 124 with a last panel of 60) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
     across blocks); budget 1 would otherwise have chunked the batch.  The bias and the ReLU
@@ -196,7 +196,7 @@ def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypat
 @given(m=st.integers(1, 40), depth=st.integers(1, 40), n=st.integers(1, 50), dtype=st.sampled_from(["float32", "float64"]),
        transposed_b=st.booleans(), seed=st.integers(0, 2**16))
 def test_numba_register_blocked_matmul_equals_numpy(tile_set, m, depth, n, dtype, transposed_b, seed):
-    """Row counts around the 4-row tile, column counts around the 16- and 32-column panels, a
+    """Row counts around the 4- and 8-row tiles, column counts around the 16- and 32-column panels, a
     left operand that is a strided view, and a transposed right one (as in dY @ W2ᵀ)."""
     from minicnn.kernels import implicit_gemm
     rng = np.random.default_rng(seed)

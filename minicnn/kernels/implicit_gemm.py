@@ -24,7 +24,8 @@ from numba import prange
 
 from . import jit
 from .numba_epilogue import bias_act
-from .register_tiles import pack_panels, register_tile, scratch_panels, tile_for, tile_products
+from .register_tiles import (multiply_add_row, pack_panels, register_tile, row_values, scratch_panels, table_rows,
+                             tile_for, tile_products)
 
 
 @functools.lru_cache(maxsize=64)
@@ -48,7 +49,7 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
 
 @functools.cache
 def _implicit_gemm_kernel(ROWS, PANEL):
-    """The implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
+    """The implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
     @jit.kernel(fastmath={"contract"})
     def implicit_gemm(x_flat, origin, tap, panels, bias, relu, out):
         """out = act(cols @ W2 + bias) without writing cols: ``cols[pixel, k] = x_flat[origin[pixel]
@@ -62,8 +63,7 @@ def _implicit_gemm_kernel(ROWS, PANEL):
             r0, panel = task // n_panels * ROWS, task % n_panels
             c0 = panel * PANEL
             acc = register_tile((ROWS, PANEL), out.dtype)
-            tile_products(acc, x_flat, origin[r0], origin[min(r0 + 1, last)], origin[min(r0 + 2, last)],
-                          origin[min(r0 + ROWS - 1, last)], tap, panels, panel)
+            tile_products(acc, x_flat, table_rows(origin, r0, last), tap, panels, panel)
             rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
             if rows == ROWS and cols == PANEL:      # fixed trip counts, and unsigned indices (a signed one
                 for i in range(ROWS):               # is wrapped if negative): vector stores, not scatters
@@ -113,7 +113,7 @@ KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at mo
 
 @functools.cache
 def _kernel_grad_kernel(ROWS, PANEL):
-    """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3 or 4) × PANEL."""
+    """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
     @jit.kernel(fastmath={"contract"})
     def kernel_grad(x_flat, origin, tap, dy, partial, bias_sum):
         """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
@@ -134,18 +134,12 @@ def _kernel_grad_kernel(ROWS, PANEL):
             k0, first = tile // n_panels * ROWS, tile % n_panels * PANEL
             done = first - min(first, f - PANEL)    # columns the panel before already computed
             c0 = np.uint64(first - done)
-            t0, t1, t2, t3 = tap[k0], tap[min(k0 + 1, last)], tap[min(k0 + 2, last)], tap[min(k0 + ROWS - 1, last)]
+            taps = table_rows(tap, k0, last)
             acc = register_tile((ROWS, PANEL), partial.dtype)
             for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
-                o = origin[pixel]
-                a0, a1, a2, a3 = x_flat[o + t0], x_flat[o + t1], x_flat[o + t2], x_flat[o + t3]
+                values = row_values(x_flat, taps, origin[pixel], ROWS)
                 for j in range(PANEL):
-                    g = dy[np.uint64(pixel), c0 + np.uint64(j)]
-                    acc[0, j] += a0 * g
-                    acc[1, j] += a1 * g
-                    acc[2, j] += a2 * g
-                    if ROWS == 4:
-                        acc[ROWS - 1, j] += a3 * g
+                    multiply_add_row(acc, j, values, dy[np.uint64(pixel), c0 + np.uint64(j)])
             for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
                 for j in range(done, PANEL):
                     partial[np.uint64(blk), np.uint64(k0 + i), c0 + np.uint64(j)] = acc[i, np.uint64(j)]

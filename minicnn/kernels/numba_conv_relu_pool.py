@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from . import jit
 from .implicit_gemm import window_offsets
-from .register_tiles import four_row_tile, pack_panels, register_tile, scratch_panels, tile_products
+from .register_tiles import four_row_tile, pack_panels, register_tile, scratch_panels, table_rows, tile_products
 
 
 @njit(inline="always")
@@ -56,8 +56,7 @@ def _implicit_gemm_relu_maxpool_kernel(PANEL, SWITCHES):
             w, panel = task // n_panels, task % n_panels
             c0 = panel * PANEL
             acc = register_tile((4, PANEL), y.dtype)
-            tile_products(acc, x_flat, windows[w, 0], windows[w, 1], windows[w, 2], windows[w, 3],
-                          tap, panels, panel)
+            tile_products(acc, x_flat, table_rows(windows[w], 0, 3), tap, panels, panel)
             if c0 + PANEL <= f:                     # (a fixed trip count: vector code)
                 for j in range(PANEL):
                     _store_window(acc, j, bias, y, switches, w, c0, SWITCHES)

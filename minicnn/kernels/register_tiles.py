@@ -19,8 +19,9 @@ AVX-512, with 512-bit vectors asked for):
 * AVX-512: 32 registers of 512 bits (16 float32): 4 × 64 (16 accumulator registers: per
   depth step 4 broadcasts and 4 panel loads feed 16 FMAs, where 4 × 32 has 4 and 2 for 8),
   for the column counts that are multiples of 64; 4 × 32 or 3 × 48, the 8 or 9 accumulator
-  registers of AVX2's tiles at twice the width; and AVX2's tiles, for the column counts they
-  pad less (24 filters: 3 × 24, not 4 × 32's 8 empty columns).
+  registers of AVX2's tiles at twice the width; 8 × 16 for 16 columns (one register a row:
+  AVX2's 4 × 16 would have 4 accumulators); and AVX2's 3 × 24, for the column counts it pads
+  less (24 filters, not 4 × 32's 8 empty columns).
 
 At least eight independent accumulators keep two FMA units busy through the FMA's 4-cycle
 latency.  Each product is compiled only for the tiles it is called with
@@ -39,7 +40,7 @@ from . import jit
 
 TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: the 4-row one first
     "avx2": ((4, 16), (3, 24)),
-    "avx512": ((4, 64), (3, 48), (4, 32), (4, 16), (3, 24)),
+    "avx512": ((4, 64), (3, 48), (4, 32), (8, 16), (3, 24)),
 }
 # ∂L/∂W's extra tiles, for products of at most their width (a layer of 4 filters): there ∂L/∂Y is
 # padded to the panel and the partial sums are panel-wide, so a panel of one AVX2 register halves
@@ -145,24 +146,69 @@ def register_tile(shape, dtype):
     return acc
 
 
+@njit(inline="always")
+def table_rows(table, first, last):
+    """The offsets of a register tile's rows ``first`` … ``first + 7`` in ``table``, the rows
+    past ``last`` repeating it (read, never stored): eight, the most rows a tile has
+    (``tile_products`` reads the first ROWS)."""
+    return (table[min(first, last)], table[min(first + 1, last)], table[min(first + 2, last)],
+            table[min(first + 3, last)], table[min(first + 4, last)], table[min(first + 5, last)],
+            table[min(first + 6, last)], table[min(first + 7, last)])
+
+
+@njit(inline="always")
+def strided_rows(o, step, first, last):
+    """``table_rows`` of evenly spaced rows: o + min(first + i, last)·step, i = 0 … 7 (unsigned)."""
+    return (o + np.uint64(min(first, last)) * step, o + np.uint64(min(first + 1, last)) * step,
+            o + np.uint64(min(first + 2, last)) * step, o + np.uint64(min(first + 3, last)) * step,
+            o + np.uint64(min(first + 4, last)) * step, o + np.uint64(min(first + 5, last)) * step,
+            o + np.uint64(min(first + 6, last)) * step, o + np.uint64(min(first + 7, last)) * step)
+
+
+@njit(inline="always")
+def row_values(x_flat, rows_at, t, rows):
+    """x_flat[rows_at[i] + t] for the tile's ``rows`` (3, 4 or 8) rows, as eight named values
+    (the ones past ``rows`` repeat the third, unread): named, not a loop over an array, so
+    that they stay in registers."""
+    o0, o1, o2, o3, o4, o5, o6, o7 = rows_at
+    a0, a1, a2 = x_flat[o0 + t], x_flat[o1 + t], x_flat[o2 + t]
+    a3 = a4 = a5 = a6 = a7 = a2
+    if rows >= 4:
+        a3 = x_flat[o3 + t]
+    if rows == 8:
+        a4, a5, a6, a7 = x_flat[o4 + t], x_flat[o5 + t], x_flat[o6 + t], x_flat[o7 + t]
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
 @njit(inline="always", fastmath={"contract"})     # contract: a·b + c may be one FMA
-def tile_products(acc, x_flat, o0, o1, o2, o3, tap, panels, panel):
+def multiply_add_row(acc, j, values, w):
+    """acc[i, j] += values[i]·w for the tile's rows (its height a compile-time constant)."""
+    rows = acc.shape[0]
+    a0, a1, a2, a3, a4, a5, a6, a7 = values
+    acc[0, j] += a0 * w
+    acc[1, j] += a1 * w
+    acc[2, j] += a2 * w
+    if rows >= 4:
+        acc[3, j] += a3 * w
+    if rows == 8:
+        acc[4, j] += a4 * w
+        acc[5, j] += a5 * w
+        acc[6, j] += a6 * w
+        acc[7, j] += a7 * w
+
+
+@njit(inline="always", fastmath={"contract"})
+def tile_products(acc, x_flat, rows_at, tap, panels, panel):
     """The implicit GEMM's inner loops, inlined into the kernels that use them, for a
-    register tile ``acc`` of ROWS (3 or 4) × PANEL accumulators (sizes known when it is
-    inlined): ``acc += cols[rows] @ panel``, the rows of cols read from x at ``o0 … o3``
-    (a fourth row when ROWS = 4) plus each tap.
+    register tile ``acc`` of ROWS (3, 4 or 8) × PANEL accumulators (sizes known when it is
+    inlined): ``acc += cols[rows] @ panel``, the rows of cols read from x at the offsets
+    ``rows_at`` (``table_rows``, ``strided_rows``) plus each tap.
 
     The accumulators stay in registers through the whole depth loop: per depth step,
     ROWS values of cols (one per row), one row of the panel, ROWS·PANEL multiply-adds.
     The panel (depth × PANEL values) stays in the L1/L2 cache across row blocks."""
     rows, width = acc.shape
     for k in range(panels.shape[1]):
-        t = tap[k]
-        a0, a1, a2, a3 = x_flat[o0 + t], x_flat[o1 + t], x_flat[o2 + t], x_flat[o3 + t]
+        values = row_values(x_flat, rows_at, tap[k], rows)
         for j in range(width):
-            w = panels[panel, k, j]
-            acc[0, j] += a0 * w
-            acc[1, j] += a1 * w
-            acc[2, j] += a2 * w
-            if rows == 4:
-                acc[3, j] += a3 * w
+            multiply_add_row(acc, j, values, panels[panel, k, j])

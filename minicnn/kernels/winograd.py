@@ -26,8 +26,8 @@ The backward is the adjoint of the same three steps::
     ∂L/∂x = the forward of pad(∂L/∂y) with rot180(W), channel axes swapped  (``kernels/conv.py``)
     ∂L/∂U[ξ] = Σ_tiles V[ξ]ᵀ @ ∂L/∂M[ξ],   ∂L/∂M = A (∂L/∂Y) Aᵀ per tile,   ∂L/∂g = Gᵀ (∂L/∂U) G
 
-On the Numba kernels each block of SUB tiles is transformed into a scratch ``V`` small
-enough to stay in the cache, multiplied on the implicit GEMM's register tiles
+On the Numba kernels each block of about SUB tiles (``block_tiles``) is transformed into a
+scratch ``V`` small enough to stay in the cache, multiplied on the implicit GEMM's register tiles
 (``register_tiles.tile_products``, with V's rows as the "pixels" and the channels as the
 "taps"), and transformed back: V and M never leave the cache.  An output whose height or
 width is not a multiple of 4 ends in tiles that reach past it: their patches read zeros
@@ -60,11 +60,17 @@ from numba import njit, prange
 
 from . import jit
 from .numba_epilogue import bias_act
-from .register_tiles import register_tile, three_row_tile, tile_for, tile_products
+from .register_tiles import register_tile, strided_rows, three_row_tile, tile_for, tile_products
 from .winograd_transforms import G, a, at, bt, kernel_transform, sandwich
 
-SUB = 36        # tiles per block: V and M of one block stay in the L2 cache (a multiple of 3 and 4 rows)
+SUB = 36        # tiles per block, about: V and M of one block stay in the L2 cache
 PARTS = 16      # blocks are split into this many runs (parts), each with its own scratch
+
+
+def block_tiles(rows):
+    """The tiles of a block for a register tile of ``rows`` rows: SUB rounded up to a multiple
+    of them (36 for 3 and 4 rows, 40 for 8), so that every block but the last fills its tiles."""
+    return -(-SUB // rows) * rows
 
 
 @njit(inline="always")
@@ -88,14 +94,15 @@ def _next_tile(b, y0, x0, oh, ow):
 
 
 @njit(inline="always")
-def _at_v(part, xi, t, c):
-    """Where V[part, ξ, t, 0] lies in the flat scratch V (parts, 36, SUB, c): unsigned, so
+def _at_v(part, xi, t, c, sub):
+    """Where V[part, ξ, t, 0] lies in the flat scratch V (parts, 36, sub, c): unsigned, so
     that the channel loops are not checked for negative indices (which made them scalar)."""
-    return np.uint64(((part * 36 + xi) * SUB + t) * c)
+    return np.uint64(((part * 36 + xi) * sub + t) * c)
+
 
 
 @njit(inline="always")
-def _transform_patch(x, b, y0, x0, T, V, part, t):
+def _transform_patch(x, b, y0, x0, T, V, part, t, sub):
     """V[part, 6i + j, t, :] = (Bᵀ d B)[i, j] of the 6×6 patch d of x at (y0, x0), every channel
     (V flat, ``_at_v``): Bᵀ down each column of d into T[part], then Bᵀ along each row of T
     (= times B).  Each loop reads 6 streams and writes 6, over the channels: SIMD (one loop
@@ -107,7 +114,7 @@ def _transform_patch(x, b, y0, x0, T, V, part, t):
                          x[b, y0 + 3, x0 + j, ch], x[b, y0 + 4, x0 + j, ch], x[b, y0 + 5, x0 + j, ch])
             for i in range(6):
                 T[part, 6 * i + j, ch] = column[i]
-    o, step = _at_v(part, 0, t, c), _at_v(0, 1, 0, c)
+    o, step = _at_v(part, 0, t, c, sub), _at_v(0, 1, 0, c, sub)
     for i in range(6):
         for ch in range(np.uint64(c)):
             row = bt(T[part, 6 * i, ch], T[part, 6 * i + 1, ch], T[part, 6 * i + 2, ch],
@@ -131,16 +138,16 @@ def _copy_patch(x, b, r0, c0, size, P, part):
 
 
 @njit(inline="always")
-def _transform_input(x, top, left, b, y0, x0, P, T, V, part, t):
+def _transform_input(x, top, left, b, y0, x0, P, T, V, part, t, sub):
     """``_transform_patch`` of the tile at (y0, x0) of the padded input, x padded by (top,
     left): read in x, or, when the patch reaches into the padding (or past it, for a tile
     past the output's edge), from P[part], a copy of it with zeros outside x."""
     r0, c0 = y0 - top, x0 - left
     if 0 <= r0 and r0 + 6 <= x.shape[1] and 0 <= c0 and c0 + 6 <= x.shape[2]:
-        _transform_patch(x, b, r0, c0, T, V, part, t)
+        _transform_patch(x, b, r0, c0, T, V, part, t, sub)
     else:
         _copy_patch(x, b, r0, c0, 6, P, part)
-        _transform_patch(P, part, 0, 0, T, V, part, t)
+        _transform_patch(P, part, 0, 0, T, V, part, t, sub)
 
 
 @njit(inline="always")
@@ -188,31 +195,30 @@ def _forward_kernel(ROWS, PANEL):
     def winograd_forward(x, top, left, panels, bias, relu, y, P, T, E, V, M):
         """y = act(the 'valid' 3×3 convolution of x padded by (top, left, …) with the kernel
         (``kernel_transform``'s panels) + bias), act the ReLU when ``relu``, else the identity.
-        Per block of SUB tiles: V = Bᵀ d B of each patch, M[ξ] = V[ξ] @ U[ξ] on the register
-        tiles, Y = Aᵀ M A."""
+        Per block of ``sub`` tiles (M's third axis, a multiple of ROWS): V = Bᵀ d B of each
+        patch, M[ξ] = V[ξ] @ U[ξ] on the register tiles, Y = Aᵀ M A."""
         tiles_h, tiles_w = -(-y.shape[1] // 4), -(-y.shape[2] // 4)
         tiles, c = x.shape[0] * tiles_h * tiles_w, x.shape[3]
-        parts, n_panels = M.shape[0], panels.shape[0] // 36
+        parts, sub, n_panels = M.shape[0], M.shape[2], panels.shape[0] // 36
         tap, step = np.arange(c).astype(np.uint64), np.uint64(c)
-        blocks = -(-tiles // SUB)
+        blocks = -(-tiles // sub)
         for part in prange(parts):
             for blk in range(part * blocks // parts, (part + 1) * blocks // parts):
-                first, count = blk * SUB, min(SUB, tiles - blk * SUB)
+                first, count = blk * sub, min(sub, tiles - blk * sub)
                 b, y0, x0 = _tile_origin(first, tiles_h, tiles_w)
                 for t in range(count):
-                    _transform_input(x, top, left, b, y0, x0, P, T, V, part, t)
+                    _transform_input(x, top, left, b, y0, x0, P, T, V, part, t, sub)
                     b, y0, x0 = _next_tile(b, y0, x0, y.shape[1], y.shape[2])
                 for t in range(count, -(-count // ROWS) * ROWS):    # read by the last register tile, not stored
                     for xi in range(36):
                         for ch in range(np.uint64(c)):
-                            V[_at_v(part, xi, t, c) + ch] = 0
+                            V[_at_v(part, xi, t, c, sub) + ch] = 0
                 for xi in range(36):
                     for r0 in range(0, count, ROWS):
-                        o = _at_v(part, xi, r0, c)
+                        o = _at_v(part, xi, r0, c, sub)
                         for p in range(n_panels):
                             acc = register_tile((ROWS, PANEL), y.dtype)
-                            tile_products(acc, V, o, o + step, o + np.uint64(2) * step,
-                                           o + np.uint64(ROWS - 1) * step, tap, panels, xi * n_panels + p)
+                            tile_products(acc, V, strided_rows(o, step, 0, ROWS - 1), tap, panels, xi * n_panels + p)
                             for i in range(ROWS):
                                 for j in range(PANEL):
                                     M[part, xi, r0 + i, p * PANEL + j] = acc[i, j]
@@ -225,7 +231,7 @@ def _forward_kernel(ROWS, PANEL):
 
 @njit(inline="always")
 def _at_dm(part, xi, p, n_panels):
-    """Which of dM's panels is part's (ξ, panel p): dM (parts·36·n_panels, SUB, PANEL) holds
+    """Which of dM's panels is part's (ξ, panel p): dM (parts·36·n_panels, sub, PANEL) holds
     ∂L/∂M as the panels that ``_tile_products`` reads."""
     return (part * 36 + xi) * n_panels + p
 
@@ -280,9 +286,9 @@ def _kernel_grad_kernel(ROWS, PANEL):
         f = dy.shape[3]
         tiles_h, tiles_w = -(-dy.shape[1] // 4), -(-dy.shape[2] // 4)
         tiles, c = x.shape[0] * tiles_h * tiles_w, x.shape[3]
-        parts, n_panels, rows = partial.shape[0], -(-f // PANEL), partial.shape[2]
-        tap = (np.arange(SUB) * c).astype(np.uint64)        # from one tile's row of V to the next
-        blocks, last = -(-tiles // SUB), c - 1
+        parts, n_panels, rows, sub = partial.shape[0], -(-f // PANEL), partial.shape[2], dM.shape[1]
+        tap = (np.arange(sub) * c).astype(np.uint64)        # from one tile's row of V to the next
+        blocks, last = -(-tiles // sub), c - 1
         for part in prange(parts):
             for k in range(f):
                 bias_sum[part, k] = 0
@@ -290,35 +296,34 @@ def _kernel_grad_kernel(ROWS, PANEL):
                 for ch in range(rows):
                     for k in range(n_panels * PANEL):
                         partial[part, xi, ch, k] = 0
-                for t in range(SUB):                        # the last panel's columns past f
+                for t in range(sub):                        # the last panel's columns past f
                     for k in range(f, n_panels * PANEL):
                         dM[_at_dm(part, xi, n_panels - 1, n_panels), t, k % PANEL] = 0
             for blk in range(part * blocks // parts, (part + 1) * blocks // parts):
-                first, count = blk * SUB, min(SUB, tiles - blk * SUB)
+                first, count = blk * sub, min(sub, tiles - blk * sub)
                 b, y0, x0 = _tile_origin(first, tiles_h, tiles_w)
-                for t in range(SUB):
+                for t in range(sub):
                     if t < count:
-                        _transform_input(x, top, left, b, y0, x0, P, T, V, part, t)
+                        _transform_input(x, top, left, b, y0, x0, P, T, V, part, t, sub)
                         _transform_output_grad(dy, b, y0, x0, Q, T, dM, bias_sum, part, t)
                         b, y0, x0 = _next_tile(b, y0, x0, dy.shape[1], dy.shape[2])
                     else:                                   # past the last tile: adds nothing
                         for xi in range(36):
                             for ch in range(np.uint64(c)):
-                                V[_at_v(part, xi, t, c) + ch] = 0
+                                V[_at_v(part, xi, t, c, sub) + ch] = 0
                             for p in range(n_panels):
                                 for j in range(PANEL):
                                     dM[_at_dm(part, xi, p, n_panels), t, j] = 0
                 for xi in range(36):
                     for c0 in range(0, rows, ROWS):
-                        o = _at_v(part, xi, 0, c)
+                        o = _at_v(part, xi, 0, c, sub)
                         for p in range(n_panels):
                             acc = register_tile((ROWS, PANEL), partial.dtype)
                             for i in range(ROWS):               # the sum so far: loaded into the registers, not
                                 for j in range(PANEL):          # added to after (one pass over ``partial``, not two)
                                     acc[i, j] = partial[part, xi, c0 + i, p * PANEL + j]
-                            tile_products(acc, V, o + np.uint64(c0), o + np.uint64(min(c0 + 1, last)),
-                                           o + np.uint64(min(c0 + 2, last)), o + np.uint64(min(c0 + ROWS - 1, last)),
-                                           tap, dM, _at_dm(part, xi, p, n_panels))
+                            tile_products(acc, V, strided_rows(o, np.uint64(1), c0, last), tap, dM,
+                                          _at_dm(part, xi, p, n_panels))
                             for i in range(ROWS):
                                 for j in range(PANEL):
                                     partial[part, xi, c0 + i, p * PANEL + j] = acc[i, j]
@@ -351,8 +356,9 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), y.dtype)
     T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), y.dtype)
     E = _scratch(workspace, "E", (PARTS, 4, f), y.dtype)
-    V = _scratch(workspace, "V", (PARTS * 36 * SUB * c,), y.dtype)
-    M = _scratch(workspace, "M", (PARTS, 36, SUB, -(-f // tile[1]) * tile[1]), y.dtype)
+    sub = block_tiles(tile[0])
+    V = _scratch(workspace, "V", (PARTS * 36 * sub * c,), y.dtype)
+    M = _scratch(workspace, "M", (PARTS, 36, sub, -(-f // tile[1]) * tile[1]), y.dtype)
     bias = np.zeros(f, y.dtype) if bias is None else bias
     _forward_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1], workspace), bias, relu, y,
                    P, T, E, V, M)
@@ -369,8 +375,9 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), dy.dtype)
     Q = _scratch(workspace, "Q", (PARTS, 4, 4, f), dy.dtype)
     T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), dy.dtype)
-    V = _scratch(workspace, "V", (PARTS * 36 * SUB * c,), dy.dtype)
-    dM = _scratch(workspace, "dM", (PARTS * 36 * n_panels, SUB, tile[1]), dy.dtype)
+    sub = block_tiles(tile[0])
+    V = _scratch(workspace, "V", (PARTS * 36 * sub * c,), dy.dtype)
+    dM = _scratch(workspace, "dM", (PARTS * 36 * n_panels, sub, tile[1]), dy.dtype)
     partial = _scratch(workspace, "dU", (PARTS, 36, -(-c // tile[0]) * tile[0], n_panels * tile[1]), dy.dtype)
     bias_sum = _scratch(workspace, "db", (PARTS, f), np.float64)
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
