@@ -367,19 +367,23 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
 
 def conv2d_kernel_grad(x, pads, dy, workspace=None):
     """(∂L/∂W (3, 3, c, f), ∂L/∂b (f,)) of ``conv2d`` given dy (n, oh, ow, f): ∂L/∂W = Gᵀ
-    (Σ_parts partial) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back."""
+    (Σ_parts partial) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back.
+    Fewer blocks than PARTS: one part a block (parts without one would zero and add whole
+    partial sums for nothing); the count still follows from the shape alone."""
     _check_padding(x, pads, dy.shape[1:3], "conv2d_kernel_grad")
     c, f = x.shape[3], dy.shape[3]
     tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
     n_panels = -(-f // tile[1])
+    sub = block_tiles(tile[0])
+    tiles = dy.shape[0] * -(-dy.shape[1] // 4) * -(-dy.shape[2] // 4)
+    parts = min(PARTS, -(-tiles // sub))
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), dy.dtype)
     Q = _scratch(workspace, "Q", (PARTS, 4, 4, f), dy.dtype)
     T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), dy.dtype)
-    sub = block_tiles(tile[0])
     V = _scratch(workspace, "V", (PARTS * 36 * sub * c,), dy.dtype)
     dM = _scratch(workspace, "dM", (PARTS * 36 * n_panels, sub, tile[1]), dy.dtype)
-    partial = _scratch(workspace, "dU", (PARTS, 36, -(-c // tile[0]) * tile[0], n_panels * tile[1]), dy.dtype)
-    bias_sum = _scratch(workspace, "db", (PARTS, f), np.float64)
+    partial = _scratch(workspace, "dU", (parts, 36, -(-c // tile[0]) * tile[0], n_panels * tile[1]), dy.dtype)
+    bias_sum = _scratch(workspace, "db", (parts, f), np.float64)
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
                        bias_sum)
     dU = np.sum(partial, axis=0, out=_scratch(workspace, "dU_sum", partial.shape[1:], dy.dtype))[:, :c, :f]
