@@ -100,7 +100,6 @@ def _at_v(part, xi, t, c, sub):
     return np.uint64(((part * 36 + xi) * sub + t) * c)
 
 
-
 @njit(inline="always")
 def _transform_patch(x, b, y0, x0, T, V, part, t, sub):
     """V[part, 6i + j, t, :] = (Bᵀ d B)[i, j] of the 6×6 patch d of x at (y0, x0), every channel
