@@ -40,8 +40,8 @@ Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy)
 
 **AddReluGroup** — an ``Add`` read only by a ReLU (a residual block's end, ``relu(F(x) + x)``):
 
-* forward: the sum's own buffer is rectified in place, ``a = max(Σ x_i, 0)``: no second
-  array and no mask (``a`` stands in for it);
+* forward: ``a = max(Σ x_i, 0)`` rectified as the sum is written, in one pass (``kernels/epilogue.py``:
+  ``sum_activation``): no second array and no mask (``a`` stands in for it);
 * backward: ``∂L/∂(Σ x_i) = ∂L/∂a · [a > 0]`` in one pass into a reused buffer
   (``kernels/epilogue.py``: ``relu_backward``), handed to every input.
 
@@ -56,7 +56,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from . import backend
 from .activations import ReLU
 from .layers.core import Activation
 from .layers.merging import Add
@@ -65,7 +64,7 @@ from .kernels import conv_relu_pool
 from .kernels.conv import conv2d_backward, conv2d_forward
 from .kernels.dense import dense_backward, dense_forward
 from .kernels.normalization import batch_norm_backward, batch_norm_forward
-from .kernels.epilogue import relu_backward, relu_backward_bias_grad
+from .kernels.epilogue import relu_backward, relu_backward_bias_grad, sum_activation
 from .kernels.pool import maxpool_relu_backward
 from .layers.base import with_bias_grad
 from .layers.conv import Conv2D
@@ -103,7 +102,7 @@ def forms_norm_relu_group(norm, act) -> bool:
 
 def forms_add_relu_group(add, act) -> bool:
     """Whether ``act`` over ``add`` can be an ``AddReluGroup``."""
-    return isinstance(add, Add) and isinstance(act, Activation) and isinstance(act.activation, ReLU)
+    return runs_the_ops_of(add, Add) and isinstance(act, Activation) and isinstance(act.activation, ReLU)
 
 
 def pair_group(below, after):
@@ -291,11 +290,11 @@ class AddReluGroup:
         self.name = f"{add.name} + {act.name} (fused)"
 
     def forward(self, xs, training=False):
-        act = self.act
+        add, act = self.add, self.act
         act.release()
-        total = self.add.forward(xs, training=training)       # a buffer only this group reads
-        a = act.activation.out = backend.get_array_module(total).maximum(total, 0, out=total)
-        act.output_shape_seen = a.shape
+        add.begin_merge(xs)
+        a = act.activation.out = sum_activation(xs, add.sum_buffer(xs), relu=True)
+        add.output_shape_seen = act.output_shape_seen = a.shape
         return a
 
     def backward(self, dy, input_grad=True):

@@ -22,6 +22,7 @@ import numpy as np
 from . import backend, device_copy, inline
 from .graph import flatten, in_order, is_symbolic
 from .inference import no_backward_follows
+from .kernels.epilogue import sum_activation
 from .layers import Layer
 from .persistence import PersistenceMixin
 from .layer_order import keras_layer_order
@@ -147,6 +148,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
         for each step."""
         layers, inference = self.flat_layers(), no_backward_follows()
         reclaim_buffers(layers)
+        self.workspace.reclaim()                        # (the gradient sums of the last backward)
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         for step, done_with, makes_target in zip(plan.steps, plan.done_with, plan.makes_target):
             outputs = step.forward([values[id(t)] for t in step.inputs], training)
@@ -182,7 +184,7 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             raise ValueError(f"model {self.name!r}: no gradient at {stop.name!r}: the last forward never formed it, "
                              f"it ran inside the fused group {hiding.describe()!r}; run that forward under "
                              f"mc.use_kernels('reference') (no fused groups) to backprop to it")
-        grads, below = dict(seeds), plan.steps_after(stop)
+        grads, below, summed = dict(seeds), plan.steps_after(stop), set()
         plan.summed_grads.clear()
         for step in (s for s in reversed(plan.steps) if s in below):
             dys = [grads.pop(id(t), None) for t in step.outputs]
@@ -193,9 +195,22 @@ class Model(TrainingMixin, PersistenceMixin, Layer):
             if record is not None:
                 record.append((step, dys, dxs if needed else None))
             for t, dx in zip(step.inputs, dxs if needed else ()):
-                grads[id(t)] = dx if id(t) not in grads else grads[id(t)] + dx
-        hand_over(self.flat_layers(), [grads[key] for key in stop_ids if key in grads])
+                self._add_gradient(grads, summed, t, dx)
+        hand_over([*self.flat_layers(), self], [grads[key] for key in stop_ids if key in grads])
         return {key: grads[key] for key in stop_ids if key in grads}
+
+    def _add_gradient(self, grads, summed, t, dx):
+        """grads[id(t)] += dx, at a fan-out.  The sum goes into a buffer of the model's own
+        workspace (``summed``: the ids whose buffer it is), never into ``dx`` or the gradient
+        already there: a step may hand one array to several inputs (Add sends dy to each)."""
+        key = id(t)
+        if key not in grads:
+            grads[key] = dx
+            return
+        out = grads[key] if key in summed else self.workspace.reusable(f"gradient_sum_{key}", dx.shape, dx.dtype,
+                                                                        like=dx)
+        summed.add(key)
+        grads[key] = sum_activation([grads[key], dx], out)
 
     # -- the loops as layers and visualizations call them ---------------------------
     def check_input(self, x):

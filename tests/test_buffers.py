@@ -2,6 +2,9 @@
 buffer is lent until the executor gives it back, arrays handed to the caller are never
 written again, and a training loop in steady state allocates none of its large arrays again."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 import minicnn as mc
@@ -92,12 +95,12 @@ def test_arrays_a_model_hands_out_are_never_overwritten(kernels):
     assert inner[1] == inner[2]                              # the pool's own output buffer: reused
 
 
-def _steady_state_peak(batch, name="mnist_deconstructed", shape=(28, 28, 1)):
-    """Peak bytes of new arrays during a training step and a prediction of the seed model
-    ``name`` at ``batch``, after two steps."""
+def _steady_state_peak(batch, build=architectures.SEED_MODELS["mnist_deconstructed"], shape=(28, 28, 1)):
+    """Peak bytes of new arrays during a training step and a prediction of the model ``build``
+    makes, at ``batch``, after two steps."""
     with mc.use_kernels("numba"):
         mc.set_seed(0)
-        model = architectures.SEED_MODELS[name](shape)
+        model = build(shape)
         model.compile(mc.optimizers.RMSprop(1e-3), "categorical_crossentropy")
         rng = np.random.default_rng(0)
         x = rng.uniform(0, 1, (batch, *shape)).astype("float32")
@@ -121,11 +124,23 @@ def test_training_steps_allocate_no_batch_sized_arrays_in_steady_state():
     assert peak_256 - peak_64 < largest / 16, f"batch 64: {peak_64} B at once, batch 256: {peak_256} B"
 
 
+def test_a_residual_networks_steps_allocate_no_activation_sized_arrays():
+    """The same of a residual network (examples/resnet.py's: BN, Add + ReLU, and a tensor read
+    by two layers in every block, whose two gradients the executor sums): a step holds less
+    than half of one activation (64·32·32·16·4 B = 4 MB) in new arrays at any time (what it
+    does allocate is weight-sized: the Winograd transforms of the 64-channel kernels)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    import resnet
+    peak = _steady_state_peak(64, lambda shape: resnet.small_resnet(mc, shape), (32, 32, 3))
+    largest = 64 * 32 * 32 * 16 * 4
+    assert peak < largest / 2, f"a steady-state step allocated up to {peak} B at once"
+
+
 def test_dropout_and_a_dense_on_a_4d_tensor_write_into_their_buffers():
     """The CIFAR seed model (Dense on the 4-D tensor, then Dropout): its steady-state peak of
     new arrays does not grow with the batch by as much as one of those layers' outputs
     (b·8·8·64·4 B: 2 MB at batch 128): their outputs, the mask and ∂L/∂x are workspace buffers."""
-    peak_32, peak_128 = (_steady_state_peak(b, "cifar_six_conv", (32, 32, 3)) for b in (32, 128))
+    peak_32, peak_128 = (_steady_state_peak(b, architectures.SEED_MODELS["cifar_six_conv"], (32, 32, 3)) for b in (32, 128))
     dense_output = 128 * 8 * 8 * 64 * 4
     assert peak_128 - peak_32 < dense_output / 4, f"batch 32: {peak_32} B at once, batch 128: {peak_128} B"
 

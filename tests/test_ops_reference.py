@@ -179,6 +179,24 @@ def test_bias_activation_epilogue_equals_the_plain_expressions(kernels, m, f, re
     np.testing.assert_allclose(host(bias_grad(kernels(da.reshape(m, 1, 1, f)))), da.sum(axis=0), rtol=1e-10, atol=1e-12)
 
 
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), inputs=st.integers(2, 3), relu=st.booleans(),
+       into_first=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_a_sum_and_its_activation_equal_the_plain_expressions(kernels, shape, inputs, relu, into_first, dtype, seed):
+    """out = act(Σ x_i) (an Add, an Add + ReLU, the executor's gradient sums): on every kernel
+    family the same values as NumPy's sum in input order, written into ``out`` — which may
+    be the first input (a sum added to in place)."""
+    from minicnn.kernels.epilogue import sum_activation
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal(shape).astype(dtype) for _ in range(inputs)]
+    expected = sum(xs[1:], xs[0])
+    expected = np.maximum(expected, 0) if relu else expected
+    arrays = [kernels(x) for x in xs]
+    out = arrays[0] if into_first else kernels(np.full(shape, np.nan, dtype))
+    result = sum_activation(arrays, out, relu)
+    assert result is out
+    np.testing.assert_array_equal(host(result), expected)
+
+
 @given(cfg=window_configs(), seed=st.integers(0, 2**16), pixels_from=st.sampled_from([1, 10**9]))
 def test_both_numba_im2col_kernels_equal_numpy(cfg, seed, pixels_from, monkeypatch):
     """The Numba im2col picks its per-pixel or its window-row kernel by the channel count;

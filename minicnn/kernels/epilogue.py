@@ -16,7 +16,8 @@ math runs as array expressions.  The implicit GEMM and the Winograd kernels need
 pass of their own: they add b and apply the ReLU as they store each output tile
 (``implicit_gemm.py``, ``winograd.py``), and Winograd's ∂L/∂W kernel sums ∂L/∂b as it reads dz.  The plan runs a layer and its ReLU this way as one
 fused group (``fusion.EpilogueGroup``); unfused, the layer adds b (``relu=False``) and its
-activation runs apart.
+activation runs apart.  The same epilogue ends a sum, ``a = act(Σ_i x_i)`` (``sum_activation``):
+an Add layer, or an Add and its ReLU in one pass (``fusion.AddReluGroup``).
 """
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ def _bias_activation_expressions(z, b, relu):
 def _bias_activation_on_cuda(z, b, relu):
     from . import cuda_kernels
     return cuda_kernels.activation_forward_inplace(z, "relu" if relu else "linear", bias=b)
+
+
+def sum_activation(xs, out, relu=False):
+    """out ← act(Σ_i x_i) (act: ReLU when ``relu``, else the identity): an Add layer, and the
+    fused Add + ReLU of a residual block's end (``fusion.AddReluGroup``); also the executor's
+    sum of the gradients that reach one tensor.  One parallel pass on the Numba kernels for
+    two inputs of out's shape and dtype (C-contiguous: the kernel reads flat views)."""
+    fused = len(xs) == 2 and all(x.shape == out.shape and x.dtype == out.dtype and x.flags.c_contiguous
+                                 for x in (*xs, out))
+    return pick(out, _sum_activation_expressions, numba="numba_epilogue.sum_activation" if fused else None)(
+        xs, out, relu)
+
+
+def _sum_activation_expressions(xs, out, relu):
+    xp = backend.get_array_module(out)
+    xp.add(xs[0], xs[1], out=out)
+    for x in xs[2:]:
+        out += x
+    return xp.maximum(out, 0, out=out) if relu else out
 
 
 def bias_grad(dz):

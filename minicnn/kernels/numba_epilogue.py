@@ -1,7 +1,8 @@
 """Numba kernels of the layer epilogue (``kernels/epilogue.py`` holds the equations): bias +
-activation forward, parallel over rows; ReLU backward fused with ∂L/∂b, over a fixed
-number of row blocks, each summing its own rows (the sum's order, and its result, do not
-depend on the thread count); the plain ReLU backward from the output, over elements.
+activation forward, parallel over rows; the sum of two arrays and its activation, over
+elements; ReLU backward fused with ∂L/∂b, over a fixed number of row blocks, each summing its
+own rows (the sum's order, and its result, do not depend on the thread count); the plain ReLU
+backward from the output, over elements.
 """
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ def bias_act_forward(z, b, relu):
     for r in prange(m):
         for k in range(f):
             z[r, k] = bias_act(z[r, k], b[k], relu)
+
+
+@jit.kernel()
+def sum_pair(x1, x2, relu, out):
+    """out = act(x1 + x2), flat arrays: linear, or ReLU when ``relu``; over elements (each
+    element read, then written, at its own index: ``out`` may be ``x1``, a sum added to)."""
+    for i in prange(out.size):
+        out[i] = bias_act(x1[i], x2[i], relu)
 
 
 @jit.kernel()
@@ -62,6 +71,12 @@ def bias_activation(z, b, relu):
     b = np.zeros(z.shape[-1], z.dtype) if b is None else b
     bias_act_forward(z.reshape(-1, z.shape[-1]), b, relu)
     return z
+
+
+def sum_activation(xs, out, relu):
+    """out = act(x1 + x2) in one pass: two C-contiguous arrays of out's shape and dtype."""
+    sum_pair(xs[0].reshape(-1), xs[1].reshape(-1), relu, out.reshape(-1))
+    return out
 
 
 def bias_grad(dz):

@@ -278,8 +278,9 @@ def _kernel_grad_kernel(ROWS, PANEL):
     @jit.kernel(fastmath={"contract"})
     def winograd_kernel_grad(x, top, left, dy, P, Q, T, V, dM, partial, bias_sum):
         """partial[part, ξ] = Σ over the part's tiles of V[ξ]ᵀ @ ∂L/∂M[ξ], with V = Bᵀ d B of
-        each patch and ∂L/∂M = A (∂L/∂Y) Aᵀ of each tile's 4×4 of dy; bias_sum[part] = Σ over
-        the part's tiles of their dy (∂L/∂b's share, summed as dy is read);
+        each patch and ∂L/∂M = A (∂L/∂Y) Aᵀ of each tile's 4×4 of dy, then partial[0] = Σ over
+        the parts (∂L/∂U, parallel over ξ); bias_sum[part] = Σ over the part's tiles of their dy
+        (∂L/∂b's share, summed as dy is read);
         ∂L/∂M is laid out as panels (``_at_dm``) so that the register tiles read it as they
         read the kernel's panels in the forward."""
         f = dy.shape[3]
@@ -326,6 +327,11 @@ def _kernel_grad_kernel(ROWS, PANEL):
                             for i in range(ROWS):
                                 for j in range(PANEL):
                                     partial[part, xi, c0 + i, p * PANEL + j] = acc[i, j]
+        for xi in prange(36):                   # the parts' sums into part 0's, in part order
+            for part in range(1, parts):
+                for ch in range(rows):
+                    for k in range(n_panels * PANEL):
+                        partial[0, xi, ch, k] += partial[part, xi, ch, k]
     return winograd_kernel_grad
 
 
@@ -366,7 +372,7 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
 
 def conv2d_kernel_grad(x, pads, dy, workspace=None):
     """(∂L/∂W (3, 3, c, f), ∂L/∂b (f,)) of ``conv2d`` given dy (n, oh, ow, f): ∂L/∂W = Gᵀ
-    (Σ_parts partial) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back.
+    (Σ_parts partial, summed by the kernel) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back.
     Fewer blocks than PARTS: one part a block (parts without one would zero and add whole
     partial sums for nothing); the count still follows from the shape alone."""
     _check_padding(x, pads, dy.shape[1:3], "conv2d_kernel_grad")
@@ -385,6 +391,5 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     bias_sum = _scratch(workspace, "db", (parts, f), np.float64)
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
                        bias_sum)
-    dU = np.sum(partial, axis=0, out=_scratch(workspace, "dU_sum", partial.shape[1:], dy.dtype))[:, :c, :f]
-    dU = dU.reshape(6, 6, c, f)
+    dU = partial[0, :, :c, :f].reshape(6, 6, c, f)
     return sandwich(G.T.astype(dy.dtype), dU), bias_sum.sum(axis=0).astype(dy.dtype)

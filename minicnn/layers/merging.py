@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..kernels.epilogue import sum_activation
 from .base import Layer
 
 
@@ -59,15 +60,19 @@ class Merge(Layer):
         return tuple(input_shapes[0])
 
     def forward(self, xs, training=False):
+        self.begin_merge(xs)
+        y = self.call(list(xs), training)
+        self.output_shape_seen = y.shape
+        return y
+
+    def begin_merge(self, xs) -> None:
+        """A forward begins: ``xs`` checked, the last forward's cache let go of, the layer built."""
         if not isinstance(xs, (list, tuple)):
             raise self.error(f"expects a list of arrays, received {type(xs).__name__}")
         self.release()
         self._check_shapes([a.shape for a in xs])
         if not self.built:
             self.build([(None, *a.shape[1:]) for a in xs])
-        y = self.call(list(xs), training)
-        self.output_shape_seen = y.shape
-        return y
 
     def backward(self, dy, input_grad=True):
         return self.call_backward(self.check_grad(dy), input_grad)
@@ -75,14 +80,14 @@ class Merge(Layer):
 
 class Add(Merge):
     def call(self, xs, training):
+        return sum_activation(xs, self.sum_buffer(xs))
+
+    def sum_buffer(self, xs):
+        """The buffer Σ x_i is written into (the layer's reusable ``'y'``; also the Add + ReLU
+        group's, ``fusion.AddReluGroup``), the input count kept for backward."""
         self.cache = len(xs)
-        y = self.workspace.reusable("y", np.broadcast_shapes(*(x.shape for x in xs)),
-                                    np.result_type(*(x.dtype for x in xs)), like=xs[0])
-        xp = backend.get_array_module(y)
-        xp.add(xs[0], xs[1], out=y)
-        for x in xs[2:]:
-            y += x
-        return y
+        return self.workspace.reusable("y", np.broadcast_shapes(*(x.shape for x in xs)),
+                                       np.result_type(*(x.dtype for x in xs)), like=xs[0])
 
     def call_backward(self, dy, input_grad=True):
         return [dy] * self.cache
