@@ -9,7 +9,10 @@ With depth multiplier 1 (every separable convolution in Keras's applications) th
 go in blocks of ``CHANNEL_BLOCK``: four vector registers of float32, sized for the CPU the
 kernels are compiled for (``register_tiles.VECTOR_ISA``).  A block's sums stay in registers
 (``register_tiles.register_tile``) through every tap and are stored once, so each output
-cell is written once instead of once per tap.  A block's channel index is unsigned: Numba
+cell is written once instead of once per tap.  Two neighbouring output pixels whose taps all
+lie inside the input (every pixel but a border's; for ∂L/∂x, at stride 1) go together: each
+tap's weights are loaded once for both, and no tap is tested for the border.  A block's
+channel index is unsigned: Numba
 wraps a signed index that may be negative, which hides from LLVM that the block's loads are
 consecutive (compiled for AVX-512, they became gathers).  The channels past the last full
 block, and every channel when m > 1, take a plain loop that accumulates in memory.
@@ -51,6 +54,14 @@ def covering_output(t, stride, size):
     return t if t < size else -1
 
 
+@njit(inline="always")
+def inside_outputs(size, out_size, offset, stride, span):
+    """(first, after): the outputs k in [first, after) whose taps, at k·stride + offset + 0 … span,
+    all lie inside [0, size): pairs of them take no test per tap."""
+    first = max(0, -(offset // stride))
+    return first, min(out_size, max(first, (size - 1 - span - offset) // stride + 1))
+
+
 @functools.cache
 def _kernels(BLOCK):
     """The three kernels compiled for channel blocks of BLOCK."""
@@ -62,36 +73,49 @@ def _kernels(BLOCK):
         _, oh, ow, channels = y.shape
         kh, kw, _ = W.shape
         full = channels - channels % BLOCK if m == 1 else 0
+        first, after = inside_outputs(w, ow, -left, sw, (kw - 1) * dw)
         for task in prange(n * oh):
             b, p = task // oh, task % oh
-            for q in range(ow):
+            q = 0
+            while q < ow:
+                pair = first <= q and q + 1 < after
                 for c0 in range(0, full, BLOCK):
-                    acc = register_tile((1, BLOCK), y.dtype)
+                    acc = register_tile((2, BLOCK), y.dtype)
                     for i in range(kh):
                         row = p * sh + i * dh - top
                         if row < 0 or row >= h:
                             continue
                         for j in range(kw):
                             col = q * sw + j * dw - left
-                            if col < 0 or col >= w:
-                                continue
-                            for o in range(BLOCK):
-                                ch = np.uint64(c0 + o)
-                                acc[0, o] += x[b, row, col, ch] * W[i, j, ch]
+                            if pair:
+                                for o in range(BLOCK):
+                                    ch = np.uint64(c0 + o)
+                                    tap = W[i, j, ch]
+                                    acc[0, o] += x[b, row, col, ch] * tap
+                                    acc[1, o] += x[b, row, col + sw, ch] * tap
+                            elif 0 <= col < w:
+                                for o in range(BLOCK):
+                                    ch = np.uint64(c0 + o)
+                                    acc[0, o] += x[b, row, col, ch] * W[i, j, ch]
                     for o in range(BLOCK):
                         y[b, p, q, np.uint64(c0 + o)] = acc[0, o]
-                for o in range(full, channels):
-                    y[b, p, q, o] = 0
-                for i in range(kh):
-                    row = p * sh + i * dh - top
-                    if row < 0 or row >= h:
-                        continue
-                    for j in range(kw):
-                        col = q * sw + j * dw - left
-                        if col < 0 or col >= w:
+                    if pair:
+                        for o in range(BLOCK):
+                            y[b, p, q + 1, np.uint64(c0 + o)] = acc[1, o]
+                for pixel in range(q, q + 2 if pair else q + 1):
+                    for o in range(full, channels):
+                        y[b, p, pixel, o] = 0
+                    for i in range(kh):
+                        row = p * sh + i * dh - top
+                        if row < 0 or row >= h:
                             continue
-                        for o in range(full, channels):
-                            y[b, p, q, o] += x[b, row, col, o // m] * W[i, j, o]
+                        for j in range(kw):
+                            col = pixel * sw + j * dw - left
+                            if col < 0 or col >= w:
+                                continue
+                            for o in range(full, channels):
+                                y[b, p, pixel, o] += x[b, row, col, o // m] * W[i, j, o]
+                q += 2 if pair else 1
 
     @jit.kernel(fastmath={"contract"})
     def depthwise_input_grad_rows(dy, W, m, sh, sw, dh, dw, top, left, dx):
@@ -102,37 +126,53 @@ def _kernels(BLOCK):
         _, oh, ow, _ = dy.shape
         kh, kw, _ = W.shape
         full = c - c % BLOCK if m == 1 else 0
+        span = (kw - 1) * dw
+        first, after = inside_outputs(ow, w, left - span, 1, span) if sw == 1 else (0, 0)
         for task in prange(n * h):
             b, r = task // h, task % h
-            for s in range(w):
+            s = 0
+            while s < w:
+                pair = first <= s and s + 1 < after
                 for c0 in range(0, full, BLOCK):
-                    acc = register_tile((1, BLOCK), dx.dtype)
+                    acc = register_tile((2, BLOCK), dx.dtype)
                     for i in range(kh):
                         p = covering_output(r + top - i * dh, sh, oh)
                         if p < 0:
                             continue
                         for j in range(kw):
-                            q = covering_output(s + left - j * dw, sw, ow)
-                            if q < 0:
+                            if pair:
+                                q = s + left - j * dw
+                                for o in range(BLOCK):
+                                    ch = np.uint64(c0 + o)
+                                    tap = W[i, j, ch]
+                                    acc[0, o] += dy[b, p, q, ch] * tap
+                                    acc[1, o] += dy[b, p, q + 1, ch] * tap
                                 continue
-                            for o in range(BLOCK):
-                                ch = np.uint64(c0 + o)
-                                acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
+                            q = covering_output(s + left - j * dw, sw, ow)
+                            if q >= 0:
+                                for o in range(BLOCK):
+                                    ch = np.uint64(c0 + o)
+                                    acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
                     for o in range(BLOCK):
                         dx[b, r, s, np.uint64(c0 + o)] = acc[0, o]
-                for ch in range(full, c):
-                    dx[b, r, s, ch] = 0
-                for i in range(kh):
-                    p = covering_output(r + top - i * dh, sh, oh)
-                    if p < 0:
-                        continue
-                    for j in range(kw):
-                        q = covering_output(s + left - j * dw, sw, ow)
-                        if q < 0:
+                    if pair:
+                        for o in range(BLOCK):
+                            dx[b, r, s + 1, np.uint64(c0 + o)] = acc[1, o]
+                for pixel in range(s, s + 2 if pair else s + 1):
+                    for ch in range(full, c):
+                        dx[b, r, pixel, ch] = 0
+                    for i in range(kh):
+                        p = covering_output(r + top - i * dh, sh, oh)
+                        if p < 0:
                             continue
-                        for ch in range(full, c):
-                            for k in range(m):
-                                dx[b, r, s, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
+                        for j in range(kw):
+                            q = covering_output(pixel + left - j * dw, sw, ow)
+                            if q < 0:
+                                continue
+                            for ch in range(full, c):
+                                for k in range(m):
+                                    dx[b, r, pixel, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
+                s += 2 if pair else 1
 
     @jit.kernel(fastmath={"contract"})
     def depthwise_kernel_grad_taps(x, dy, m, sh, sw, dh, dw, top, left, partial):
