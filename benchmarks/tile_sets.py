@@ -16,7 +16,8 @@ import time
 import minicnn as mc  # first: thread-pool settings before NumPy loads
 import numpy as np
 
-from bench_harness import gemm_ceiling, machine
+from bench_figures import gemm_ceiling
+from bench_harness import machine
 from minicnn import architectures
 from minicnn.kernels import register_tiles
 from minicnn.saving import atomic_write_bytes
