@@ -1,8 +1,6 @@
 """The figures a benchmark run measures beside its cases (``bench_harness.main``): the sgemm
-ceiling, the per-layer table of the MNIST CNN, the Numba kernels' compile times, and the
-compilation of every kernel the cases run before any case is timed: a worker that compiled a
-kernel during its first step would count LLVM's memory in its peak (its compile time has its
-own figure, the cold start).
+ceiling, the per-layer table of the MNIST CNN and the Numba kernels' compile times (the cold
+start).
 """
 from __future__ import annotations
 
@@ -11,18 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-
-
-def compile_minicnn_kernels(worker_class, config, cases):
-    """Each case's minicnn worker started, warmed up (its first steps compile what is not in
-    the kernel cache yet) and stopped: the timed workers then load every kernel from the cache."""
-    for case in cases:
-        worker = worker_class(config, case, 1)
-        try:
-            worker.ask(None, 900)
-            worker.ask("stop", 900)
-        finally:
-            worker.close()
 
 
 def gemm_ceiling(size=2048, repeats=5):

@@ -9,10 +9,11 @@ environment settings take effect and peak memory is its own:
 * PyTorch CPU, default and tuned (channels_last + glibc allocator settings);
 * TF-Keras, default and with oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``).
 
-Before any case is timed, every case's minicnn worker runs once to its first steps, so that
-kernels missing from the cache are compiled then, not in a timed worker whose peak memory
-would count LLVM's (``bench_figures.compile_minicnn_kernels``).  Each worker warms up, checks its result is finite (minicnn also checks its kernels
-against the NumPy path on the same batch), then waits.  The workers of a case are set up
+Before any case is timed, every case's minicnn worker runs once to its first steps
+(``compile_minicnn_kernels``), so that a kernel missing from the cache is compiled then, not
+in a timed worker whose peak memory would count LLVM's.  Each worker warms up, checks its
+result is finite (minicnn also checks its kernels against the NumPy path on the same batch),
+then waits.  The workers of a case are set up
 one at a time and then timed in interleaved rounds — round r of every configuration
 before round r + 1 of any, each round starting one configuration later — so that a change
 in the machine's speed during the run lands on all of them alike; a configuration's
@@ -31,7 +32,7 @@ import tempfile
 import threading
 
 from bench_blocks import separable_gflops
-from bench_figures import compile_minicnn_kernels, gemm_ceiling, jit_compile_times, layer_table
+from bench_figures import gemm_ceiling, jit_compile_times, layer_table
 from bench_workers import CONV_LAYER_FILTERS, REPLY, MIN_ROUND_S
 
 CASES = [  # (model, input shape, batch, mode)
@@ -160,6 +161,21 @@ class Worker:
         self.reader.join()                          # (it reads to the end of the ended process's stdout)
         self.process.stdout.close()
         self.stderr.close()
+
+
+def compile_minicnn_kernels(cases, timeout=900):
+    """Each case's minicnn worker started, warmed up (its first steps compile what is not in the
+    kernel cache yet) and stopped: the timed workers then load every kernel from the cache.  A
+    worker that fails here fails again in ``run_case``, which reports it."""
+    for case in cases:
+        worker = Worker(CONFIGS["minicnn-numba"], case, 1)
+        try:
+            worker.ask(None, timeout)
+            worker.ask("stop", timeout)
+        except WorkerFailed:
+            pass
+        finally:
+            worker.close()
 
 
 def run_case(case, configs, steps, rounds, timeout=900):
@@ -324,7 +340,7 @@ def main(quick=False, out="benchmarks/results", baseline=None):
     print(f"first Numba step: {results['jit']['cold_cache_s']:.1f} s with an empty kernel cache, "
           f"{results['jit']['warm_cache_s']:.1f} s with the cache", flush=True)
     cases = QUICK_CASES if quick else CASES
-    compile_minicnn_kernels(Worker, CONFIGS["minicnn-numba"], cases)
+    compile_minicnn_kernels(cases)
     for case in cases:
         configs = with_baseline if baseline and case in SEED_CASES else CONFIGS
         configs_run, waiting_cpu = run_case(case, configs, steps, rounds)
