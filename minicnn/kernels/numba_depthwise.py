@@ -66,15 +66,6 @@ def inside_outputs(size, out_size, offset, stride, span):
 def _kernels(BLOCK):
     """The three kernels compiled for channel blocks of BLOCK."""
 
-    @njit(inline="always")
-    def store_block(acc, out, b, row, col, c0, pair):
-        """out[b, row, col, c0 …] = acc[0], and out[b, row, col + 1, c0 …] = acc[1] when ``pair``."""
-        for o in range(BLOCK):
-            out[b, row, col, np.uint64(c0 + o)] = acc[0, o]
-        if pair:
-            for o in range(BLOCK):
-                out[b, row, col + 1, np.uint64(c0 + o)] = acc[1, o]
-
     @jit.kernel(fastmath={"contract"})
     def depthwise_forward_rows(x, W, m, sh, sw, dh, dw, top, left, y):
         """y[b, p, q, o] = Σ_{i,j} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · W[i, j, o]."""
@@ -106,7 +97,11 @@ def _kernels(BLOCK):
                                 for o in range(BLOCK):
                                     ch = np.uint64(c0 + o)
                                     acc[0, o] += x[b, row, col, ch] * W[i, j, ch]
-                    store_block(acc, y, b, p, q, c0, pair)
+                    for o in range(BLOCK):
+                        y[b, p, q, np.uint64(c0 + o)] = acc[0, o]
+                    if pair:
+                        for o in range(BLOCK):
+                            y[b, p, q + 1, np.uint64(c0 + o)] = acc[1, o]
                 for pixel in range(q, q + 2 if pair else q + 1):
                     for o in range(full, channels):
                         y[b, p, pixel, o] = 0
@@ -158,7 +153,11 @@ def _kernels(BLOCK):
                                 for o in range(BLOCK):
                                     ch = np.uint64(c0 + o)
                                     acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
-                    store_block(acc, dx, b, r, s, c0, pair)
+                    for o in range(BLOCK):
+                        dx[b, r, s, np.uint64(c0 + o)] = acc[0, o]
+                    if pair:
+                        for o in range(BLOCK):
+                            dx[b, r, s + 1, np.uint64(c0 + o)] = acc[1, o]
                 for pixel in range(s, s + 2 if pair else s + 1):
                     for ch in range(full, c):
                         dx[b, r, pixel, ch] = 0
