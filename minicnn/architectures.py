@@ -95,14 +95,21 @@ SEED_MODELS = {f.__name__: f for f in (face_fcnn, face_cnn, mnist_deconstructed,
 
 def residual_separable_blocks(input_shape=(32, 32, 3), classes=10):
     """A residual block with BatchNormalization (conv → BN → ReLU, conv → BN, add → ReLU),
-    then an Xception-style separable block (SeparableConv2D → BN → ReLU, DepthwiseConv2D),
-    global average pooling and a softmax: one of each layer the plan fuses or the Numba
-    kernels run for BN, the residual sum and the depthwise convolution."""
+    two blocks that halve the size and double the channels (a stride-2 conv in the branch, a
+    stride-2 1×1 conv + BN as the shortcut: 32, then 64 channels), then an Xception-style
+    separable block (SeparableConv2D → BN → ReLU, DepthwiseConv2D), global average pooling
+    and a softmax: one of each layer the plan fuses or the Numba kernels run for BN, the
+    residual sum, the strided convolutions and the depthwise convolution, at the channel
+    counts of a small ResNet (``examples/resnet.py``), whose register tiles differ."""
+    def conv_bn(x, filters, kernel_size=3, strides=1):
+        return BatchNormalization()(Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x))
+
     inputs = Input(input_shape)
     x = Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    branch = Activation("relu")(BatchNormalization()(Conv2D(16, 3, padding="same", use_bias=False)(x)))
-    branch = BatchNormalization()(Conv2D(16, 3, padding="same", use_bias=False)(branch))
-    x = Activation("relu")(Add()([x, branch]))
+    for filters, strides in ((16, 1), (32, 2), (64, 2)):
+        shortcut = x if strides == 1 else conv_bn(x, filters, 1, strides)
+        branch = conv_bn(Activation("relu")(conv_bn(x, filters, strides=strides)), filters)
+        x = Activation("relu")(Add()([shortcut, branch]))
     x = Activation("relu")(BatchNormalization()(SeparableConv2D(32, 3, padding="same", use_bias=False)(x)))
     x = GlobalAveragePooling2D()(DepthwiseConv2D(3, padding="same")(x))
     return Model(inputs, Dense(classes, activation="softmax")(x), name="residual_separable_blocks")

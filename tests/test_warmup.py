@@ -65,8 +65,9 @@ def test_auto_runs_numpy_while_the_warm_up_compiles_then_numba(monkeypatch):
 
 def test_the_block_warm_up_compiles_the_batchnorm_and_depthwise_kernels(tmp_path):
     """``minicnn warmup residual_separable_blocks`` compiles BN's and the depthwise
-    convolution's Numba kernels; a training step of that model in the next process compiles
-    nothing.  ``minicnn warmup`` alone warms every model."""
+    convolution's Numba kernels; a training step of that model, or of the small ResNet of
+    ``examples/resnet.py`` (its strided stages and 32- and 64-channel convolutions), in the
+    next process compiles nothing.  ``minicnn warmup`` alone warms every model."""
     stderr = run("from minicnn import warmup\nwarmup.main(['residual_separable_blocks'])", tmp_path)
     assert "_normalize float32" in stderr and "depthwise_forward_rows float32" in stderr
     step = ("import numpy as np, minicnn\nfrom minicnn import architectures\nminicnn.set_kernels('numba')\n"
@@ -74,6 +75,12 @@ def test_the_block_warm_up_compiles_the_batchnorm_and_depthwise_kernels(tmp_path
             "model.train_on_batch(np.random.default_rng(0).uniform(0, 1, (64, 32, 32, 3)).astype(np.float32),"
             " np.arange(64) % 10)")
     assert "compiling" not in run(step, tmp_path)
+    resnet_step = ("import sys\nsys.path.insert(0, 'examples')\nimport numpy as np, minicnn, resnet\n"
+                   "minicnn.set_kernels('numba')\nmodel = resnet.small_resnet(minicnn, (32, 32, 3))\n"
+                   "model.compile(minicnn.optimizers.SGD(0.02, momentum=0.9), 'sparse_categorical_crossentropy')\n"
+                   "model.train_on_batch(np.random.default_rng(0).uniform(0, 1, (64, 32, 32, 3)).astype(np.float32),"
+                   " np.arange(64) % 10)")
+    assert "compiling" not in run(resnet_step, tmp_path)
     assert set(warmup.check_models(())) == set(warmup.SEED_BATCHES) | {"residual_separable_blocks"}
 
 
