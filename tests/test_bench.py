@@ -100,3 +100,28 @@ def test_minicnn_bench_outside_a_checkout_says_where_to_run_it(monkeypatch, tmp_
         main(["bench", "--quick"])
     assert exit_.value.code == 2
     assert "from a checkout of the minicnn repository" in capsys.readouterr().err
+
+
+def test_step_accounting_splits_a_step_into_its_kernels_and_the_serial_rest():
+    """``benchmarks/step_accounting.py``: every Numba kernel a step calls, timed, and each plan
+    step's time around its kernels; with the NumPy kernels there are no kernel calls; the
+    wrappers are gone afterwards."""
+    import os
+    import sys
+    from numba.core.registry import CPUDispatcher
+    import minicnn as mc
+    sys.path.insert(0, os.path.join(os.path.dirname(bench.__file__)))
+    from step_accounting import account, training_case
+    dispatcher_call = CPUDispatcher.__call__
+    model, x, y = training_case("face_cnn", (64, 64, 1), 5)
+    with mc.use_kernels("numba"):
+        split = account(model, x, y, steps=2, rounds=2)
+    assert CPUDispatcher.__call__ is dispatcher_call
+    assert {"implicit_gemm", "kernel_grad"} <= set(split["kernel_ms"])
+    assert sum(split["kernel_ms"].values()) == pytest.approx(split["kernels"])
+    assert all(split["kernel_calls"][k] >= 1 for k in split["kernel_ms"])
+    assert 0 < split["kernels"] < split["step"] and split["steps_outside_kernels"] > 0
+    layers = {step.split(" ", 1)[1] for step in split["plan_step_outside_kernels_ms"]}
+    assert {layer.name for layer in model.layers if layer.trainable_weights} <= {name.split(" ")[0] for name in layers}
+    with mc.use_kernels("numpy"):
+        assert account(model, x, y, steps=1, rounds=1)["kernel_ms"] == {}

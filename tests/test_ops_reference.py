@@ -25,9 +25,11 @@ def test_conv_forward_and_backward_equal_loops(kernels, cfg, seed, relu):
 @given(cfg=window_configs(max_channels=20), seed=st.integers(0, 2**16))
 def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
     """Conv2D's products on the register-blocked Numba kernel, forced for every size
-    (by default only products of ≥ NUMBA_MATMUL_FROM multiply-adds take it)."""
+    (by default only products of ≥ NUMBA_MATMUL_FROM multiply-adds take it, or of ≥
+    NARROW_NUMBA_MATMUL_FROM into at most NARROW_COLUMNS columns)."""
     from minicnn.kernels import matmul
     monkeypatch.setattr(matmul, "NUMBA_MATMUL_FROM", 0)
+    monkeypatch.setattr(matmul, "NARROW_NUMBA_MATMUL_FROM", 0)
     with mc.use_kernels("numba"):
         check_conv_equals_loops(np.asarray, cfg, seed)
 

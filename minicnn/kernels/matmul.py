@@ -14,10 +14,15 @@ from __future__ import annotations
 from .. import backend
 from .dispatch import pick
 
-NUMBA_MATMUL_FROM = 10**7   # multiply-adds; below this BLAS is as fast or faster (docs/performance.md)
+# multiply-adds from which the Numba kernel is faster than BLAS (docs/performance.md): from
+# fewer for a product into at most NARROW_COLUMNS columns (a strided 1×1 convolution's ∂L/∂x
+# into few channels), BLAS's skinniest shape, as for a convolution (conv_plan.IMPLICIT_GEMM_FROM)
+NUMBA_MATMUL_FROM = 10**7
+NARROW_NUMBA_MATMUL_FROM, NARROW_COLUMNS = 10**6, 64
 
 
 def matmul(a, b, out=None):
     """out = a @ b for 2-D ``a`` and ``b``; written into ``out`` when given."""
-    large = a.shape[0] * a.shape[1] * b.shape[1] >= NUMBA_MATMUL_FROM
+    narrow = b.shape[1] <= NARROW_COLUMNS
+    large = a.shape[0] * a.shape[1] * b.shape[1] >= (NARROW_NUMBA_MATMUL_FROM if narrow else NUMBA_MATMUL_FROM)
     return pick(a, backend.get_array_module(a).matmul, numba="implicit_gemm.matmul" if large else None)(a, b, out=out)

@@ -26,16 +26,20 @@ class NormCache(NamedTuple):
 
 
 def as_rows(a, axis):
-    """``a`` as ``(M, C)``: the channel ``axis`` last, every other axis flattened into rows."""
+    """``a`` as ``(M, C)``: the channel ``axis`` last, every other axis flattened into rows
+    (a view of a C-contiguous ``a`` whose channels are already last, as in NHWC)."""
     xp = backend.get_array_module(a)
-    return xp.ascontiguousarray(xp.moveaxis(a, axis, -1)).reshape(-1, a.shape[axis])
+    if axis != a.ndim - 1:
+        a = xp.moveaxis(a, axis, -1)
+    return xp.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
 def from_rows(rows, shape, axis):
     """The inverse of ``as_rows``: ``(M, C)`` rows back to ``shape``."""
-    xp = backend.get_array_module(rows)
+    if axis == len(shape) - 1:
+        return rows.reshape(shape)
     moved = [*shape[:axis], *shape[axis + 1:], shape[axis]]
-    return xp.moveaxis(rows.reshape(moved), -1, axis)
+    return backend.get_array_module(rows).moveaxis(rows.reshape(moved), -1, axis)
 
 
 def gamma_and_beta(params, like):
