@@ -86,21 +86,32 @@ def _library(framework):
     return lib
 
 
-def library_residual(framework):
-    def worker(shape, batch, mode):
-        from bench_workers import data
-        lib = _library(framework)
-        return _library_steps(lib, residual_net(lib, shape), lib.optimizers.RMSprop(1e-4), "categorical_crossentropy",
-                              *data(shape, batch, 10), mode)
-    return worker
+def residual_case(lib, shape, batch):
+    """residual_net's training case in ``lib``: (model, optimizer, loss, x, y)."""
+    from bench_workers import data
+    return (residual_net(lib, shape), lib.optimizers.RMSprop(1e-4), "categorical_crossentropy", *data(shape, batch, 10))
 
 
-def library_resnet(framework):
-    def worker(shape, batch, mode):
-        lib = _library(framework)
-        return _library_steps(lib, _resnet_module().small_resnet(lib, shape), lib.optimizers.SGD(0.02, momentum=0.9),
-                              "sparse_categorical_crossentropy", _data(shape, batch, 1)[0], _labels(batch), mode)
-    return worker
+def resnet_case(lib, shape, batch):
+    """small_resnet's training case in ``lib``: (model, optimizer, loss, x, y)."""
+    return (_resnet_module().small_resnet(lib, shape), lib.optimizers.SGD(0.02, momentum=0.9),
+            "sparse_categorical_crossentropy", _data(shape, batch, 1)[0], _labels(batch))
+
+
+BLOCK_TRAINING_CASES = {"residual_net": residual_case, "small_resnet": resnet_case}
+
+
+def library_worker(case):
+    """The worker of a ``BLOCK_TRAINING_CASES`` case, for minicnn or Keras."""
+    def library(framework):
+        def worker(shape, batch, mode):
+            lib = _library(framework)
+            return _library_steps(lib, *case(lib, shape, batch), mode)
+        return worker
+    return library
+
+
+library_residual, library_resnet = library_worker(residual_case), library_worker(resnet_case)
 
 
 def torch_residual(shape, batch, mode):

@@ -44,19 +44,24 @@ def data(shape, batch, classes, seed=0):
 def worker_minicnn(name, shape, batch, mode):
     import numpy as np
     import minicnn as mc
-    from minicnn import architectures
     if mode == "layer":
         return _minicnn_conv_layer(shape, batch)
     t0 = time.perf_counter()
-    mc.set_seed(0)
-    model = architectures.SEED_MODELS[name](shape)
-    loss = "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy"
-    model.compile(mc.optimizers.RMSprop(1e-4), loss)
-    x, y = data(shape, batch, classes_of(name))
+    model, x, y = minicnn_seed_case(name, shape, batch)
     equal_to_numpy_kernels(lambda: model.predict(x[:2], verbose=0))
     step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict(x, batch_size=batch))
     return _first_steps(step, lambda out: np.isfinite(out).all(), {
         "setup_s": time.perf_counter() - t0, "threads": mc.threads.thread_settings(), "kernels": mc.get_kernels()})
+
+
+def minicnn_seed_case(name, shape, batch):
+    """(model, x, y) of a seed model's case, the model compiled as the benchmark trains it."""
+    import minicnn as mc
+    from minicnn import architectures
+    mc.set_seed(0)
+    model = architectures.SEED_MODELS[name](shape)
+    model.compile(mc.optimizers.RMSprop(1e-4), "binary_crossentropy" if classes_of(name) == 1 else "categorical_crossentropy")
+    return (model, *data(shape, batch, classes_of(name)))
 
 
 def _minicnn_conv_layer(shape, batch):

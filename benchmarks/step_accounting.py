@@ -27,18 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def training_case(name, shape, batch):
     """(model, x, y) of the benchmark's training case ``name``, compiled as its worker compiles it."""
     import minicnn as mc
-    from minicnn import architectures
-    from bench_blocks import _labels, _resnet_module, residual_net
-    from bench_workers import classes_of, data
+    from bench_blocks import BLOCK_TRAINING_CASES
+    from bench_workers import minicnn_seed_case
+    if name not in BLOCK_TRAINING_CASES:
+        return minicnn_seed_case(name, shape, batch)
     mc.set_seed(0)
-    if name == "small_resnet":
-        model = _resnet_module().small_resnet(mc, shape)
-        model.compile(mc.optimizers.SGD(0.02, momentum=0.9), "sparse_categorical_crossentropy")
-        return model, data(shape, batch, 1)[0], _labels(batch)
-    classes = 10 if name == "residual_net" else classes_of(name)
-    model = residual_net(mc, shape) if name == "residual_net" else architectures.SEED_MODELS[name](shape)
-    model.compile(mc.optimizers.RMSprop(1e-4), "binary_crossentropy" if classes == 1 else "categorical_crossentropy")
-    return (model, *data(shape, batch, classes))
+    model, optimizer, loss, x, y = BLOCK_TRAINING_CASES[name](mc, shape, batch)
+    model.compile(optimizer, loss)
+    return model, x, y
 
 
 class _Clock:
@@ -56,8 +52,9 @@ class _Clock:
 
     def plan_step(self, method):
         def record(step, seconds, kernel_seconds):
-            self.step_s[f"{method} {step.describe()}"] += seconds
-            self.step_kernel_s[f"{method} {step.describe()}"] += kernel_seconds
+            key = f"{method} {step.describe()}"
+            self.step_s[key] += seconds
+            self.step_kernel_s[key] += kernel_seconds
         return record
 
 

@@ -110,7 +110,7 @@ def test_step_accounting_splits_a_step_into_its_kernels_and_the_serial_rest():
     import sys
     from numba.core.registry import CPUDispatcher
     import minicnn as mc
-    sys.path.insert(0, os.path.join(os.path.dirname(bench.__file__)))
+    sys.path.insert(0, os.path.dirname(bench.__file__))
     from step_accounting import account, training_case
     dispatcher_call = CPUDispatcher.__call__
     model, x, y = training_case("face_cnn", (64, 64, 1), 5)
