@@ -101,17 +101,12 @@ def resnet_case(lib, shape, batch):
 BLOCK_TRAINING_CASES = {"residual_net": residual_case, "small_resnet": resnet_case}
 
 
-def library_worker(case):
-    """The worker of a ``BLOCK_TRAINING_CASES`` case, for minicnn or Keras."""
-    def library(framework):
-        def worker(shape, batch, mode):
-            lib = _library(framework)
-            return _library_steps(lib, *case(lib, shape, batch), mode)
-        return worker
-    return library
-
-
-library_residual, library_resnet = library_worker(residual_case), library_worker(resnet_case)
+def library_worker(framework, case):
+    """The worker of ``BLOCK_TRAINING_CASES[case]`` in minicnn or Keras."""
+    def worker(shape, batch, mode):
+        lib = _library(framework)
+        return _library_steps(lib, *BLOCK_TRAINING_CASES[case](lib, shape, batch), mode)
+    return worker
 
 
 def torch_residual(shape, batch, mode):
@@ -222,8 +217,8 @@ def keras_separable(shape, batch, mode):
                             *_data(shape, batch, SEPARABLE_FILTERS))
 
 
-WORKERS = {("minicnn", "residual_net"): library_residual("minicnn"), ("torch", "residual_net"): torch_residual,
-           ("keras", "residual_net"): library_residual("keras"),
-           ("minicnn", "small_resnet"): library_resnet("minicnn"), ("torch", "small_resnet"): torch_resnet,
-           ("keras", "small_resnet"): library_resnet("keras"), ("minicnn", "separable_layer"): minicnn_separable,
+WORKERS = {("minicnn", "residual_net"): library_worker("minicnn", "residual_net"), ("torch", "residual_net"): torch_residual,
+           ("keras", "residual_net"): library_worker("keras", "residual_net"),
+           ("minicnn", "small_resnet"): library_worker("minicnn", "small_resnet"), ("torch", "small_resnet"): torch_resnet,
+           ("keras", "small_resnet"): library_worker("keras", "small_resnet"), ("minicnn", "separable_layer"): minicnn_separable,
            ("torch", "separable_layer"): torch_separable, ("keras", "separable_layer"): keras_separable}
