@@ -84,7 +84,7 @@ junit="$out/gpu-tests.xml"
 # -m gpu: the GPU cases only (tests/test_gpu.py and test_gpu_device_copy.py are marked
 # whole); NumPy host kernels, so that no Numba kernel is compiled on a fresh machine
 MINICNN_KERNELS=numpy timeout 200 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m gpu \
-    --junitxml="$junit" ${GPU_CHECK_TESTS:-"${files[@]}"} 2>&1 | tail -n 40
+    --junitxml="$junit" ${GPU_CHECK_TESTS:-"${files[@]}"} 2>&1 | tee "$out/gpu-tests.log" | tail -n 40
 
 # -- 3. benchmark and report ------------------------------------------------------------------
 say "3/3 benchmark"
@@ -97,7 +97,7 @@ sys.exit('error' in t or t['failed'] + t['errors'] + t['skipped'] > 0)" "$out/gp
         || { say "FAILED: a GPU test failed or skipped (see gpu.md)"; status=1; }
 fi
 if [ -n "${OUT:-}" ] && [ "$out" != "$OUT" ]; then
-    cp "$out"/gpu.json "$out"/gpu.md "$junit" "$OUT"/ 2> /dev/null
+    cp "$out"/gpu.json "$out"/gpu.md "$out"/gpu-tests.log "$junit" "$OUT"/ 2> /dev/null
 fi
 say "done: $out/gpu.md (exit status $status)"
 cat "$out/gpu.md" 2> /dev/null | head -n 40

@@ -7,12 +7,15 @@ struct Nhwc {
     int y, x, ch;
 };
 
+// Three 64-bit divisions, each remainder from its quotient: 64-bit division is emulated on
+// the GPU and costs more than the element's copy.
 __device__ inline Nhwc split_nhwc(long long t, int h, int w, int c) {
     Nhwc e;
-    e.ch = (int)(t % c);
-    e.x = (int)((t / c) % w);
-    e.y = (int)((t / ((long long)c * w)) % h);
-    e.b = t / ((long long)c * w * h);
+    const long long pixel = t / c, image_row = pixel / w;
+    e.ch = (int)(t - pixel * c);
+    e.x = (int)(pixel - image_row * w);
+    e.b = image_row / h;
+    e.y = (int)(image_row - e.b * h);
     return e;
 }
 

@@ -108,12 +108,12 @@ def test_fit_on_the_gpu_moves_its_batches_through_the_staging_buffers(monkeypatc
     original = device_copy.PinnedStaging.to_device
     monkeypatch.setattr(device_copy.PinnedStaging, "to_device",
                         lambda self, a, rows=None: calls.append(rows) or original(self, a, rows))
-    x = np.random.default_rng(0).uniform(0, 1, (20, 8, 8, 1)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(0, 1, (20, 16, 16, 1)).astype(np.float32)
     y = np.arange(20) % 2
     moved = device_copy.to_gpu(x, np.array([3, 1]))
     assert isinstance(moved, cupy.ndarray)
     np.testing.assert_array_equal(moved.get(), x[[3, 1]])
-    model = architectures.face_cnn((8, 8, 1))
+    model = architectures.face_cnn((16, 16, 1))
     model.compile("adam", "binary_crossentropy")
     model.to("gpu").fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert len(calls) == 1 + 2 * 3                               # x and y of 3 batches, after the probe above

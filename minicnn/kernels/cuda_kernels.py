@@ -18,6 +18,7 @@ import numpy as np
 from .. import backend
 
 THREADS = 256
+IM2COL_LANES = 32       # the threads that share one row of cols: a warp
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2}
 
 
@@ -67,7 +68,10 @@ def im2col(x, kernel_size, strides, pads, out_hw, out=None):
     rows, k = n * out_hw[0] * out_hw[1], kernel_size[0] * kernel_size[1] * c
     out = out if out is not None else cupy.empty((rows, k), dtype=x.dtype)
     fn = kernel("im2col", "im2col", x.dtype, ("im2col",))
-    launch(fn, rows * k, (x, out, *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2], *out_hw)))
+    lanes, rows_per_block = IM2COL_LANES, THREADS // IM2COL_LANES        # (im2col.cu's thread mapping)
+    blocks = int(min(max((rows + rows_per_block - 1) // rows_per_block, 1), 65535))
+    fn((blocks,), (lanes, rows_per_block), (x, out, *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2],
+                                                          *out_hw)))
     return out
 
 

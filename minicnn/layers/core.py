@@ -94,7 +94,9 @@ class Dropout(Layer):
             rng = self.device_rng
         # The draws, the mask and y go to the layer's workspace: a new array of x's size each
         # step would be faulted in afresh where the allocator hands big blocks back to the OS.
-        draws = rng.random(out=self.workspace.get("draws", x.shape, np.float32, like=x), dtype=np.float32)
+        # The size is named beside out: CuPy's Generator draws `size` numbers and copies them into
+        # out, so without it one scalar would fill the whole mask (all kept or all dropped).
+        draws = rng.random(x.shape, np.float32, out=self.workspace.get("draws", x.shape, np.float32, like=x))
         mask = self.workspace.reusable("mask", x.shape, x.dtype, like=x)
         xp.greater_equal(draws, self.rate, out=mask)                    # P(keep) = 1 − rate
         mask *= 1.0 / (1.0 - self.rate)                                 # inverted dropout: E[mask] = 1
