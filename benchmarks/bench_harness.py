@@ -235,6 +235,13 @@ def machine():
             "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()}
 
 
+def machine_class(m):
+    """The results' folder: the vector ISA and the CPU's vendor ('avx512-intel'), one per machine
+    class (Intel's and AMD's AVX-512 cores differ in the FMA units and caches the kernels meet)."""
+    vendor = next((v for v in ("intel", "amd") if v in m["cpu"].lower()), "other")
+    return f"{m['vector_isa']}-{vendor}"
+
+
 def machine_line(results):
     """One line naming the machine a table comes from: CPU, cores, vector ISA, sgemm ceiling."""
     m = results["machine"]
@@ -331,7 +338,7 @@ def main(quick=False, out="benchmarks/results", baseline=None):
     results = {"machine": machine(), "gemm_ceiling_gflops": gemm_ceiling(), "cases": [],
                "peers_run_without": sorted(threads.set_by_minicnn)}   # the README's summary says whether
                                                                       # a run's peers inherited them
-    out = os.path.join(out, results["machine"]["vector_isa"])     # one folder per machine class
+    out = os.path.join(out, machine_class(results["machine"]))
     if quick:
         out = os.path.join(out, "quick")         # never overwrite a full run's results
     print(f"GEMM ceiling (numpy float32 2048³): {results['gemm_ceiling_gflops']:.0f} GFLOP/s")

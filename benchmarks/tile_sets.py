@@ -6,7 +6,7 @@ both sets before round r + 1 of either), in one process; the figure is each set'
 round.  Both sets run on an AVX-512 CPU (the AVX2 tiles are then today's kernels compiled
 for it); on an AVX2-only CPU only the AVX2 set is timed.
 
-    python benchmarks/tile_sets.py [--rounds 5] [--out benchmarks/results/tile_sets.json]
+    python benchmarks/tile_sets.py [--rounds 5] [--out FILE]   (default: results/<machine class>/tile_sets.json)
 """
 import argparse
 import json
@@ -17,7 +17,7 @@ import minicnn as mc  # first: thread-pool settings before NumPy loads
 import numpy as np
 
 from bench_figures import gemm_ceiling
-from bench_harness import machine
+from bench_harness import machine, machine_class
 from minicnn import architectures
 from minicnn.kernels import register_tiles
 from minicnn.saving import atomic_write_bytes
@@ -81,6 +81,6 @@ def main(rounds, out):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", default="benchmarks/results/tile_sets.json")
+    parser.add_argument("--out")
     args = parser.parse_args()
-    main(args.rounds, args.out)
+    main(args.rounds, args.out or os.path.join("benchmarks", "results", machine_class(machine()), "tile_sets.json"))

@@ -55,6 +55,14 @@ def test_table_gives_best_round_ratio_and_per_round_range():
     assert "not installed: torch" in row
 
 
+def test_results_go_to_a_folder_per_vector_isa_and_vendor():
+    """Intel's and AMD's AVX-512 machines are separate classes, each with its own table."""
+    assert bench.machine_class({"cpu": "Intel(R) Xeon(R) Processor", "vector_isa": "avx512"}) == "avx512-intel"
+    assert bench.machine_class({"cpu": "AMD EPYC 9B45", "vector_isa": "avx512"}) == "avx512-amd"
+    assert bench.machine_class({"cpu": "AMD EPYC", "vector_isa": "avx2"}) == "avx2-amd"
+    assert bench.machine_class({"cpu": "unknown", "vector_isa": "avx2"}) == "avx2-other"
+
+
 def test_the_conv_layer_case_times_every_framework_and_reports_gflops():
     """The "layer" case (one Conv2D's forward + backward) on minicnn and TF-Keras (PyTorch
     is a benchmark-only install), in the table as ms and GFLOP/s."""

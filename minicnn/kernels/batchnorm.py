@@ -18,14 +18,16 @@ kept for BN.
 from __future__ import annotations
 
 from .. import backend
+from .epilogue import column_sums
 
 
 def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False):
     xp = backend.get_array_module(x)
-    if use_batch:
-        mean = x.mean(axis=0)
+    if use_batch:                                   # (column sums: a product on CUDA, epilogue.column_sums)
+        M = x.shape[0]
+        mean = column_sums(x) / M
         centered = x - mean
-        var = (centered * centered).mean(axis=0)
+        var = column_sums(centered * centered) / M
     else:
         centered = x - mean
     inv_std = 1 / xp.sqrt(var + epsilon)
@@ -39,7 +41,7 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False):
 def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None):
     dz = dy if relu_out is None else dy * (relu_out > 0)
     x_hat = (x - mean) * inv_std
-    sum_dz, sum_dz_xhat = dz.sum(axis=0), (dz * x_hat).sum(axis=0)
+    sum_dz, sum_dz_xhat = column_sums(dz), column_sums(dz * x_hat)
     if not input_grad:
         return sum_dz, sum_dz_xhat, None
     scale = inv_std * gamma

@@ -65,18 +65,23 @@ def _sum_activation_expressions(xs, out, relu):
 
 def bias_grad(dz):
     """∂L/∂b = Σ of dz over every axis but the last (in one parallel pass on the Numba kernels)."""
-    return pick(dz, _column_sums, numba="numba_epilogue.bias_grad", cuda=_column_sums_on_cuda)(dz)
+    return pick(dz, column_sums, numba="numba_epilogue.bias_grad")(dz)
 
 
-def _column_sums(dz):
-    return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+def column_sums(a):
+    """Σ of a over every axis but the last (a bias gradient, BatchNormalization's sums)."""
+    return pick(a, _column_sums, cuda=_column_sums_on_cuda)(a)
 
 
-def _column_sums_on_cuda(dz):
+def _column_sums(a):
+    return a.reshape(-1, a.shape[-1]).sum(axis=0)
+
+
+def _column_sums_on_cuda(a):
     """The same sums as a product with a ones vector: CuPy's sum down the rows of a tall,
     narrow array keeps few threads busy, cuBLAS's matrix-vector product streams it."""
-    rows = dz.reshape(-1, dz.shape[-1])
-    return backend.get_array_module(dz).ones(rows.shape[0], rows.dtype) @ rows
+    rows = a.reshape(-1, a.shape[-1])
+    return backend.get_array_module(a).ones(rows.shape[0], rows.dtype) @ rows
 
 
 def relu_backward_bias_grad(da, a, dz=None):
