@@ -224,6 +224,18 @@ def test_the_tile_sets_are_sized_for_their_registers_and_this_cpu_runs_its_own()
     assert register_tiles.TILES == register_tiles.TILE_SETS[register_tiles.vector_isa(jit.cpu_features())]
 
 
+def test_a_tile_of_whole_registers_is_chosen_where_asked():
+    """24 columns: AVX-512's 3 × 24 pads least, but its rows are 1½ registers; asked for whole
+    registers, the products take 4 × 32 there (8 empty columns), and AVX2's 3 × 24 still."""
+    with register_tiles.use_tile_set("avx512"):
+        assert register_tiles.tile_for(24, (3, 48)) == (3, 24)
+        assert register_tiles.tile_for(24, (3, 48), whole_registers=True) == (4, 32)
+        assert register_tiles.tile_for(48, (3, 48), whole_registers=True) == (3, 48)
+        assert register_tiles.tile_for(16, (3, 48), whole_registers=True) == (8, 16)
+    with register_tiles.use_tile_set("avx2"):
+        assert register_tiles.tile_for(24, (3, 24), whole_registers=True) == (3, 24)
+
+
 def test_numba_code_compiled_before_the_import_keeps_its_features_with_a_warning():
     """Numba reads its CPU features once, when it first compiles: minicnn imported after that
     cannot widen the vectors, and says so (compiled for an AVX-512 CPU, never run)."""

@@ -21,7 +21,8 @@ AVX-512, with 512-bit vectors asked for):
   for the column counts that are multiples of 64; 4 × 32 or 3 × 48, the 8 or 9 accumulator
   registers of AVX2's tiles at twice the width; 8 × 16 for 16 columns (one register a row:
   AVX2's 4 × 16 would have 4 accumulators); and AVX2's 3 × 24, for the column counts it pads
-  less (24 filters, not 4 × 32's 8 empty columns).
+  less (24 filters, not 4 × 32's 8 empty columns), except in the Winograd forward
+  (``tile_for``'s ``whole_registers``).
 
 At least eight independent accumulators keep two FMA units busy through the FMA's 4-cycle
 latency.  Each product is compiled only for the tiles it is called with
@@ -46,6 +47,7 @@ TILE_SETS = {    # the register tiles (rows, panel columns) of each vector ISA: 
 # padded to the panel and the partial sums are panel-wide, so a panel of one AVX2 register halves
 # that traffic; in a forward the tile's broadcasts bind and it is slower (docs/performance.md)
 NARROW_TILE_SETS = {"avx2": ((4, 8),), "avx512": ()}
+LANES = {"avx2": 8, "avx512": 16}       # float32 values in one vector register of each set's ISA
 
 
 def vector_isa(features: str) -> str:
@@ -56,19 +58,20 @@ def vector_isa(features: str) -> str:
 
 
 VECTOR_ISA = vector_isa(jit.cpu_features())
-TILES, NARROW_TILES = TILE_SETS[VECTOR_ISA], NARROW_TILE_SETS[VECTOR_ISA]
+TILES, NARROW_TILES, TILE_LANES = TILE_SETS[VECTOR_ISA], NARROW_TILE_SETS[VECTOR_ISA], LANES[VECTOR_ISA]
 
 
 @contextlib.contextmanager
 def use_tile_set(isa):
     """Run the products on ``TILE_SETS[isa]`` within the block (any set computes the same
     sums on any CPU: only the speed is the machine's)."""
-    global TILES, NARROW_TILES
-    before, (TILES, NARROW_TILES) = (TILES, NARROW_TILES), (TILE_SETS[isa], NARROW_TILE_SETS[isa])
+    global TILES, NARROW_TILES, TILE_LANES
+    before, (TILES, NARROW_TILES, TILE_LANES) = (TILES, NARROW_TILES, TILE_LANES), (TILE_SETS[isa], NARROW_TILE_SETS[isa],
+                                                                                 LANES[isa])
     try:
         yield
     finally:
-        TILES, NARROW_TILES = before
+        TILES, NARROW_TILES, TILE_LANES = before
 
 
 def four_row_tile(n=None):
@@ -83,12 +86,16 @@ def three_row_tile():
     return TILES[1]
 
 
-def tile_for(n, on_a_tie=None, narrow=False):
+def tile_for(n, on_a_tie=None, narrow=False, whole_registers=False):
     """The tile whose panels pad n columns the least (``on_a_tie``, by default the widest
     4-row tile, when it is among those that pad alike; else the first of them); ``narrow``:
-    ∂L/∂W's products, which may also take a ``NARROW_TILES`` tile that n fits in."""
+    ∂L/∂W's products, which may also take a ``NARROW_TILES`` tile that n fits in;
+    ``whole_registers``: only tiles whose rows fill whole vector registers (the Winograd
+    forward's: there LLVM compiles a row of 1½ registers, AVX-512's 3 × 24, to half-width
+    products merged into full-width sums, slower than the padded 4 × 32)."""
     on_a_tie = on_a_tie or four_row_tile()
     tiles = [*TILES, *(tile for tile in NARROW_TILES if narrow and n <= tile[1])]
+    tiles = [tile for tile in tiles if not whole_registers or tile[1] % TILE_LANES == 0]
     return min(tiles, key=lambda tile: (-(-n // tile[1]) * tile[1], tile != on_a_tie))
 
 

@@ -357,7 +357,7 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     ``workspace``."""
     _check_padding(x, pads, y.shape[1:3], "conv2d")
     c, f = W.shape[2:]
-    tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
+    tile = tile_for(f, three_row_tile(), whole_registers=True)     # on a tie: the products' depth, c, is short
     P = _scratch(workspace, "P", (PARTS, 6, 6, c), y.dtype)
     T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), y.dtype)
     E = _scratch(workspace, "E", (PARTS, 4, f), y.dtype)
