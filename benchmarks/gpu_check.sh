@@ -5,8 +5,8 @@
 #               registry), else `pip install cupy-cuda12x` when CuPy is missing; PyTorch CUDA,
 #               the peer, as the machine has it; minicnn itself, editable (its CUDA sources
 #               are the package minicnn._kernels)
-#   2. tests    every GPU test (-m gpu): tests/test_gpu*.py, and the GPU cases of the suites
-#               that run on the `kernels` fixture; on a GPU they must pass, not skip
+#   2. tests    every GPU test (-m gpu) of tests/test_gpu*.py and of the suites listed in `files`
+#               below, which run on the `kernels` fixture; on a GPU they must pass, not skip
 #   3. bench    benchmarks/gpu_bench.py: minicnn on CuPy against PyTorch CUDA eager, kernels
 #               per step; with 2, writes benchmarks/results/gpu.{json,md} (GPU model, driver,
 #               CUDA, CuPy, PyTorch; the tests' outcome; the timings)
@@ -74,7 +74,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 
 # -- 2. tests ---------------------------------------------------------------------------------
 say "2/3 GPU tests"
-files=(tests/test_gpu*.py tests/test_ops_reference.py tests/test_buffers.py tests/test_losses.py tests/test_model.py)
+files=(tests/test_gpu*.py tests/test_ops_reference.py tests/test_buffers.py tests/test_losses.py tests/test_model.py
+       tests/test_layers_devices.py)
 if "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"; then
     files+=(tests/test_tf_layers.py)
 else

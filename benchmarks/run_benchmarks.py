@@ -1,7 +1,8 @@
 """Run the whole benchmark suite (same as ``minicnn bench``): training and inference of the
 seed architectures with minicnn (NumPy / Numba kernels), PyTorch (default / tuned) and
 TF-Keras (default / oneDNN), plus the per-layer GFLOP/s table; writes
-benchmarks/results/<vector ISA>/benchmark.{json,md,png} (one folder per machine class).
+benchmarks/results/<machine class>/benchmark.{json,md,png} (``bench_harness.machine_class``: the
+vector ISA and the CPU's vendor, e.g. avx512-intel).
 
     python benchmarks/run_benchmarks.py [--quick] [--out DIR] [--baseline CHECKOUT]
 """

@@ -83,4 +83,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out")
     args = parser.parse_args()
-    main(args.rounds, args.out or os.path.join("benchmarks", "results", machine_class(machine()), "tile_sets.json"))
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    main(args.rounds, args.out or os.path.join(results, machine_class(machine()), "tile_sets.json"))

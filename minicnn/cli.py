@@ -46,7 +46,8 @@ def build_parser():
     bench.add_argument("--quick", action="store_true",
                        help="5 of the cases, 3 steps × 2 rounds each; results go to OUT/quick, never over a full run")
     bench.add_argument("--out", default="benchmarks/results",
-                       help="folder for benchmark.json and benchmark.md (default: benchmarks/results)")
+                       help="folder whose <machine class> subfolder (e.g. avx512-intel) gets benchmark.json and "
+                            "benchmark.md (default: benchmarks/results)")
     bench.add_argument("--baseline", metavar="CHECKOUT", default=None,
                        help="another minicnn checkout (its root folder) to time beside this one on the seed cases, "
                             "in the same interleaved rounds: a before/after comparison")

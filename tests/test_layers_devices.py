@@ -13,6 +13,7 @@ CASES = {
     "batch_norm_inference": (lambda: layers.BatchNormalization(), (4, 5, 5, 3), False),
     "average_pooling_same": (lambda: layers.AveragePooling2D(3, 2, "same"), (2, 7, 6, 3), False),
     "global_max_pooling": (lambda: layers.GlobalMaxPooling2D(), (2, 4, 5, 3), False),
+    "global_average_pooling": (lambda: layers.GlobalAveragePooling2D(), (2, 4, 5, 3), False),
     "zero_padding": (lambda: layers.ZeroPadding2D(((1, 2), (0, 1))), (2, 3, 4, 2), False),
     "cropping": (lambda: layers.Cropping2D(((1, 0), (1, 2))), (2, 5, 6, 2), False),
     "upsampling": (lambda: layers.UpSampling2D((2, 3)), (2, 3, 4, 2), False),

@@ -164,10 +164,24 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
         np.testing.assert_array_equal(results[0][name], results[1][name])
 
 
+def test_the_winograd_forward_runs_on_whole_register_tiles(monkeypatch):
+    """24 filters on AVX-512's tiles: the forward's products run on 4 × 32, not on 3 × 24,
+    whose rows are 1½ registers there (``register_tiles.tile_for``); AVX2's keep 3 × 24."""
+    from minicnn.kernels.register_tiles import use_tile_set
+    chosen = []
+    monkeypatch.setattr(winograd, "_forward_kernel", lambda *tile: chosen.append(tile) or (lambda *args: None))
+    x, W = np.zeros((1, 6, 6, 16), np.float32), np.zeros((3, 3, 16, 24), np.float32)
+    for isa in ("avx512", "avx2"):
+        with use_tile_set(isa):
+            winograd.conv2d(x, (1, 1, 1, 1), W, np.empty((1, 6, 6, 24), np.float32))
+    assert chosen == [(4, 32), (3, 24)]
+
+
 def test_a_tie_between_the_register_tiles_goes_to_the_one_asked_for(tile_set):
     """f = 48 pads alike on 4 × 16 and 3 × 24 (AVX-512: f = 192 on 4 × 64 and 3 × 48): the
     implicit GEMM keeps the 4-row tile, Winograd takes the 3-row one; where one pads less it
-    wins either way (on AVX-512, 24 filters go to AVX2's 3 × 24)."""
+    wins either way (on AVX-512, 24 columns go to AVX2's 3 × 24, except in the Winograd forward:
+    ``test_the_winograd_forward_runs_on_whole_register_tiles``)."""
     import math
     from minicnn.kernels.register_tiles import TILE_SETS, three_row_tile, tile_for
     four, three = TILE_SETS[tile_set][:2]

@@ -94,8 +94,8 @@ class Dropout(Layer):
             rng = self.device_rng
         # The draws, the mask and y go to the layer's workspace: a new array of x's size each
         # step would be faulted in afresh where the allocator hands big blocks back to the OS.
-        # The size is named beside out: CuPy's Generator draws `size` numbers and copies them into
-        # out, so without it one scalar would fill the whole mask (all kept or all dropped).
+        # The size is named beside out: CuPy's Generator draws `size` numbers into a new array and
+        # copies them into out, so without it one scalar would fill the whole mask.
         draws = rng.random(x.shape, np.float32, out=self.workspace.get("draws", x.shape, np.float32, like=x))
         mask = self.workspace.reusable("mask", x.shape, x.dtype, like=x)
         xp.greater_equal(draws, self.rate, out=mask)                    # P(keep) = 1 − rate
