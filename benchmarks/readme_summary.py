@@ -23,11 +23,11 @@ MACHINE_CLASSES = ("avx512-intel", "avx512-amd", "avx2-amd")     # the README's 
 def render() -> str:
     """One table, a column per machine class measured (its folder under ``benchmarks/results``,
     which holds that run's full table): each case's minicnn time, the best peer's, the ratio."""
-    results = os.path.join(HERE, "results")
-    measured = sorted(name for name in os.listdir(results) if os.path.isfile(os.path.join(results, name, "benchmark.json")))
+    folder = os.path.join(HERE, "results")
+    measured = sorted(name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name, "benchmark.json")))
     runs = {}
     for name in [*(c for c in MACHINE_CLASSES if c in measured), *(c for c in measured if c not in MACHINE_CLASSES)]:
-        with open(os.path.join(results, name, "benchmark.json")) as f:
+        with open(os.path.join(folder, name, "benchmark.json")) as f:
             runs[name] = json.load(f)
     lines = [machine_line(name, results) for name, results in runs.items()]
     lines += ["", "| case | batch | " + " | ".join(runs) + " |", "|---|---|" + "---|" * len(runs)]

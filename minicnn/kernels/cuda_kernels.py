@@ -52,9 +52,11 @@ def kernel(name, function, dtype, kernels):
     return module(name, kernels).get_function(f"{function}<{t}>")
 
 
-def launch(fn, total, args):
-    blocks = int(min(max((total + THREADS - 1) // THREADS, 1), 65535))
-    fn((blocks,), (THREADS,), args)
+def launch(fn, items, args, block=(THREADS,)):
+    """fn on enough blocks for ``items`` (at most 65535: the kernels loop over the grid), one item
+    per thread along the block's last axis (im2col's blocks are (lanes, rows): an item is a row)."""
+    blocks = int(min(max((items + block[-1] - 1) // block[-1], 1), 65535))
+    fn((blocks,), block, args)
 
 
 def _ints(*values):
@@ -68,10 +70,8 @@ def im2col(x, kernel_size, strides, pads, out_hw, out=None):
     rows, k = n * out_hw[0] * out_hw[1], kernel_size[0] * kernel_size[1] * c
     out = out if out is not None else cupy.empty((rows, k), dtype=x.dtype)
     fn = kernel("im2col", "im2col", x.dtype, ("im2col",))
-    lanes, rows_per_block = IM2COL_LANES, THREADS // IM2COL_LANES        # (im2col.cu's thread mapping)
-    blocks = int(min(max((rows + rows_per_block - 1) // rows_per_block, 1), 65535))
-    fn((blocks,), (lanes, rows_per_block), (x, out, *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2],
-                                                          *out_hw)))
+    launch(fn, rows, (x, out, *_ints(n, h, w, c, *kernel_size, *strides, pads[0], pads[2], *out_hw)),
+           block=(IM2COL_LANES, THREADS // IM2COL_LANES))           # (im2col.cu's thread mapping)
     return out
 
 
