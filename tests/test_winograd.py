@@ -164,6 +164,33 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
         np.testing.assert_array_equal(results[0][name], results[1][name])
 
 
+@given(seed=st.integers(0, 2**16), min_parts=st.sampled_from([1, 2, 4]))
+def test_each_part_adds_up_its_blocks(seed, min_parts):
+    """∂L/∂W and ∂L/∂b with the tiles (147, in 4 blocks) split into 1, 2 or 4 parts: a part's
+    first block starts its partial sum, its later blocks add to it, the parts' sums are added
+    up; each within 1e-10 of the direct sums Σ x·dy and Σ dy (float64)."""
+    from unittest import mock
+    rng = np.random.default_rng(seed)
+    x, dy = rng.standard_normal((3, 28, 28, 3)), rng.standard_normal((3, 26, 26, 5))
+    direct = np.stack([np.stack([np.einsum("nhwc,nhwf->cf", x[:, i:i + 26, j:j + 26], dy) for j in range(3)])
+                       for i in range(3)])
+    with mock.patch.object(winograd, "MIN_PARTS", min_parts):
+        assert winograd.block_parts(147, winograd.block_tiles(4)) == min_parts
+        dW, db = winograd.conv2d_kernel_grad(x, (0, 0, 0, 0), dy)
+    np.testing.assert_allclose(dW, direct, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
+
+
+def test_the_parts_follow_from_the_tiles():
+    """About TILES_PER_PART tiles a part, at least MIN_PARTS parts, at most PARTS, never more
+    than the blocks: from the shape alone."""
+    sub = winograd.block_tiles(4)
+    parts = winograd.block_parts
+    assert parts(2 * sub, sub) == 2                                         # fewer blocks than MIN_PARTS
+    assert parts(4096, sub) == max(winograd.MIN_PARTS, 4096 // winograd.TILES_PER_PART)
+    assert parts(10 ** 7, sub) == winograd.PARTS
+
+
 def test_the_winograd_forward_runs_on_whole_register_tiles(monkeypatch):
     """24 filters on AVX-512's tiles: the forward's products run on 4 × 32, not on 3 × 24,
     whose rows are 1½ registers there (``register_tiles.tile_for``); AVX2's keep 3 × 24."""

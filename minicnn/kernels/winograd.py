@@ -46,9 +46,11 @@ which turned the loads into gathers.  Each scratch has one view in a kernel: V f
 function whose array arguments LLVM is told do not alias (which lets it vectorize without
 run-time overlap checks); two views of one buffer passed into it, one written and one
 read, would break that promise.
-``parts`` (a fixed count) own disjoint runs of consecutive blocks, each its own scratch
-and, for ∂L/∂U, its own partial sum: results do not depend on the thread count.  (Runs,
-not every parts-th block: each thread then reads x in order, and the two threads get the
+``parts`` own disjoint runs of consecutive blocks, each its own scratch and, for ∂L/∂U,
+its own partial sum, which its first block starts and its later blocks add to.  Their count
+follows from the shape alone (``block_parts``: about TILES_PER_PART tiles a part, as each
+partial sum costs a pass over memory to add up), so results do not depend on the thread count.
+(Runs, not every parts-th block: each thread then reads x in order, and the threads get the
 same number of blocks.)
 """
 from __future__ import annotations
@@ -64,7 +66,8 @@ from .register_tiles import register_tile, strided_rows, three_row_tile, tile_fo
 from .winograd_transforms import G, a, at, bt, kernel_transform, sandwich
 
 SUB = 36        # tiles per block, about: V and M of one block stay in the L2 cache
-PARTS = 16      # blocks are split into this many runs (parts), each with its own scratch
+PARTS = 16      # blocks are split into at most this many runs (parts), each with its own scratch
+MIN_PARTS, TILES_PER_PART = 4, 1024        # ``block_parts``
 
 
 def block_tiles(rows):
@@ -293,13 +296,11 @@ def _kernel_grad_kernel(ROWS, PANEL):
             for k in range(f):
                 bias_sum[part, k] = 0
             for xi in range(36):
-                for ch in range(rows):
-                    for k in range(n_panels * PANEL):
-                        partial[part, xi, ch, k] = 0
                 for t in range(sub):                        # the last panel's columns past f
                     for k in range(f, n_panels * PANEL):
                         dM[_at_dm(part, xi, n_panels - 1, n_panels), t, k % PANEL] = 0
-            for blk in range(part * blocks // parts, (part + 1) * blocks // parts):
+            first_blk = part * blocks // parts
+            for blk in range(first_blk, (part + 1) * blocks // parts):
                 first, count = blk * sub, min(sub, tiles - blk * sub)
                 b, y0, x0 = _tile_origin(first, tiles_h, tiles_w)
                 for t in range(sub):
@@ -319,9 +320,10 @@ def _kernel_grad_kernel(ROWS, PANEL):
                         o = _at_v(part, xi, 0, c, sub)
                         for p in range(n_panels):
                             acc = register_tile((ROWS, PANEL), partial.dtype)
-                            for i in range(ROWS):               # the sum so far: loaded into the registers, not
-                                for j in range(PANEL):          # added to after (one pass over ``partial``, not two)
-                                    acc[i, j] = partial[part, xi, c0 + i, p * PANEL + j]
+                            if blk > first_blk:                 # the sum so far: loaded into the registers, not
+                                for i in range(ROWS):           # added to after (one pass over ``partial``, not two)
+                                    for j in range(PANEL):
+                                        acc[i, j] = partial[part, xi, c0 + i, p * PANEL + j]
                             tile_products(acc, V, strided_rows(o, np.uint64(1), c0, last), tap, dM,
                                           _at_dm(part, xi, p, n_panels))
                             for i in range(ROWS):
@@ -333,6 +335,17 @@ def _kernel_grad_kernel(ROWS, PANEL):
                     for k in range(n_panels * PANEL):
                         partial[0, xi, ch, k] += partial[part, xi, ch, k]
     return winograd_kernel_grad
+
+
+def block_parts(tiles, sub):
+    """How many parts the blocks of ``tiles`` tiles (``sub`` a block) are split into.  Each
+    part has its own scratch, in the cache only while its blocks run, and, in ∂L/∂U, its own
+    partial sum, whose every element takes one multiply-add per tile of the part and costs a
+    pass over memory (written by the part, read as the parts are added up).  So a part gets
+    about TILES_PER_PART tiles; there are at least MIN_PARTS (for the threads to share), at
+    most PARTS, never more than the blocks.  From the shape alone, so the result does not
+    depend on the thread count."""
+    return min(PARTS, -(-tiles // sub), max(MIN_PARTS, tiles // TILES_PER_PART))
 
 
 def _scratch(workspace, name, shape, dtype):
@@ -358,12 +371,13 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     _check_padding(x, pads, y.shape[1:3], "conv2d")
     c, f = W.shape[2:]
     tile = tile_for(f, three_row_tile(), whole_registers=True)     # on a tie: the products' depth, c, is short
-    P = _scratch(workspace, "P", (PARTS, 6, 6, c), y.dtype)
-    T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), y.dtype)
-    E = _scratch(workspace, "E", (PARTS, 4, f), y.dtype)
     sub = block_tiles(tile[0])
-    V = _scratch(workspace, "V", (PARTS * 36 * sub * c,), y.dtype)
-    M = _scratch(workspace, "M", (PARTS, 36, sub, -(-f // tile[1]) * tile[1]), y.dtype)
+    parts = block_parts(y.shape[0] * -(-y.shape[1] // 4) * -(-y.shape[2] // 4), sub)
+    P = _scratch(workspace, "P", (parts, 6, 6, c), y.dtype)
+    T = _scratch(workspace, "T", (parts, 36, max(c, f)), y.dtype)
+    E = _scratch(workspace, "E", (parts, 4, f), y.dtype)
+    V = _scratch(workspace, "V", (parts * 36 * sub * c,), y.dtype)
+    M = _scratch(workspace, "M", (parts, 36, sub, -(-f // tile[1]) * tile[1]), y.dtype)
     bias = np.zeros(f, y.dtype) if bias is None else bias
     _forward_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], kernel_transform(W, tile[1], workspace), bias, relu, y,
                    P, T, E, V, M)
@@ -373,20 +387,20 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
 def conv2d_kernel_grad(x, pads, dy, workspace=None):
     """(∂L/∂W (3, 3, c, f), ∂L/∂b (f,)) of ``conv2d`` given dy (n, oh, ow, f): ∂L/∂W = Gᵀ
     (Σ_parts partial, summed by the kernel) G in dy's dtype, and ∂L/∂b = Σ_parts bias_sum, in float64 and cast back.
-    Fewer blocks than PARTS: one part a block (parts without one would zero and add whole
-    partial sums for nothing); the count still follows from the shape alone."""
+    Split into ``block_parts`` parts, each of at least one block (a part without one would
+    add a partial sum it never started)."""
     _check_padding(x, pads, dy.shape[1:3], "conv2d_kernel_grad")
     c, f = x.shape[3], dy.shape[3]
     tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
     n_panels = -(-f // tile[1])
     sub = block_tiles(tile[0])
     tiles = dy.shape[0] * -(-dy.shape[1] // 4) * -(-dy.shape[2] // 4)
-    parts = min(PARTS, -(-tiles // sub))
-    P = _scratch(workspace, "P", (PARTS, 6, 6, c), dy.dtype)
-    Q = _scratch(workspace, "Q", (PARTS, 4, 4, f), dy.dtype)
-    T = _scratch(workspace, "T", (PARTS, 36, max(c, f)), dy.dtype)
-    V = _scratch(workspace, "V", (PARTS * 36 * sub * c,), dy.dtype)
-    dM = _scratch(workspace, "dM", (PARTS * 36 * n_panels, sub, tile[1]), dy.dtype)
+    parts = block_parts(tiles, sub)
+    P = _scratch(workspace, "P", (parts, 6, 6, c), dy.dtype)
+    Q = _scratch(workspace, "Q", (parts, 4, 4, f), dy.dtype)
+    T = _scratch(workspace, "T", (parts, 36, max(c, f)), dy.dtype)
+    V = _scratch(workspace, "V", (parts * 36 * sub * c,), dy.dtype)
+    dM = _scratch(workspace, "dM", (parts * 36 * n_panels, sub, tile[1]), dy.dtype)
     partial = _scratch(workspace, "dU", (parts, 36, -(-c // tile[0]) * tile[0], n_panels * tile[1]), dy.dtype)
     bias_sum = _scratch(workspace, "db", (parts, f), np.float64)
     _kernel_grad_kernel(*tile)(np.ascontiguousarray(x), pads[0], pads[2], np.ascontiguousarray(dy), P, Q, T, V, dM, partial,
