@@ -139,10 +139,10 @@ _ONE_STEP = """
 import sys, numpy as np
 from minicnn.kernels import conv
 rng = np.random.default_rng(0)
-x = rng.standard_normal((5, 14, 12, 24)).astype(np.float32)
+x = rng.standard_normal((5, 40, 40, 24)).astype(np.float32)
 W = rng.standard_normal((3, 3, 24, 32)).astype(np.float32)
 b = rng.standard_normal(32).astype(np.float32)
-dy = rng.standard_normal((5, 14, 12, 32)).astype(np.float32)
+dy = rng.standard_normal((5, 40, 40, 32)).astype(np.float32)
 y, cache = conv.conv2d_forward(x, W, b, (1, 1), "same", relu=True)
 assert cache.plan == ("winograd",) * 3, f"expected this conv on the Winograd kernels, chosen: {cache.plan}"
 dx, dW, db = conv.conv2d_backward(dy, cache)
@@ -151,44 +151,57 @@ np.savez(sys.argv[1], y=y, dx=dx, dW=dW, db=db)
 
 
 def test_results_do_not_depend_on_the_thread_count(tmp_path):
-    """Blocks are split among a fixed number of parts, each with its own partial sums of
-    ∂L/∂U and ∂L/∂b: a conv's forward, ∂L/∂x, ∂L/∂W and ∂L/∂b on one thread and on two give the same bits
+    """∂L/∂U's blocks are split among a number of parts that follows from the shape (here
+    500 tiles: 4 parts of 3 or 4 blocks), each with its own partial sums of ∂L/∂U and ∂L/∂b:
+    a conv's forward, ∂L/∂x, ∂L/∂W and ∂L/∂b on one, two and three threads give the same bits
     (each in a fresh process, Numba's thread count fixed by NUMBA_NUM_THREADS)."""
     results = []
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         path = tmp_path / f"threads_{threads}.npz"
         env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "MINICNN_KERNELS": "numba"}
         subprocess.run([sys.executable, "-c", _ONE_STEP, str(path)], env=env, check=True)
         results.append(np.load(path))
     for name in ("y", "dx", "dW", "db"):
-        np.testing.assert_array_equal(results[0][name], results[1][name])
+        for other in results[1:]:
+            np.testing.assert_array_equal(results[0][name], other[name])
 
 
 @given(seed=st.integers(0, 2**16), min_parts=st.sampled_from([1, 2, 4]))
 def test_each_part_adds_up_its_blocks(seed, min_parts):
-    """∂L/∂W and ∂L/∂b with the tiles (147, in 4 blocks) split into 1, 2 or 4 parts: a part's
-    first block starts its partial sum, its later blocks add to it, the parts' sums are added
-    up; each within 1e-10 of the direct sums Σ x·dy and Σ dy (float64)."""
+    """∂L/∂W and ∂L/∂b with the tiles (147, in 4 or 5 blocks, as the tile set's ∂L/∂W tile
+    has 8 rows or not) split into 1, 2 or 4 parts: a part's first block starts its partial
+    sum, its later blocks add to it, the parts' sums are added up; each within 1e-10 of the
+    direct sums Σ x·dy and Σ dy (float64).  Every scratch starts as NaN, so a value read
+    before it was written shows."""
     from unittest import mock
     rng = np.random.default_rng(seed)
     x, dy = rng.standard_normal((3, 28, 28, 3)), rng.standard_normal((3, 26, 26, 5))
     direct = np.stack([np.stack([np.einsum("nhwc,nhwf->cf", x[:, i:i + 26, j:j + 26], dy) for j in range(3)])
                        for i in range(3)])
-    with mock.patch.object(winograd, "MIN_PARTS", min_parts):
-        assert winograd.block_parts(147, winograd.block_tiles(4)) == min_parts
+    block_parts, chosen = winograd.block_parts, []
+
+    def spied_parts(tiles, sub):
+        chosen.append(block_parts(tiles, sub))
+        return chosen[-1]
+    with mock.patch.object(winograd, "MIN_PARTS", min_parts), mock.patch.object(winograd, "block_parts", spied_parts), \
+            mock.patch.object(winograd, "_scratch", lambda workspace, name, shape, dtype: np.full(shape, np.nan, dtype)):
         dW, db = winograd.conv2d_kernel_grad(x, (0, 0, 0, 0), dy)
+    assert chosen == [min_parts]
     np.testing.assert_allclose(dW, direct, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
 
 
 def test_the_parts_follow_from_the_tiles():
-    """About TILES_PER_PART tiles a part, at least MIN_PARTS parts, at most PARTS, never more
-    than the blocks: from the shape alone."""
+    """About 1,024 tiles a part, at least 4 parts, at most 16, never more than the blocks,
+    each part at least one block: from the shape alone."""
     sub = winograd.block_tiles(4)
     parts = winograd.block_parts
-    assert parts(2 * sub, sub) == 2                                         # fewer blocks than MIN_PARTS
-    assert parts(4096, sub) == max(winograd.MIN_PARTS, 4096 // winograd.TILES_PER_PART)
-    assert parts(10 ** 7, sub) == winograd.PARTS
+    assert parts(2 * sub, sub) == 2                 # fewer blocks than parts wanted
+    assert parts(3 * 1024, sub) == 4 and parts(8 * 1024, sub) == 8 and parts(10 ** 7, sub) == 16
+    for tiles in range(1, 20000, 37):
+        count, blocks = parts(tiles, sub), -(-tiles // sub)
+        assert 1 <= count <= blocks
+        assert all((p + 1) * blocks // count > p * blocks // count for p in range(count))
 
 
 def test_the_winograd_forward_runs_on_whole_register_tiles(monkeypatch):

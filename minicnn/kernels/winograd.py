@@ -46,17 +46,19 @@ which turned the loads into gathers.  Each scratch has one view in a kernel: V f
 function whose array arguments LLVM is told do not alias (which lets it vectorize without
 run-time overlap checks); two views of one buffer passed into it, one written and one
 read, would break that promise.
-``parts`` own disjoint runs of consecutive blocks, each its own scratch and, for ∂L/∂U,
-its own partial sum, which its first block starts and its later blocks add to.  Their count
-follows from the shape alone (``block_parts``: about TILES_PER_PART tiles a part, as each
-partial sum costs a pass over memory to add up), so results do not depend on the thread count.
-(Runs, not every parts-th block: each thread then reads x in order, and the threads get the
-same number of blocks.)
+``parts`` own disjoint runs of consecutive blocks, each its own scratch (reused, in the
+cache, across its blocks) and, for ∂L/∂U, its own partial sum, which its first block starts
+and its later blocks add to.  ∂L/∂U's count follows from the shape alone (``block_parts``:
+about TILES_PER_PART tiles a part, as each partial sum costs a pass over memory to add up),
+so its result does not depend on the thread count; the forward, which sums nothing across
+parts, takes at least one part per thread.  (Runs, not every parts-th block: each thread
+then reads x in order.)
 """
 from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -67,7 +69,7 @@ from .winograd_transforms import G, a, at, bt, kernel_transform, sandwich
 
 SUB = 36        # tiles per block, about: V and M of one block stay in the L2 cache
 PARTS = 16      # blocks are split into at most this many runs (parts), each with its own scratch
-MIN_PARTS, TILES_PER_PART = 4, 1024        # ``block_parts``
+MIN_PARTS, TILES_PER_PART = 4, 1024        # ``block_parts`` (measured on 2 cores: docs/performance.md)
 
 
 def block_tiles(rows):
@@ -320,9 +322,9 @@ def _kernel_grad_kernel(ROWS, PANEL):
                         o = _at_v(part, xi, 0, c, sub)
                         for p in range(n_panels):
                             acc = register_tile((ROWS, PANEL), partial.dtype)
-                            if blk > first_blk:                 # the sum so far: loaded into the registers, not
-                                for i in range(ROWS):           # added to after (one pass over ``partial``, not two)
-                                    for j in range(PANEL):
+                            if blk > first_blk:                 # the sum so far (the first block starts from the
+                                for i in range(ROWS):           # zeroed tile): loaded into the registers, not added
+                                    for j in range(PANEL):      # to after (one pass over ``partial``, not two)
                                         acc[i, j] = partial[part, xi, c0 + i, p * PANEL + j]
                             tile_products(acc, V, strided_rows(o, np.uint64(1), c0, last), tap, dM,
                                           _at_dm(part, xi, p, n_panels))
@@ -342,9 +344,10 @@ def block_parts(tiles, sub):
     part has its own scratch, in the cache only while its blocks run, and, in ∂L/∂U, its own
     partial sum, whose every element takes one multiply-add per tile of the part and costs a
     pass over memory (written by the part, read as the parts are added up).  So a part gets
-    about TILES_PER_PART tiles; there are at least MIN_PARTS (for the threads to share), at
-    most PARTS, never more than the blocks.  From the shape alone, so the result does not
-    depend on the thread count."""
+    about TILES_PER_PART tiles; there are at least MIN_PARTS (for the threads to share; below
+    (MIN_PARTS + 1)·TILES_PER_PART tiles also at most, so at most that many threads work on
+    ∂L/∂U), at most PARTS, never more than the blocks.  From the shape alone, so the result
+    does not depend on the thread count."""
     return min(PARTS, -(-tiles // sub), max(MIN_PARTS, tiles // TILES_PER_PART))
 
 
@@ -372,7 +375,8 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     c, f = W.shape[2:]
     tile = tile_for(f, three_row_tile(), whole_registers=True)     # on a tie: the products' depth, c, is short
     sub = block_tiles(tile[0])
-    parts = block_parts(y.shape[0] * -(-y.shape[1] // 4) * -(-y.shape[2] // 4), sub)
+    tiles = y.shape[0] * -(-y.shape[1] // 4) * -(-y.shape[2] // 4)
+    parts = min(max(block_parts(tiles, sub), numba.get_num_threads()), -(-tiles // sub))
     P = _scratch(workspace, "P", (parts, 6, 6, c), y.dtype)
     T = _scratch(workspace, "T", (parts, 36, max(c, f)), y.dtype)
     E = _scratch(workspace, "E", (parts, 4, f), y.dtype)
