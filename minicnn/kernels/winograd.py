@@ -339,6 +339,11 @@ def _kernel_grad_kernel(ROWS, PANEL):
     return winograd_kernel_grad
 
 
+def _tile_count(out_shape):
+    """The 4×4 tiles of an output (n, oh, ow, f): its edge tiles may reach past it."""
+    return out_shape[0] * -(-out_shape[1] // 4) * -(-out_shape[2] // 4)
+
+
 def block_parts(tiles, sub):
     """How many parts the blocks of ``tiles`` tiles (``sub`` a block) are split into.  Each
     part has its own scratch, in the cache only while its blocks run, and, in ∂L/∂U, its own
@@ -375,7 +380,7 @@ def conv2d(x, pads, W, y, workspace=None, bias=None, relu=False):
     c, f = W.shape[2:]
     tile = tile_for(f, three_row_tile(), whole_registers=True)     # on a tie: the products' depth, c, is short
     sub = block_tiles(tile[0])
-    tiles = y.shape[0] * -(-y.shape[1] // 4) * -(-y.shape[2] // 4)
+    tiles = _tile_count(y.shape)
     parts = min(max(block_parts(tiles, sub), numba.get_num_threads()), -(-tiles // sub))
     P = _scratch(workspace, "P", (parts, 6, 6, c), y.dtype)
     T = _scratch(workspace, "T", (parts, 36, max(c, f)), y.dtype)
@@ -398,7 +403,7 @@ def conv2d_kernel_grad(x, pads, dy, workspace=None):
     tile = tile_for(f, three_row_tile())     # on a tie: the products' depth, c, is short
     n_panels = -(-f // tile[1])
     sub = block_tiles(tile[0])
-    tiles = dy.shape[0] * -(-dy.shape[1] // 4) * -(-dy.shape[2] // 4)
+    tiles = _tile_count(dy.shape)
     parts = block_parts(tiles, sub)
     P = _scratch(workspace, "P", (parts, 6, 6, c), dy.dtype)
     Q = _scratch(workspace, "Q", (parts, 4, 4, f), dy.dtype)
