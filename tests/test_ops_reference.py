@@ -35,8 +35,8 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 
 
 @given(cfg=window_configs(max_channels=20), filters=st.sampled_from([None, 5, 16, 20, 24, 40, 64, 70, 100, 124]),
-       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]), relu=st.booleans())
-def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, monkeypatch):
+       seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]), relu=st.booleans(), span=st.sampled_from([3, 64]))
+def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, span, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
     tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
@@ -44,10 +44,11 @@ def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, see
     3 × 24 there: 20 and 70; on its 4 × 64: 64, and 124 with a last panel of 60) —
     forced for every size and channel count (by default only products of ≥ 10⁶
     multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
-    across blocks); budget 1 would otherwise have chunked the batch.  The bias and the ReLU
+    across blocks), each taken 3 pixels at a time (a tile continues its sum) or whole; budget 1 would otherwise have chunked the batch.  The bias and the ReLU
     are applied as the forward stores, and ∂L/∂b is summed by ∂L/∂W's kernel."""
     from minicnn.kernels import implicit_gemm
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
+    monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_SPAN", span)
     from minicnn.kernels import epilogue
     calls = record_calls(monkeypatch, implicit_gemm, ("conv2d", "conv2d_kernel_grad"))
     passes = record_calls(monkeypatch, epilogue, ("bias_activation", "bias_grad"))

@@ -8,10 +8,11 @@ input where it lies, through two offset tables (``window_offsets``)::
   no bias and no activation), parallel over (row block, column panel) tiles, each owning its
   tile of y, which it stores through the layer's epilogue (``numba_epilogue.bias_act``): y
   is written once; ``matmul`` is its 1×1 case;
-* ``conv2d_kernel_grad``: ∂L/∂W2 = colsᵀ @ dY, parallel over (block of pixels, tile of
-  ∂L/∂W2) pairs, each writing its own partial sum (a fixed count: the result does not
-  depend on the thread count); and ∂L/∂b = Σ dY, summed by the tiles of ∂L/∂W2's first rows
-  over their block's rows of dY right after their products, while those rows are in cache.
+* ``conv2d_kernel_grad``: ∂L/∂W2 = colsᵀ @ dY, parallel over (block of pixels, panel of
+  ∂L/∂W2's columns) pairs, each writing its own partial sum (a fixed count: the result does
+  not depend on the thread count), a span of the block's pixels at a time through every
+  tile of the panel; and ∂L/∂b = Σ dY, summed over each span's rows of dY right after their
+  products, while those rows are in cache.
 
 Both run on the register tiles (``kernels/register_tiles.py``).
 """
@@ -109,47 +110,71 @@ def matmul(a, b, out=None):
 
 KERNEL_GRAD_PIXELS = 512     # output pixels per partial sum of ∂L/∂W, at most: so that their
                              # ∂L/∂O and input rows stay in the L2 cache (docs/performance.md)
+KERNEL_GRAD_SPAN = 64        # pixels a block's tiles of ∂L/∂W take in turn, so that the span's
+                             # ∂L/∂O and input rows stay in the L1 cache across the tiles
 
 
 @functools.cache
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
     @jit.kernel(fastmath={"contract"})
-    def kernel_grad(x_flat, origin, tap, dy, partial, bias_sum):
+    def kernel_grad(x_flat, origin, tap, dy, span, partial, bias_sum):
         """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
         equal runs of consecutive output pixels), cols read through the offsets as in the
-        implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, ROWS rows of
-        ∂L/∂W2, panel of PANEL columns) tiles, each owning its tile of ``partial``; the block
-        count depends on the shape only, so the sum's order, and its result, do not depend
-        on the thread count.  When f is not a multiple of PANEL the last panel ends at column
-        f, overlapping the one before, and stores only the columns that one did not.
-        ``bias_sum`` (float64, (blocks, f), or empty for none): bias_sum[blk] = Σ dY over the
-        block's pixels, by the tiles of rows 0…ROWS−1."""
+        implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, panel of PANEL
+        columns) pairs, each owning its PANEL columns of ``partial[blk]``; the block count
+        depends on the shape only, so the sum's order, and its result, do not depend on the
+        thread count.
+
+        A block is taken ``span`` pixels at a time: every ROWS-row tile of the panel runs over
+        the span's pixels, its accumulators starting from the tile's sum so far, while the
+        span's input rows and ∂L/∂O stay in the L1 cache (a tile alone would stream them from
+        L2 for ROWS multiply-adds per value).  When f is not a multiple of PANEL the last panel
+        reads ∂L/∂O's last PANEL columns, overlapping the panel before (``kernel_grad_columns``
+        says which columns of ``partial`` hold ∂L/∂W2).  ``bias_sum`` (float64, shaped as
+        ``partial[:, 0]``, or empty for none): bias_sum[blk] = Σ dY over the block's pixels,
+        summed span by span, in the same columns."""
         m, f = dy.shape
         blocks, depth, _ = partial.shape
-        n_panels, row_blocks = -(-f // PANEL), -(-depth // ROWS)
+        n_panels = -(-f // PANEL)
         last = depth - 1                            # rows past the end repeat the last (not stored)
-        for task in prange(blocks * row_blocks * n_panels):
-            blk, tile = task // (row_blocks * n_panels), task % (row_blocks * n_panels)
-            k0, first = tile // n_panels * ROWS, tile % n_panels * PANEL
-            done = first - min(first, f - PANEL)    # columns the panel before already computed
-            c0 = np.uint64(first - done)
-            taps = table_rows(tap, k0, last)
-            acc = register_tile((ROWS, PANEL), partial.dtype)
-            for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
-                values = row_values(x_flat, taps, origin[pixel], ROWS)
-                for j in range(PANEL):
-                    multiply_add_row(acc, j, values, dy[np.uint64(pixel), c0 + np.uint64(j)])
-            for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
-                for j in range(done, PANEL):
-                    partial[np.uint64(blk), np.uint64(k0 + i), c0 + np.uint64(j)] = acc[i, np.uint64(j)]
-            if k0 == 0 and bias_sum.shape[0] > 0:  # (the block's rows of dY are still in cache)
-                for j in range(done, PANEL):
-                    bias_sum[blk, c0 + np.uint64(j)] = 0
-                for pixel in range(blk * m // blocks, (blk + 1) * m // blocks):
-                    for j in range(done, PANEL):
-                        bias_sum[blk, c0 + np.uint64(j)] += dy[np.uint64(pixel), c0 + np.uint64(j)]
+        for task in prange(blocks * n_panels):
+            blk, panel = task // n_panels, task % n_panels
+            c0, p0 = np.uint64(min(panel * PANEL, f - PANEL)), np.uint64(panel * PANEL)
+            start, stop = blk * m // blocks, (blk + 1) * m // blocks
+            for s0 in range(start, stop, span):
+                s1 = min(s0 + span, stop)
+                for k0 in range(0, depth, ROWS):
+                    taps = table_rows(tap, k0, last)
+                    acc = register_tile((ROWS, PANEL), partial.dtype)
+                    if s0 > start:
+                        for i in range(ROWS):
+                            for j in range(PANEL):
+                                acc[i, j] = partial[np.uint64(blk), np.uint64(min(k0 + i, last)), p0 + np.uint64(j)]
+                    for pixel in range(s0, s1):
+                        values = row_values(x_flat, taps, origin[pixel], ROWS)
+                        for j in range(PANEL):
+                            multiply_add_row(acc, j, values, dy[np.uint64(pixel), c0 + np.uint64(j)])
+                    for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
+                        for j in range(PANEL):
+                            partial[np.uint64(blk), np.uint64(k0 + i), p0 + np.uint64(j)] = acc[i, j]
+                if bias_sum.shape[0] > 0:           # (the span's rows of dY are still in cache)
+                    if s0 == start:
+                        for j in range(PANEL):
+                            bias_sum[blk, p0 + np.uint64(j)] = 0
+                    for pixel in range(s0, s1):
+                        for j in range(PANEL):
+                            bias_sum[blk, p0 + np.uint64(j)] += dy[np.uint64(pixel), c0 + np.uint64(j)]
     return kernel_grad
+
+
+def kernel_grad_columns(f, panel):
+    """The columns of ``kernel_grad``'s partial sums (n_panels·panel of them) that hold ∂L/∂W2's
+    f columns: all of the full panels', then the last panel's columns past its overlap with the
+    panel before (it read ∂L/∂O's last ``panel`` columns)."""
+    n_panels = -(-f // panel)
+    first = (n_panels - 1) * panel
+    return np.r_[0:first, first + n_panels * panel - f:n_panels * panel]
 
 
 def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
@@ -161,8 +186,8 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=Fal
     n, oh, ow, f = dy.shape
     tile = tile_for(f, narrow=True)
 
-    def buffer(name, shape):
-        return workspace.get(name, shape, dy.dtype) if workspace is not None else np.empty(shape, dy.dtype)
+    def buffer(name, shape, dtype=dy.dtype):
+        return workspace.get(name, shape, dtype) if workspace is not None else np.empty(shape, dtype)
 
     if f < tile[1]:                                 # one panel, its extra columns dropped from the result
         padded = buffer("dy_panel", (n, oh, ow, tile[1]))
@@ -171,10 +196,10 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=Fal
         dy = padded
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
-    blocks = -(-n * oh * ow // KERNEL_GRAD_PIXELS)
-    partial = buffer("dW_blocks", (blocks, tap.size, dy.shape[-1]))
-    bias_sum = (workspace.get("db_blocks", (blocks, dy.shape[-1]), np.float64) if workspace is not None
-                else np.empty((blocks, dy.shape[-1]))) if bias_grad else np.empty((0, 0))
-    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]), partial,
-                               bias_sum)
-    return partial.sum(axis=0)[:, :f], (bias_sum.sum(axis=0)[:f].astype(dy.dtype) if bias_grad else None)
+    blocks, columns = -(-n * oh * ow // KERNEL_GRAD_PIXELS), -(-dy.shape[-1] // tile[1]) * tile[1]
+    partial = buffer("dW_blocks", (blocks, tap.size, columns))
+    bias_sum = buffer("db_blocks", (blocks, columns), np.float64) if bias_grad else np.empty((0, 0))
+    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]),
+                               KERNEL_GRAD_SPAN, partial, bias_sum)
+    kept = kernel_grad_columns(dy.shape[-1], tile[1])[:f]
+    return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_grad else None)
