@@ -61,7 +61,7 @@ def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, relu,
 def test_depthwise_numba_equals_numpy_and_loops(n, h, w, c, m, k, stride, rate, padding, seed):
     """Every path of the Numba kernels: the channel blocks (m = 1, c past CHANNEL_BLOCK) and
     the channels after them, the plain loop (m > 1), taps in the padding, strides that skip
-    input pixels, even kernels."""
+    input pixels, even kernels, and kernels of more than nine taps (∂L/∂W's tap groups)."""
     span = (k - 1) * rate + 1
     if padding == "valid" and span > min(h, w) or stride > 1 and rate > 1:
         reject()
@@ -83,6 +83,20 @@ def test_depthwise_numba_equals_numpy_and_loops(n, h, w, c, m, k, stride, rate, 
         np.testing.assert_allclose(fast, loops, rtol=1e-12, atol=1e-12)
     assert numba_depthwise.depthwise_backward(dy, x, W, *args, input_grad=False)[0] is None
 
+
+
+@pytest.mark.parametrize("h, w", [(9, 3), (3, 9), (2, 2)])
+def test_depthwise_kernel_grad_where_no_window_lies_inside_the_input(h, w):
+    """A 'same' 4 × 4 kernel on an image narrower than it (rows or columns, or both): no window
+    lies inside x along that side, so every pixel takes ∂L/∂W's border loop."""
+    rng = np.random.default_rng(0)
+    c = numba_depthwise.LANES + 3
+    x, W = rng.normal(size=(2, h, w, c)), rng.normal(size=(4, 4, c, 1))
+    pads, dy = (1, 2, 1, 2), rng.normal(size=(2, h, w, c))
+    dx_fast, dW_fast = numba_depthwise.depthwise_backward(dy, x, W, (1, 1), pads, (1, 1))
+    dx_plain, dW_plain = depthwise.depthwise_backward(dy, x, W, (1, 1), pads, (1, 1))
+    np.testing.assert_allclose(dW_fast, dW_plain, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_fast, dx_plain, rtol=1e-12, atol=1e-12)
 
 @st.composite
 def weighted_models(draw):

@@ -15,7 +15,8 @@ tap's weights are loaded once for both, and no tap is tested for the border.  A 
 channel index is unsigned: Numba
 wraps a signed index that may be negative, which hides from LLVM that the block's loads are
 consecutive (compiled for AVX-512, they became gathers).  The channels past the last full
-block, and every channel when m > 1, take a plain loop that accumulates in memory.
+block (∂L/∂W: the last vector), and every channel when m > 1, take a plain loop that
+accumulates in memory.
 
 Three kernels, each parallel over tasks that own what they write (no two threads write the
 same cell, no atomics):
@@ -23,9 +24,12 @@ same cell, no atomics):
 * ``depthwise_forward_rows``: over (image, output row): y[b, p] = Σ_taps x[b, row(p, i)] · W[i, j];
 * ``depthwise_input_grad_rows``: over (image, input row), gathering, for each input pixel, the output
   pixels whose windows cover it: ∂L/∂x[b, r] = Σ_taps Σ_k W[i, j, ch·m + k] · dy[b, p(r, i)];
-* ``depthwise_kernel_grad_taps``: over (image, tap), each summing its image into its own slice of
-  ``partial`` (n, kh, kw, c·m); ∂L/∂W is the sum of the slices over the images, in an order
-  fixed by the shape, so the result does not depend on the thread count.
+* ``depthwise_kernel_grad_taps``: over (image, group of nine taps, vector of channels), each
+  summing its image into its own slice of ``partial`` (n, kh, kw, c·m); ∂L/∂W is the sum of the
+  slices over the images, in an order fixed by the shape, so the result does not depend on the
+  thread count.  The nine taps' sums stay in registers through one pass over the image's dy:
+  each vector of dy is loaded once for all of them (a pass per tap read x and dy from L2
+  nine times), and the windows inside x take no test per tap.
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ from . import jit, register_tiles
 from .register_tiles import register_tile
 
 CHANNEL_BLOCK = {"avx2": 32, "avx512": 64}[register_tiles.VECTOR_ISA]     # 4 vectors of float32
+LANES = register_tiles.TILE_LANES       # float32 channels in one vector register
+GROUP_TAPS = 9                          # taps whose ∂L/∂W sums one pass over dy keeps in registers
 
 
 @njit(inline="always")
@@ -60,6 +66,38 @@ def inside_outputs(size, out_size, offset, stride, span):
     all lie inside [0, size): pairs of them take no test per tap."""
     first = max(0, -(offset // stride))
     return first, min(out_size, max(first, (size - 1 - span - offset) // stride + 1))
+
+
+@njit(inline="always")
+def tap_offset(tap, taps, kw, row_step, col_step):
+    """Where tap ``tap`` (i, j) = divmod(tap, kw) lies in x's flat index, from its window's
+    corner: i·row_step + j·col_step; 0 for a tap past the last (read, never stored)."""
+    return np.uint64(0) if tap >= taps else np.uint64(tap // kw * row_step + tap % kw * col_step)
+
+
+@njit(inline="always")
+def group_offsets(first, taps, kw, row_step, col_step):
+    """``tap_offset`` of the GROUP_TAPS (nine) taps from ``first``, as named values (registers)."""
+    return (tap_offset(first, taps, kw, row_step, col_step), tap_offset(first + 1, taps, kw, row_step, col_step),
+            tap_offset(first + 2, taps, kw, row_step, col_step), tap_offset(first + 3, taps, kw, row_step, col_step),
+            tap_offset(first + 4, taps, kw, row_step, col_step), tap_offset(first + 5, taps, kw, row_step, col_step),
+            tap_offset(first + 6, taps, kw, row_step, col_step), tap_offset(first + 7, taps, kw, row_step, col_step),
+            tap_offset(first + 8, taps, kw, row_step, col_step))
+
+
+@njit(inline="always", fastmath={"contract"})
+def multiply_add_taps(acc, o, x_flat, at, offsets, d):
+    """acc[t, o] += x_flat[at + offsets[t]]·d for the nine taps of a group."""
+    a0, a1, a2, a3, a4, a5, a6, a7, a8 = offsets
+    acc[0, o] += x_flat[at + a0] * d
+    acc[1, o] += x_flat[at + a1] * d
+    acc[2, o] += x_flat[at + a2] * d
+    acc[3, o] += x_flat[at + a3] * d
+    acc[4, o] += x_flat[at + a4] * d
+    acc[5, o] += x_flat[at + a5] * d
+    acc[6, o] += x_flat[at + a6] * d
+    acc[7, o] += x_flat[at + a7] * d
+    acc[8, o] += x_flat[at + a8] * d
 
 
 @functools.cache
@@ -177,27 +215,47 @@ def _kernels(BLOCK):
     @jit.kernel(fastmath={"contract"})
     def depthwise_kernel_grad_taps(x, dy, m, sh, sw, dh, dw, top, left, partial):
         """partial[b, i, j, o] = Σ_{p,q} x[b, p·sh + i·dh − top, q·sw + j·dw − left, o // m] · dy[b, p, q, o]."""
-        n, h, w, _ = x.shape
+        n, h, w, c = x.shape
         _, oh, ow, channels = dy.shape
         _, kh, kw, _ = partial.shape
-        full = channels - channels % BLOCK if m == 1 else 0
-        for task in prange(n * kh * kw):
-            b, i, j = task // (kh * kw), task // kw % kh, task % kw
-            for c0 in range(0, full, BLOCK):
-                acc = register_tile((1, BLOCK), partial.dtype)
-                for p in range(oh):
+        full = channels - channels % LANES if m == 1 else 0
+        groups, vectors = -(-kh * kw // GROUP_TAPS), full // LANES
+        p0, p1 = inside_outputs(h, oh, -top, sh, (kh - 1) * dh)
+        q0, q1 = inside_outputs(w, ow, -left, sw, (kw - 1) * dw)
+        x_flat = x.reshape(-1)
+        for task in prange(n * groups * vectors):
+            b, g, c0 = task // (groups * vectors), task // vectors % groups, np.uint64(task % vectors * LANES)
+            first = g * GROUP_TAPS
+            at = group_offsets(first, kh * kw, kw, dh * w * c, dw * c)
+            acc = register_tile((GROUP_TAPS, LANES), partial.dtype)
+            for p in range(p0, p1):                 # the windows inside x: no test per tap
+                for q in range(q0, q1):
+                    corner = np.uint64(((b * h + p * sh - top) * w + q * sw - left) * c) + c0
+                    for o in range(LANES):
+                        multiply_add_taps(acc, o, x_flat, corner + np.uint64(o), at, dy[b, p, q, c0 + np.uint64(o)])
+            for t in range(GROUP_TAPS):             # the windows across the border, tap by tap
+                i, j = (first + t) // kw, (first + t) % kw   # (unrolled: the tap is acc's row, a constant)
+                for p in range(oh if i < kh else 0):
                     row = p * sh + i * dh - top
                     if row < 0 or row >= h:
                         continue
-                    for q in range(ow):
-                        col = q * sw + j * dw - left
-                        if col < 0 or col >= w:
+                    q = 0
+                    while q < ow:
+                        if q == q0 < q1 and p0 <= p < p1:
+                            q = q1                  # (the inside, done above)
                             continue
-                        for o in range(BLOCK):
-                            ch = np.uint64(c0 + o)
-                            acc[0, o] += x[b, row, col, ch] * dy[b, p, q, ch]
-                for o in range(BLOCK):
-                    partial[b, i, j, np.uint64(c0 + o)] = acc[0, o]
+                        col = q * sw + j * dw - left
+                        if 0 <= col < w:
+                            for o in range(LANES):
+                                acc[t, o] += x[b, row, col, c0 + np.uint64(o)] * dy[b, p, q, c0 + np.uint64(o)]
+                        q += 1
+            for t in range(GROUP_TAPS):
+                i, j = (first + t) // kw, (first + t) % kw
+                if i < kh:
+                    for o in range(LANES):
+                        partial[b, i, j, c0 + np.uint64(o)] = acc[t, o]
+        for task in prange(n * kh * kw):            # the channels past the last vector, and m > 1
+            b, i, j = task // (kh * kw), task // kw % kh, task % kw
             for o in range(full, channels):
                 partial[b, i, j, o] = 0
             for p in range(oh):
