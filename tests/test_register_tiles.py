@@ -111,6 +111,8 @@ def kernel_signatures():
             conv2d_relu_maxpool_forward(x, W, np.zeros(panel, np.float32), (1, 1), "valid", Workspace(), Workspace())
         d = numba_depthwise.depthwise_forward(x_dw, W_dw, (1, 1), (1, 1, 1, 1), (1, 1), (10, 10))
         numba_depthwise.depthwise_backward(d, x_dw, W_dw, (1, 1), (1, 1, 1, 1), (1, 1), True)
+        d = numba_depthwise.depthwise_forward(x_dw, W_dw, (2, 2), (1, 1, 1, 1), (1, 1), (5, 5))
+        numba_depthwise.depthwise_backward(d, x_dw, W_dw, (2, 2), (1, 1, 1, 1), (1, 1), True)  # (∂L/∂x's own kernel)
     compiled = {"implicit_gemm": implicit_gemm._implicit_gemm_kernel(rows, panel),
                 "kernel_grad": implicit_gemm._kernel_grad_kernel(*register_tiles.tile_for(panel, narrow=True)),
                 "winograd forward": winograd._forward_kernel(rows, panel),

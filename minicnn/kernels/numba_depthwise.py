@@ -9,9 +9,9 @@ With depth multiplier 1 (every separable convolution in Keras's applications) th
 go in blocks of ``CHANNEL_BLOCK``: four vector registers of float32, sized for the CPU the
 kernels are compiled for (``register_tiles.VECTOR_ISA``).  A block's sums stay in registers
 (``register_tiles.register_tile``) through every tap and are stored once, so each output
-cell is written once instead of once per tap.  Two neighbouring output pixels whose taps all
-lie inside the input (every pixel but a border's; for ∂L/∂x, at stride 1) go together: each
-tap's weights are loaded once for both, and no tap is tested for the border.  A block's
+cell is written once instead of once per tap.  In the forward, two neighbouring output pixels
+whose taps all lie inside the input (every pixel but a border's) go together: each tap's
+weights are loaded once for both, and no tap is tested for the border.  A block's
 channel index is unsigned: Numba
 wraps a signed index that may be negative, which hides from LLVM that the block's loads are
 consecutive (compiled for AVX-512, they became gathers).  The channels past the last full
@@ -23,7 +23,9 @@ same cell, no atomics):
 
 * ``depthwise_forward_rows``: over (image, output row): y[b, p] = Σ_taps x[b, row(p, i)] · W[i, j];
 * ``depthwise_input_grad_rows``: over (image, input row), gathering, for each input pixel, the output
-  pixels whose windows cover it: ∂L/∂x[b, r] = Σ_taps Σ_k W[i, j, ch·m + k] · dy[b, p(r, i)];
+  pixels whose windows cover it: ∂L/∂x[b, r] = Σ_taps Σ_k W[i, j, ch·m + k] · dy[b, p(r, i)]; at
+  stride 1 with m = 1 that is the forward of dy with the kernel turned 180° (the padding
+  becomes (kh − 1)·dh − top), so ``depthwise_backward`` calls the forward's kernel there;
 * ``depthwise_kernel_grad_taps``: over (image, group of nine taps, vector of channels), each
   summing its image into its own slice of ``partial`` (n, kh, kw, c·m); ∂L/∂W is the sum of the
   slices over the images, in an order fixed by the shape, so the result does not depend on the
@@ -164,28 +166,16 @@ def _kernels(BLOCK):
         _, oh, ow, _ = dy.shape
         kh, kw, _ = W.shape
         full = c - c % BLOCK if m == 1 else 0
-        span = (kw - 1) * dw
-        first, after = inside_outputs(ow, w, left - span, 1, span) if sw == 1 else (0, 0)
         for task in prange(n * h):
             b, r = task // h, task % h
-            s = 0
-            while s < w:
-                pair = first <= s and s + 1 < after
+            for s in range(w):
                 for c0 in range(0, full, BLOCK):
-                    acc = register_tile((2, BLOCK), dx.dtype)
+                    acc = register_tile((1, BLOCK), dx.dtype)
                     for i in range(kh):
                         p = covering_output(r + top - i * dh, sh, oh)
                         if p < 0:
                             continue
                         for j in range(kw):
-                            if pair:
-                                q = s + left - j * dw
-                                for o in range(BLOCK):
-                                    ch = np.uint64(c0 + o)
-                                    tap = W[i, j, ch]
-                                    acc[0, o] += dy[b, p, q, ch] * tap
-                                    acc[1, o] += dy[b, p, q + 1, ch] * tap
-                                continue
                             q = covering_output(s + left - j * dw, sw, ow)
                             if q >= 0:
                                 for o in range(BLOCK):
@@ -193,24 +183,19 @@ def _kernels(BLOCK):
                                     acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
                     for o in range(BLOCK):
                         dx[b, r, s, np.uint64(c0 + o)] = acc[0, o]
-                    if pair:
-                        for o in range(BLOCK):
-                            dx[b, r, s + 1, np.uint64(c0 + o)] = acc[1, o]
-                for pixel in range(s, s + 2 if pair else s + 1):
-                    for ch in range(full, c):
-                        dx[b, r, pixel, ch] = 0
-                    for i in range(kh):
-                        p = covering_output(r + top - i * dh, sh, oh)
-                        if p < 0:
+                for ch in range(full, c):
+                    dx[b, r, s, ch] = 0
+                for i in range(kh):
+                    p = covering_output(r + top - i * dh, sh, oh)
+                    if p < 0:
+                        continue
+                    for j in range(kw):
+                        q = covering_output(s + left - j * dw, sw, ow)
+                        if q < 0:
                             continue
-                        for j in range(kw):
-                            q = covering_output(pixel + left - j * dw, sw, ow)
-                            if q < 0:
-                                continue
-                            for ch in range(full, c):
-                                for k in range(m):
-                                    dx[b, r, pixel, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
-                s += 2 if pair else 1
+                        for ch in range(full, c):
+                            for k in range(m):
+                                dx[b, r, s, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
 
     @jit.kernel(fastmath={"contract"})
     def depthwise_kernel_grad_taps(x, dy, m, sh, sw, dh, dw, top, left, partial):
@@ -287,7 +272,7 @@ def depthwise_forward(x, W, strides, pads, rate, out_hw, out=None):
 
 def depthwise_backward(dy, x, W, strides, pads, rate, input_grad=True, out=None, workspace=None):
     kh, kw, c, m = W.shape
-    _, input_grad_kernel, kernel_grad_kernel = _kernels(CHANNEL_BLOCK)
+    forward_kernel, input_grad_kernel, kernel_grad_kernel = _kernels(CHANNEL_BLOCK)
     dy, x, W3 = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(W).reshape(kh, kw, c * m)
     top, _, left, _ = pads
     partial = _buffer(workspace, "depthwise_dW_per_image", (x.shape[0], kh, kw, c * m), W.dtype)
@@ -296,5 +281,9 @@ def depthwise_backward(dy, x, W, strides, pads, rate, input_grad=True, out=None,
     if not input_grad:
         return None, dW
     dx = out if out is not None else np.empty(x.shape, dtype=dy.dtype)
-    input_grad_kernel(dy, W3, m, *strides, *rate, top, left, dx)
+    if m == 1 and tuple(strides) == (1, 1):     # ∂L/∂x = pad(∂L/∂y) ⊛ rot180(W): the forward's kernel
+        (dh, dw), flipped = rate, np.ascontiguousarray(W3[::-1, ::-1])
+        forward_kernel(dy, flipped, 1, 1, 1, dh, dw, (kh - 1) * dh - top, (kw - 1) * dw - left, dx)
+    else:
+        input_grad_kernel(dy, W3, m, *strides, *rate, top, left, dx)
     return dx, dW
