@@ -24,8 +24,11 @@ from test_ops_reference import check_conv_equals_loops
     ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), (1, 1, 1, 1), "numba", ("winograd", "winograd", "winograd")),
     # 16 → 8 channels: below Winograd's 16, ∂L/∂X (8 → 16 channels) on the implicit GEMM
     ((64, 16, 16, 16), (3, 3, 16, 8), (1, 1), (1, 1, 1, 1), "numba", ("implicit_gemm", "implicit_gemm", "implicit_gemm")),
-    # stride 2: ∂L/∂X is col2im's
-    ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), (0, 1, 0, 1), "numba", ("implicit_gemm", "col2im", "implicit_gemm")),
+    # stride 2: ∂L/∂X one convolution per phase of the strides; a 1×1 kernel leaves phases without
+    # taps (col2im's), as do 16 → 8 channels (∂L/∂X's 8 outputs, below the implicit GEMM's 16)
+    ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), (0, 1, 0, 1), "numba", ("implicit_gemm", "sub_pixel", "implicit_gemm")),
+    ((64, 16, 16, 32), (1, 1, 32, 64), (2, 2), (0, 0, 0, 0), "numba", ("implicit_gemm", "col2im", "implicit_gemm")),
+    ((64, 16, 16, 8), (3, 3, 8, 64), (2, 2), (0, 1, 0, 1), "numba", ("implicit_gemm", "col2im", "implicit_gemm")),
     # a 'valid' 3×3 on a 6×6 input: the full convolution would compute 36 pixels for col2im's 16
     ((4096, 6, 6, 32), (3, 3, 32, 32), (1, 1), (0, 0, 0, 0), "numba", ("winograd", "col2im", "winograd")),
     # small: im2col + BLAS; and on the NumPy kernels, always
@@ -132,11 +135,11 @@ def test_summary_and_trace_show_the_kept_choice():
         rows = mc.trace(model, x, y, verbose=False)
     conv, strided = model.get_layer("conv"), model.get_layer("strided")
     assert conv.algorithm == ("implicit_gemm",) * 3
-    assert strided.algorithm == ("implicit_gemm", "col2im", "implicit_gemm")
-    assert [r["algorithm"] for r in rows[:2]] == ["implicit GEMM", "implicit GEMM; ∂L/∂X: col2im"]
+    assert strided.algorithm == ("implicit_gemm", "sub_pixel", "implicit_gemm")
+    assert [r["algorithm"] for r in rows[:2]] == ["implicit GEMM", "implicit GEMM; ∂L/∂X: a full conv per stride phase"]
     text = model.summary(details=True, print_fn=None)
     assert "Algorithm of conv: implicit GEMM\n" in text + "\n"
-    assert "Algorithm of strided: implicit GEMM; ∂L/∂X: col2im" in text
+    assert "Algorithm of strided: implicit GEMM; ∂L/∂X: a full conv per stride phase" in text
 
 
 def test_a_transposed_convolution_keeps_the_plan_of_the_convolution_it_transposes():

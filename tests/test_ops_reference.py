@@ -38,7 +38,8 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
        seed=st.integers(0, 2**16), budget=st.sampled_from([None, 1]), relu=st.booleans(), span=st.sampled_from([3, 64]))
 def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, span, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
-    for stride 1; ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
+    for stride 1, and per phase of the strides for a kernel at least as large as them
+    (``kernels/sub_pixel.py``; a smaller kernel: col2im); ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
     tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
     40 on 4 × 16, 70 on 3 × 24; on AVX-512's 8 × 16: 5, 16 and 100; on its 3 × 48: 40; on AVX2's
     3 × 24 there: 20 and 70; on its 4 × 64: 64, and 124 with a last panel of 60) —
@@ -49,14 +50,16 @@ def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, see
     from minicnn.kernels import implicit_gemm
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_SPAN", span)
-    from minicnn.kernels import epilogue
+    from minicnn.kernels import epilogue, sub_pixel
     calls = record_calls(monkeypatch, implicit_gemm, ("conv2d", "conv2d_kernel_grad"))
+    phases = record_calls(monkeypatch, sub_pixel, ("conv2d_input_grad",))
     passes = record_calls(monkeypatch, epilogue, ("bias_activation", "bias_grad"))
     cfg = {**cfg, "f": filters or cfg["f"]}
     with mc.use_kernels("numba"), mc.use_conv_algorithm("implicit_gemm"):
         check_conv_equals_loops(np.asarray, cfg, seed, budget, relu)
-    input_grad = cfg["strides"] == (1, 1)
-    assert sorted(calls) == ["conv2d"] * (1 + input_grad) + ["conv2d_kernel_grad"]
+    strided, kernel_covers_strides = cfg["strides"] != (1, 1), min(np.subtract(cfg["kernel"], cfg["strides"])) >= 0
+    input_grad = ["conv2d_input_grad"] if strided and kernel_covers_strides else [] if strided else ["conv2d"]
+    assert sorted(calls + phases) == sorted(["conv2d", "conv2d_kernel_grad", *input_grad])
     assert passes == []                  # (no pass of the epilogue's own over y or ∂L/∂y)
 
 

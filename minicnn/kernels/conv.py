@@ -14,13 +14,15 @@ Backward, given ``dy = ∂L/∂Y``::
     ∂L/∂b[o]        = Σ_{b,p,q} dy[b, p, q, o]
     ∂L/∂W[i,j,ch,o] = Σ_{b,p,q} x_pad[b, p·sh+i, q·sw+j, ch] · dy[b, p, q, o]   (X ⋆ ∂L/∂Y)
                     ->  dW2 = colsᵀ @ dY
-    ∂L/∂X           = col2im(dY @ W2ᵀ)                  (= pad(∂L/∂Y) ⊛ rot180(W) for stride 1)
+    ∂L/∂X           = col2im(dY @ W2ᵀ)                  (= pad(∂L/∂Y) ⊛ rot180(W) for stride 1,
+                                                          per phase of the strides otherwise)
 
 ``docs/backprop.md`` derives these step by step.
 
 Which algorithm each pass runs — im2col + BLAS, the *implicit GEMM* that reads every column
 entry from the padded input where it lies (``kernels/implicit_gemm.py``), or Winograd's
-F(4×4, 3×3) (``kernels/winograd.py``); for ∂L/∂X, col2im or, for stride 1, the 'valid'
+F(4×4, 3×3) (``kernels/winograd.py``); for ∂L/∂X, col2im, one convolution per phase of the
+strides (``kernels/sub_pixel.py``) or, for stride 1, the 'valid'
 convolution of ∂L/∂Y padded by (kh − 1 − top, kh − 1 − bottom, kw − 1 − left, kw − 1 − right)
 with the kernel rotated by 180° and its channel axes swapped,
 ``W_rot[i, j, o, ch] = W[kh−1−i, kw−1−j, ch, o]`` — is decided once, by
@@ -181,6 +183,9 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     kh, kw, c, f = W.shape
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw
     dx = workspace.reusable("dx", x.shape, dy.dtype, like=dy)
+    if cache.plan.input_grad == "sub_pixel":
+        from . import sub_pixel
+        return sub_pixel.conv2d_input_grad(dy, W, x.shape, cache.strides, cache.pads, dx, workspace)
     if cache.plan.input_grad != "col2im":
         full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
         W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)

@@ -9,6 +9,9 @@ the equations, ``docs/backprop.md`` §10 the table)::
     ∂L/∂X                 'col2im'  col2im(∂L/∂Y · W2ᵀ)
                           'implicit_gemm' or 'winograd'  the full convolution of ∂L/∂Y with
                           rot180(W) (stride 1), on that forward kernel
+                          'sub_pixel'  one such convolution per phase of the strides, on the
+                          implicit GEMM (a kernel at least as large as the strides;
+                          ``kernels/sub_pixel.py``)
     ∂L/∂W                 'im2col', 'implicit_gemm' or 'winograd'  colsᵀ · ∂L/∂Y, or its
                           Winograd adjoint
 
@@ -37,11 +40,11 @@ FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w
                                     # product computes oh·ow; beyond this ratio col2im is used
 
 ALGORITHMS = ("im2col", "implicit_gemm", "winograd")
-INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd")
-NEEDS_NUMBA = ("implicit_gemm", "winograd")
+INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd", "sub_pixel")
+NEEDS_NUMBA = ("implicit_gemm", "winograd", "sub_pixel")
 LABELS = {"im2col": "im2col + GEMM", "implicit_gemm": "implicit GEMM", "winograd": "Winograd F(4x4, 3x3)"}
 INPUT_GRAD_LABELS = {"col2im": "col2im", "implicit_gemm": "full conv on the implicit GEMM",
-                     "winograd": "full conv on Winograd"}
+                     "winograd": "full conv on Winograd", "sub_pixel": "a full conv per stride phase"}
 
 
 class ConvPlan(NamedTuple):
@@ -76,7 +79,8 @@ _forced = None      # None, an algorithm's name or a ConvPlan: see use_conv_algo
 @contextlib.contextmanager
 def use_conv_algorithm(algorithm):
     """Run every convolution decided inside on ``algorithm``: 'im2col', 'implicit_gemm' or
-    'winograd' for all three passes (∂L/∂X of a strided convolution on 'implicit_gemm': col2im),
+    'winograd' for all three passes (∂L/∂X of a strided convolution on 'implicit_gemm': 'sub_pixel',
+    or col2im for a kernel smaller than the strides),
     or a ``ConvPlan`` naming each pass; None: chosen from the shapes.  A convolution the
     algorithm cannot run raises ValueError naming it (its layer) and why."""
     global _forced
@@ -115,7 +119,10 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
         ∂L/∂X:           stride 1, h·w ≤ FULL_CONV_MAX_OVERWORK·oh·ow and n·h·w·kh·kw·c·f ≥
                          IMPLICIT_GEMM_FROM: the full convolution on Winograd (as the forward's
                          test, channels swapped) or, with c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS,
-                         on the implicit GEMM; else col2im
+                         on the implicit GEMM; strides > 1, every phase with taps (kh ≥ sh,
+                         kw ≥ sw), n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM and
+                         c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS: one per phase (sub-pixel);
+                         else col2im
 
     Winograd's transforms mix a tile's pixels, so an output whose window reads only zeros
     comes out as a rounding error (±1e-16 relative in float64), not 0, and a ReLU after it
@@ -124,7 +131,7 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     do in float64; ``use_conv_algorithm('winograd')`` still runs it."""
     strides = tuple(strides)
     if _forced is not None:
-        return check(_forced_plan(_forced, strides), x_shape, kernel_shape, strides, family, who)
+        return check(_forced_plan(_forced, kernel_shape, strides), x_shape, kernel_shape, strides, family, who)
     if family != "numba":
         return ConvPlan("im2col", "col2im", "im2col")
     n, h, w, c = x_shape
@@ -135,7 +142,9 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     large = n * oh * ow * kh * kw * c * f >= IMPLICIT_GEMM_FROM
     forward = "winograd" if large and winograd_shape else "implicit_gemm" if large else "im2col"
     input_grad = "col2im"
-    if strides == (1, 1) and h * w <= FULL_CONV_MAX_OVERWORK * oh * ow and n * h * w * kh * kw * c * f >= IMPLICIT_GEMM_FROM:
+    if strides != (1, 1) and _phases_have_taps(kernel_shape, strides) and large and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
+        input_grad = "sub_pixel"
+    elif strides == (1, 1) and h * w <= FULL_CONV_MAX_OVERWORK * oh * ow and n * h * w * kh * kw * c * f >= IMPLICIT_GEMM_FROM:
         if winograd_shape:
             input_grad = "winograd"
         elif c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
@@ -143,12 +152,18 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     return ConvPlan(forward, input_grad, forward)
 
 
-def _forced_plan(algorithm, strides) -> ConvPlan:
+def _phases_have_taps(kernel_shape, strides):
+    """Whether every phase of the strides meets a tap of the kernel (``kernels/sub_pixel.py``)."""
+    return kernel_shape[0] >= strides[0] and kernel_shape[1] >= strides[1]
+
+
+def _forced_plan(algorithm, kernel_shape, strides) -> ConvPlan:
     if isinstance(algorithm, ConvPlan):
         return algorithm
     if algorithm == "im2col":
         return ConvPlan("im2col", "col2im", "im2col")
-    input_grad = algorithm if strides == (1, 1) or algorithm == "winograd" else "col2im"
+    input_grad = (algorithm if strides == (1, 1) or algorithm == "winograd" else
+                  "sub_pixel" if _phases_have_taps(kernel_shape, strides) else "col2im")
     return ConvPlan(algorithm, input_grad, algorithm)
 
 
@@ -166,8 +181,11 @@ def check(plan, x_shape, kernel_shape, strides, family, who="conv2d") -> ConvPla
         elif algorithm == "winograd" and (tuple(kernel_shape[:2]) != (3, 3) or strides != (1, 1)):
             why = (f"Winograd F(4x4, 3x3) needs a 3×3 kernel and stride 1, received kernel "
                    f"{tuple(kernel_shape[:2])}, strides {strides}")
-        elif name == "∂L/∂X" and algorithm != "col2im" and strides != (1, 1):
+        elif name == "∂L/∂X" and algorithm not in ("col2im", "sub_pixel") and strides != (1, 1):
             why = f"∂L/∂X as a full convolution needs stride 1, received strides {strides}"
+        elif algorithm == "sub_pixel" and not _phases_have_taps(kernel_shape, strides):
+            why = (f"one convolution per phase of the strides needs a kernel at least as large as the strides, "
+                   f"received kernel {tuple(kernel_shape[:2])}, strides {strides}")
         if why:
             raise ValueError(f"{who}: cannot run the {name} pass on {algorithm!r} (input shape {tuple(x_shape)}): {why}")
     return plan

@@ -48,34 +48,50 @@ def window_offsets(x_pad_shape, kernel, strides, out_hw):
     return origin, tap
 
 
+@functools.lru_cache(maxsize=64)
+def pixel_offsets(n, oh, ow, f, first=(0, 0), steps=(1, 1), out_hw=None):
+    """Where each of the n·oh·ow output pixels' f values start in an NHWC array of ``out_hw``
+    (default (oh, ow)) pixels: pixel (b, p, q) at (first[0] + p·steps[0], first[1] + q·steps[1]).
+    The implicit GEMM stores through it: a whole output (contiguous rows of f), or every
+    ``steps``-th pixel of one (a phase of ∂L/∂X, ``kernels/sub_pixel.py``).  Unsigned, read-only."""
+    h, w = out_hw or (oh, ow)
+    rows = first[0] + np.arange(oh) * steps[0]
+    cols = first[1] + np.arange(ow) * steps[1]
+    at = ((np.arange(n)[:, None, None] * h + rows[:, None]) * w + cols) * f
+    at = at.ravel().astype(np.uint64)
+    at.flags.writeable = False
+    return at
+
+
 @functools.cache
 def _implicit_gemm_kernel(ROWS, PANEL):
     """The implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
     @jit.kernel(fastmath={"contract"})
-    def implicit_gemm(x_flat, origin, tap, panels, bias, relu, out):
+    def implicit_gemm(x_flat, origin, tap, panels, bias, relu, out_flat, out_at):
         """out = act(cols @ W2 + bias) without writing cols: ``cols[pixel, k] = x_flat[origin[pixel]
         + tap[k]]`` (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its
-        columns (``pack_panels``), act the ReLU when ``relu``.  Over (row block, panel) tiles,
-        each owning its tile of out."""
-        m, f = out.shape
+        columns (``pack_panels``), act the ReLU when ``relu``; row ``pixel`` of out is
+        out_flat[out_at[pixel]:][:f] (``pixel_offsets``).  Over (row block, panel) tiles, each
+        owning its tile of out."""
+        m, f = out_at.size, bias.size
         n_panels = panels.shape[0]
         last = m - 1                                # rows past the end repeat the last (not stored)
         for task in prange(-(-m // ROWS) * n_panels):
             r0, panel = task // n_panels * ROWS, task % n_panels
             c0 = panel * PANEL
-            acc = register_tile((ROWS, PANEL), out.dtype)
+            acc = register_tile((ROWS, PANEL), out_flat.dtype)
             tile_products(acc, x_flat, table_rows(origin, r0, last), tap, panels, panel)
             rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
             if rows == ROWS and cols == PANEL:      # fixed trip counts, and unsigned indices (a signed one
                 for i in range(ROWS):               # is wrapped if negative): vector stores, not scatters
+                    at = out_at[r0 + i] + np.uint64(c0)
                     for j in range(PANEL):
-                        column = np.uint64(c0 + j)
-                        out[np.uint64(r0 + i), column] = bias_act(acc[i, j], bias[column], relu)
+                        out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
             else:
                 for i in range(rows):
+                    at = out_at[r0 + i] + np.uint64(c0)
                     for j in range(cols):
-                        column = np.uint64(c0 + j)
-                        out[np.uint64(r0 + i), column] = bias_act(acc[i, j], bias[column], relu)
+                        out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
     return implicit_gemm
 
 
@@ -84,17 +100,23 @@ def conv2d(x_pad, W, strides, out, workspace=None, bias=None, relu=False):
     x_pad with W (kh, kw, c, f) + bias), act the ReLU when ``relu``, else the identity (no
     bias when None: zeros, x + 0 = x), by the implicit GEMM above on the tile for f (W's
     panels packed into ``workspace``'s scratch when given)."""
-    kh, kw, c, f = W.shape
     if not out.flags.c_contiguous:
         raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
     x_pad = np.ascontiguousarray(x_pad)
-    origin, tap = window_offsets(x_pad.shape, (kh, kw), tuple(strides), out.shape[1:3])
+    origin, tap = window_offsets(x_pad.shape, W.shape[:2], tuple(strides), out.shape[1:3])
+    products(x_pad, origin, tap, W, out.reshape(-1), pixel_offsets(*out.shape), workspace, bias, relu)
+    return out
+
+
+def products(x_pad, origin, tap, W, out_flat, out_at, workspace=None, bias=None, relu=False):
+    """The implicit GEMM's call: cols (read through ``origin`` and ``tap``) @ W (kh, kw, c, f)
+    reshaped to (kh·kw·c, f), + bias, stored at ``out_at`` (``pixel_offsets``) in ``out_flat``."""
+    kh, kw, c, f = W.shape
     tile = tile_for(f)
     panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype,
                          out=scratch_panels(workspace, (kh * kw * c, f), tile[1], x_pad.dtype))
     bias = np.zeros(f, x_pad.dtype) if bias is None else bias.astype(x_pad.dtype, copy=False)
-    _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, bias, bool(relu), out.reshape(-1, f))
-    return out
+    _implicit_gemm_kernel(*tile)(x_pad.reshape(-1), origin, tap, panels, bias, bool(relu), out_flat, out_at)
 
 
 def matmul(a, b, out=None):
