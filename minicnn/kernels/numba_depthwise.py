@@ -63,6 +63,14 @@ def covering_output(t, stride, size):
 
 
 @njit(inline="always")
+def covering_pixel(t, u, sh, sw, oh, ow):
+    """``covering_output`` along both axes: the output pixel (p, q) whose window starts t rows
+    and u columns before an input pixel, or q = −1 where there is none."""
+    p = covering_output(t, sh, oh)
+    return p, covering_output(u, sw, ow) if p >= 0 else -1
+
+
+@njit(inline="always")
 def inside_outputs(size, out_size, offset, stride, span):
     """(first, after): the outputs k in [first, after) whose taps, at k·stride + offset + 0 … span,
     all lie inside [0, size): pairs of them take no test per tap."""
@@ -161,7 +169,7 @@ def _kernels(BLOCK):
     def depthwise_input_grad_rows(dy, W, m, sh, sw, dh, dw, top, left, dx):
         """dx[b, r, s, ch] = Σ Σ_k W[i, j, ch·m + k] · dy[b, p, q, ch·m + k] over the taps (i, j)
         whose output pixel (p, q) = ((r + top − i·dh) / sh, (s + left − j·dw) / sw) exists
-        (``covering_output``)."""
+        (``covering_pixel``)."""
         n, h, w, c = dx.shape
         _, oh, ow, _ = dy.shape
         kh, kw, _ = W.shape
@@ -171,28 +179,21 @@ def _kernels(BLOCK):
             for s in range(w):
                 for c0 in range(0, full, BLOCK):
                     acc = register_tile((1, BLOCK), dx.dtype)
-                    for i in range(kh):
-                        p = covering_output(r + top - i * dh, sh, oh)
-                        if p < 0:
-                            continue
-                        for j in range(kw):
-                            q = covering_output(s + left - j * dw, sw, ow)
-                            if q >= 0:
-                                for o in range(BLOCK):
-                                    ch = np.uint64(c0 + o)
-                                    acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
+                    for tap in range(kh * kw):
+                        i, j = tap // kw, tap % kw
+                        p, q = covering_pixel(r + top - i * dh, s + left - j * dw, sh, sw, oh, ow)
+                        if q >= 0:
+                            for o in range(BLOCK):
+                                ch = np.uint64(c0 + o)
+                                acc[0, o] += dy[b, p, q, ch] * W[i, j, ch]
                     for o in range(BLOCK):
                         dx[b, r, s, np.uint64(c0 + o)] = acc[0, o]
                 for ch in range(full, c):
                     dx[b, r, s, ch] = 0
-                for i in range(kh):
-                    p = covering_output(r + top - i * dh, sh, oh)
-                    if p < 0:
-                        continue
-                    for j in range(kw):
-                        q = covering_output(s + left - j * dw, sw, ow)
-                        if q < 0:
-                            continue
+                for tap in range(kh * kw):
+                    i, j = tap // kw, tap % kw
+                    p, q = covering_pixel(r + top - i * dh, s + left - j * dw, sh, sw, oh, ow)
+                    if q >= 0:
                         for ch in range(full, c):
                             for k in range(m):
                                 dx[b, r, s, ch] += dy[b, p, q, ch * m + k] * W[i, j, ch * m + k]
