@@ -84,7 +84,6 @@ def test_depthwise_numba_equals_numpy_and_loops(n, h, w, c, m, k, stride, rate, 
     assert numba_depthwise.depthwise_backward(dy, x, W, *args, input_grad=False)[0] is None
 
 
-
 @pytest.mark.parametrize("h, w", [(9, 3), (3, 9), (2, 2)])
 def test_depthwise_kernel_grad_where_no_window_lies_inside_the_input(h, w):
     """A 'same' 4 × 4 kernel on an image narrower than it (rows or columns, or both): no window
@@ -97,6 +96,7 @@ def test_depthwise_kernel_grad_where_no_window_lies_inside_the_input(h, w):
     dx_plain, dW_plain = depthwise.depthwise_backward(dy, x, W, (1, 1), pads, (1, 1))
     np.testing.assert_allclose(dW_fast, dW_plain, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx_fast, dx_plain, rtol=1e-12, atol=1e-12)
+
 
 @st.composite
 def weighted_models(draw):

@@ -39,14 +39,15 @@ def test_conv_through_the_numba_matmul_equals_loops(cfg, seed, monkeypatch):
 def test_conv_through_the_implicit_gemm_equals_loops(tile_set, cfg, filters, seed, budget, relu, span, monkeypatch):
     """Conv2D on the Numba implicit GEMM, on each ISA's register tiles — the forward; ∂L/∂x
     for stride 1, and per phase of the strides for a kernel at least as large as them
-    (``kernels/sub_pixel.py``; a smaller kernel: col2im); ∂L/∂W (fewer filters than a panel: zero-padded to one, 5 on the 4 × 16
-    tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24; more, not a multiple: the last panel overlaps the one before,
-    40 on 4 × 16, 70 on 3 × 24; on AVX-512's 8 × 16: 5, 16 and 100; on its 3 × 48: 40; on AVX2's
-    3 × 24 there: 20 and 70; on its 4 × 64: 64, and 124 with a last panel of 60) —
-    forced for every size and channel count (by default only products of ≥ 10⁶
-    multiply-adds take it), ∂L/∂W summed over blocks of ≤ 7 pixels (rows and images split
-    across blocks), each taken 3 pixels at a time (a tile continues its sum) or whole; budget 1 would otherwise have chunked the batch.  The bias and the ReLU
-    are applied as the forward stores, and ∂L/∂b is summed by ∂L/∂W's kernel."""
+    (``kernels/sub_pixel.py``; a smaller kernel: col2im); ∂L/∂W (fewer filters than a panel:
+    zero-padded to one, 5 on the 4 × 16 tile, on AVX2's ∂L/∂W on the 4 × 8, 20 on the 3 × 24;
+    more, not a multiple: the last panel overlaps the one before, 40 on 4 × 16, 70 on 3 × 24;
+    on AVX-512's 8 × 16: 5, 16 and 100; on its 3 × 48: 40; on AVX2's 3 × 24 there: 20 and 70;
+    on its 4 × 64: 64, and 124 with a last panel of 60) — forced for every size and channel
+    count (by default only products of ≥ 10⁶ multiply-adds take it), ∂L/∂W summed over blocks
+    of ≤ 7 pixels (rows and images split across blocks), each taken 3 pixels at a time (a tile
+    continues its sum) or whole; budget 1 would otherwise have chunked the batch.  The bias
+    and the ReLU are applied as the forward stores, and ∂L/∂b is summed by ∂L/∂W's kernel."""
     from minicnn.kernels import implicit_gemm
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_PIXELS", 7)
     monkeypatch.setattr(implicit_gemm, "KERNEL_GRAD_SPAN", span)

@@ -4,11 +4,11 @@ refusal of a kernel smaller than the strides; and a strided Conv2DTranspose, who
 it is, against im2col's."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 import minicnn as mc
-from minicnn.kernels import naive, sub_pixel
+from minicnn.kernels import conv_plan, naive, sub_pixel
 from minicnn.kernels.conv_plan import ConvPlan, check
 from minicnn.kernels.geometry import window_geometry
 from minicnn.kernels.workspace import Workspace
@@ -16,22 +16,39 @@ from minicnn.kernels.workspace import Workspace
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 3), h=st.integers(1, 11), w=st.integers(1, 11), c=st.integers(1, 20),
-       f=st.integers(1, 20), sh=st.integers(1, 3), sw=st.integers(1, 3), extra=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-       padding=st.sampled_from(["same", "valid"]), seed=st.integers(0, 2**16))
-def test_the_phases_give_the_loops_input_gradient(n, h, w, c, f, sh, sw, extra, padding, seed):
+       f=st.integers(1, 20), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), padding=st.sampled_from(["same", "valid"]),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**16))
+def test_the_phases_give_the_loops_input_gradient(n, h, w, c, f, sh, sw, extra, padding, dtype, seed):
     """Kernels from the strides up to two taps larger (phases of one, two or three taps),
-    odd and even sizes, both paddings (the phases' first rows then start on either side)."""
+    odd and even sizes, both paddings (the phases' first rows then start on either side),
+    float64 to 1e-10 and float32 to its rounding."""
     kh, kw = sh + extra[0], sw + extra[1]
     if padding == "valid" and (kh > h or kw > w):
-        return
+        reject()
     oh, ow, pads = window_geometry(h, w, (kh, kw), (sh, sw), padding, "test")
     rng = np.random.default_rng(seed)
     x, W = rng.standard_normal((n, h, w, c)), rng.standard_normal((kh, kw, c, f))
     dy = rng.standard_normal((n, oh, ow, f))
-    dx = np.full(x.shape, np.nan)                       # every pixel must be written
+    dx = np.full(x.shape, np.nan, dtype)                # every pixel must be written
     with mc.use_kernels("numba"):
-        sub_pixel.conv2d_input_grad(dy, W, x.shape, (sh, sw), pads, dx, Workspace())
-    np.testing.assert_allclose(dx, naive.conv2d_backward(x, W, dy, (sh, sw), padding)[0], rtol=1e-10, atol=1e-10)
+        sub_pixel.conv2d_input_grad(dy.astype(dtype), W.astype(dtype), x.shape, (sh, sw), pads, dx, Workspace())
+    tolerance = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(dx, naive.conv2d_backward(x, W, dy, (sh, sw), padding)[0], rtol=tolerance,
+                               atol=tolerance)
+
+
+@pytest.mark.parametrize("size, kernel, padding, expected", [
+    (32, 3, "same", 1.0), (7, 3, "valid", 121 / 81), (8, 3, "valid", (12 / 9) ** 2), (7, 3, "same", (10 / 12) ** 2)])
+def test_the_overwork_counts_the_phases_multiply_adds_against_col2ims(size, kernel, padding, expected):
+    """Per axis Σ_phases count·K against out_size·kernel: a 'valid' border's windows read only
+    padding (8 → 3 outputs: 12 tap-rows against 9), a 'same' one reads fewer; past
+    FULL_CONV_MAX_OVERWORK the plan keeps col2im."""
+    oh, ow, pads = window_geometry(size, size, (kernel, kernel), (2, 2), padding, "test")
+    ratio = sub_pixel.overwork((1, size, size, 1), (kernel, kernel), (2, 2), pads, (oh, ow))
+    assert ratio == pytest.approx(expected)
+    plan = conv_plan.choose((64, size, size, 32), (kernel, kernel, 32, 32), (2, 2), pads, "numba")
+    assert plan.input_grad == ("sub_pixel" if ratio <= conv_plan.FULL_CONV_MAX_OVERWORK else "col2im")
 
 
 def test_a_kernel_smaller_than_the_strides_is_refused():

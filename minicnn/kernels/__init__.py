@@ -13,7 +13,8 @@ body of an op.
 The Numba bodies, one idea per module: ``numba_copies`` (im2col, col2im, padding),
 ``numba_pool``, ``register_tiles`` (the matrix products' micro-kernel), ``implicit_gemm``
 (convolution without the column matrix), ``numba_conv_relu_pool``, ``numba_epilogue``,
-``numba_batchnorm``, ``numba_depthwise``,
+``numba_batchnorm``, ``numba_depthwise``, ``sub_pixel`` (a strided convolution's ∂L/∂X, a
+convolution per phase of the strides, on the implicit GEMM),
 ``numba_loss``, ``numba_optimizers``; ``jit`` (how they compile).  The CUDA bodies:
 ``cuda_kernels``.
 """

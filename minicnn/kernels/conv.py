@@ -177,8 +177,8 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, workspace=None, plan=None):
 
 def _input_grad(dy, cache, workspace, overwrite_cols):
     """∂L/∂X: the full convolution (see the module docstring) on the Winograd kernels or the
-    implicit GEMM, or col2im(dY @ W2ᵀ), chunk by chunk when the cache has no columns, as
-    ``cache.plan`` says."""
+    implicit GEMM, one per phase of the strides (``sub_pixel``), or col2im(dY @ W2ᵀ), chunk by
+    chunk when the cache has no columns, as ``cache.plan`` says."""
     x, W = cache.x, cache.W
     kh, kw, c, f = W.shape
     (top, bottom, left, right), (oh, ow) = cache.pads, cache.out_hw

@@ -37,7 +37,8 @@ IMPLICIT_GEMM_FROM = 10**6          # multiply-adds; smaller convolutions keep i
 IMPLICIT_INPUT_GRAD_FROM_CHANNELS = 16   # ∂L/∂X's output channels, at least, for its implicit GEMM
 WINOGRAD_FROM_CHANNELS = 16        # input and output channels, at least
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w pixels where col2im's matrix
-                                    # product computes oh·ow; beyond this ratio col2im is used
+                                    # product computes oh·ow (its phases, sub_pixel.overwork);
+                                    # beyond this ratio col2im is used
 
 ALGORITHMS = ("im2col", "implicit_gemm", "winograd")
 INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd", "sub_pixel")
@@ -120,9 +121,10 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
                          IMPLICIT_GEMM_FROM: the full convolution on Winograd (as the forward's
                          test, channels swapped) or, with c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS,
                          on the implicit GEMM; strides > 1, every phase with taps (kh ≥ sh,
-                         kw ≥ sw), n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM and
-                         c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS: one per phase (sub-pixel);
-                         else col2im
+                         kw ≥ sw), n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM,
+                         c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS and at most
+                         FULL_CONV_MAX_OVERWORK times col2im's multiply-adds: one per phase
+                         (sub-pixel); else col2im
 
     Winograd's transforms mix a tile's pixels, so an output whose window reads only zeros
     comes out as a rounding error (±1e-16 relative in float64), not 0, and a ReLU after it
@@ -143,7 +145,9 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     forward = "winograd" if large and winograd_shape else "implicit_gemm" if large else "im2col"
     input_grad = "col2im"
     if strides != (1, 1) and _phases_have_taps(kernel_shape, strides) and large and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
-        input_grad = "sub_pixel"
+        from . import sub_pixel                     # (the Numba kernels' modules load where they run)
+        if sub_pixel.overwork(x_shape, (kh, kw), strides, pads, (oh, ow)) <= FULL_CONV_MAX_OVERWORK:
+            input_grad = "sub_pixel"
     elif strides == (1, 1) and h * w <= FULL_CONV_MAX_OVERWORK * oh * ow and n * h * w * kh * kw * c * f >= IMPLICIT_GEMM_FROM:
         if winograd_shape:
             input_grad = "winograd"

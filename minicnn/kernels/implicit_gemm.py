@@ -7,7 +7,8 @@ input where it lies, through two offset tables (``window_offsets``)::
 * ``conv2d``: y = act(cols @ W2 + b) (the forward, and ∂L/∂x as a full convolution, with
   no bias and no activation), parallel over (row block, column panel) tiles, each owning its
   tile of y, which it stores through the layer's epilogue (``numba_epilogue.bias_act``): y
-  is written once; ``matmul`` is its 1×1 case;
+  is written once; ``matmul`` is its 1×1 case; ``gemm_into`` the same product stored at any
+  pixels of an output (``pixel_offsets``: a phase of a strided ∂L/∂x, ``sub_pixel.py``);
 * ``conv2d_kernel_grad``: ∂L/∂W2 = colsᵀ @ dY, parallel over (block of pixels, panel of
   ∂L/∂W2's columns) pairs, each writing its own partial sum (a fixed count: the result does
   not depend on the thread count), a span of the block's pixels at a time through every
@@ -29,35 +30,36 @@ from .register_tiles import (multiply_add_row, pack_panels, register_tile, row_v
                              tile_for, tile_products)
 
 
-@functools.lru_cache(maxsize=64)
-def window_offsets(x_pad_shape, kernel, strides, out_hw):
+@functools.lru_cache(maxsize=256)
+def window_offsets(x_pad_shape, kernel, strides, out_hw, start=(0, 0)):
     """(origin, tap) with ``cols[pixel, k] = x_pad.flat[origin[pixel] + tap[k]]``: where
     each output pixel's window starts in the padded input, and where each tap lies in it::
 
-        origin[(b, p, q)] = ((b·hp + p·sh)·wp + q·sw)·c
+        origin[(b, p, q)] = ((b·hp + r0 + p·sh)·wp + c0 + q·sw)·c       (r0, c0) = start
         tap[(i, j, ch)]   = (i·wp + j)·c + ch
 
     Unsigned, so the kernels' indexing needs no negative-index check.  Made once per shape
-    (read-only)."""
+    (read-only: one type for Numba, so no kernel compiles twice)."""
     n, hp, wp, c = x_pad_shape
-    (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
-    origin = ((np.arange(n)[:, None, None] * hp + np.arange(oh)[:, None] * sh) * wp + np.arange(ow) * sw) * c
+    (kh, kw), (sh, sw), (oh, ow), (r0, c0) = kernel, strides, out_hw, start
+    origin = ((np.arange(n)[:, None, None] * hp + r0 + np.arange(oh)[:, None] * sh) * wp + c0 + np.arange(ow) * sw) * c
     tap = (np.arange(kh)[:, None, None] * wp + np.arange(kw)[:, None]) * c + np.arange(c)
     origin, tap = origin.ravel().astype(np.uint64), tap.ravel().astype(np.uint64)
     origin.flags.writeable = tap.flags.writeable = False
     return origin, tap
 
 
-@functools.lru_cache(maxsize=64)
-def pixel_offsets(n, oh, ow, f, first=(0, 0), steps=(1, 1), out_hw=None):
-    """Where each of the n·oh·ow output pixels' f values start in an NHWC array of ``out_hw``
-    (default (oh, ow)) pixels: pixel (b, p, q) at (first[0] + p·steps[0], first[1] + q·steps[1]).
-    The implicit GEMM stores through it: a whole output (contiguous rows of f), or every
-    ``steps``-th pixel of one (a phase of ∂L/∂X, ``kernels/sub_pixel.py``).  Unsigned, read-only."""
+@functools.lru_cache(maxsize=256)
+def pixel_offsets(n, oh, ow, channels, first=(0, 0), steps=(1, 1), out_hw=None):
+    """Where each of the n·oh·ow output pixels' ``channels`` values start in an NHWC array of
+    ``out_hw`` (default (oh, ow)) pixels: pixel (b, p, q) at (first[0] + p·steps[0], first[1] +
+    q·steps[1]).  The implicit GEMM stores through it: a whole output (contiguous rows), or
+    every ``steps``-th pixel of one (a phase of ∂L/∂X, ``kernels/sub_pixel.py``).  No two
+    pixels overlap, so the kernel's tasks own what they store.  Unsigned, read-only."""
     h, w = out_hw or (oh, ow)
     rows = first[0] + np.arange(oh) * steps[0]
     cols = first[1] + np.arange(ow) * steps[1]
-    at = ((np.arange(n)[:, None, None] * h + rows[:, None]) * w + cols) * f
+    at = ((np.arange(n)[:, None, None] * h + rows[:, None]) * w + cols) * channels
     at = at.ravel().astype(np.uint64)
     at.flags.writeable = False
     return at
@@ -71,8 +73,8 @@ def _implicit_gemm_kernel(ROWS, PANEL):
         """out = act(cols @ W2 + bias) without writing cols: ``cols[pixel, k] = x_flat[origin[pixel]
         + tap[k]]`` (``window_offsets``), W2 packed into panels (n_panels, depth, PANEL) of its
         columns (``pack_panels``), act the ReLU when ``relu``; row ``pixel`` of out is
-        out_flat[out_at[pixel]:][:f] (``pixel_offsets``).  Over (row block, panel) tiles, each
-        owning its tile of out."""
+        out_flat[out_at[pixel]:][:f] (``pixel_offsets``: rows that do not overlap).  Over (row
+        block, panel) tiles, each owning its tile of out."""
         m, f = out_at.size, bias.size
         n_panels = panels.shape[0]
         last = m - 1                                # rows past the end repeat the last (not stored)
@@ -104,13 +106,15 @@ def conv2d(x_pad, W, strides, out, workspace=None, bias=None, relu=False):
         raise ValueError("conv2d: expected a C-contiguous out (the kernel writes through a flat view)")
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, W.shape[:2], tuple(strides), out.shape[1:3])
-    products(x_pad, origin, tap, W, out.reshape(-1), pixel_offsets(*out.shape), workspace, bias, relu)
+    gemm_into(x_pad, origin, tap, W, out.reshape(-1), pixel_offsets(*out.shape), workspace, bias, relu)
     return out
 
 
-def products(x_pad, origin, tap, W, out_flat, out_at, workspace=None, bias=None, relu=False):
-    """The implicit GEMM's call: cols (read through ``origin`` and ``tap``) @ W (kh, kw, c, f)
-    reshaped to (kh·kw·c, f), + bias, stored at ``out_at`` (``pixel_offsets``) in ``out_flat``."""
+def gemm_into(x_pad, origin, tap, W, out_flat, out_at, workspace=None, bias=None, relu=False):
+    """out_flat's rows at ``out_at`` (``pixel_offsets``) = act(cols @ W2 + bias), cols read from
+    x_pad through ``origin`` and ``tap`` (``window_offsets``), W2 = W (kh, kw, c, f) as (kh·kw·c,
+    f): the implicit GEMM above on the tile for f, W's panels packed into ``workspace``'s
+    scratch when given."""
     kh, kw, c, f = W.shape
     tile = tile_for(f)
     panels = pack_panels(W.reshape(kh * kw * c, f), tile[1], x_pad.dtype,

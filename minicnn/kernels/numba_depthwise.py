@@ -15,8 +15,8 @@ weights are loaded once for both, and no tap is tested for the border.  A block'
 channel index is unsigned: Numba
 wraps a signed index that may be negative, which hides from LLVM that the block's loads are
 consecutive (compiled for AVX-512, they became gathers).  The channels past the last full
-block (∂L/∂W: the last vector), and every channel when m > 1, take a plain loop that
-accumulates in memory.
+block (for ∂L/∂W, past the last full vector), and every channel when m > 1, take a plain
+loop that accumulates in memory.
 
 Three kernels, each parallel over tasks that own what they write (no two threads write the
 same cell, no atomics):
@@ -46,6 +46,7 @@ from .register_tiles import register_tile
 CHANNEL_BLOCK = {"avx2": 32, "avx512": 64}[register_tiles.VECTOR_ISA]     # 4 vectors of float32
 LANES = register_tiles.TILE_LANES       # float32 channels in one vector register
 GROUP_TAPS = 9                          # taps whose ∂L/∂W sums one pass over dy keeps in registers
+                                        # (group_offsets and multiply_add_taps name nine each)
 
 
 @njit(inline="always")
@@ -73,7 +74,7 @@ def covering_pixel(t, u, sh, sw, oh, ow):
 @njit(inline="always")
 def inside_outputs(size, out_size, offset, stride, span):
     """(first, after): the outputs k in [first, after) whose taps, at k·stride + offset + 0 … span,
-    all lie inside [0, size): pairs of them take no test per tap."""
+    all lie inside [0, size): those take no test per tap."""
     first = max(0, -(offset // stride))
     return first, min(out_size, max(first, (size - 1 - span - offset) // stride + 1))
 
@@ -212,13 +213,14 @@ def _kernels(BLOCK):
         for task in prange(n * groups * vectors):
             b, g, c0 = task // (groups * vectors), task // vectors % groups, np.uint64(task % vectors * LANES)
             first = g * GROUP_TAPS
-            at = group_offsets(first, kh * kw, kw, dh * w * c, dw * c)
+            tap_offsets = group_offsets(first, kh * kw, kw, dh * w * c, dw * c)
             acc = register_tile((GROUP_TAPS, LANES), partial.dtype)
             for p in range(p0, p1):                 # the windows inside x: no test per tap
                 for q in range(q0, q1):
                     corner = np.uint64(((b * h + p * sh - top) * w + q * sw - left) * c) + c0
                     for o in range(LANES):
-                        multiply_add_taps(acc, o, x_flat, corner + np.uint64(o), at, dy[b, p, q, c0 + np.uint64(o)])
+                        multiply_add_taps(acc, o, x_flat, corner + np.uint64(o), tap_offsets,
+                                          dy[b, p, q, c0 + np.uint64(o)])
             for t in range(GROUP_TAPS):             # the windows across the border, tap by tap
                 i, j = (first + t) // kw, (first + t) % kw   # (unrolled: the tap is acc's row, a constant)
                 for p in range(oh if i < kh else 0):

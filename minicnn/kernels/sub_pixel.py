@@ -16,9 +16,9 @@ the 'valid' stride-1 convolution of dy padded by K_a − 1 with the phase's taps
 order: the stride-1 rule ∂L/∂X = pad(∂L/∂Y) ⊛ rot180(W) on the phase's sub-kernel.  Each
 phase's output is every s-th row and column of ∂L/∂x, which the implicit GEMM stores into
 directly.  (A kernel smaller than the strides leaves phases without taps, zeros: col2im's
-case, ``kernels/conv_plan.py``.)  Together
-the phases multiply as many values as col2im's product, and write ∂L/∂x once, where col2im
-writes and reads a column matrix kh·kw/(s_h·s_w) times its size.
+case, ``kernels/conv_plan.py``.)  Together the phases multiply about as many values as
+col2im's product — fewer or more at the borders (``overwork``) — and write ∂L/∂x once, where
+col2im writes a column matrix kh·kw/(s_h·s_w) times its size and reads it back.
 """
 from __future__ import annotations
 
@@ -45,10 +45,19 @@ def axis_phases(size, kernel, stride, before):
     return phases, pad_before
 
 
-def padded_extent(phases, pad_before, out_size):
-    """How far past dy's end (in rows) the phases' windows reach: the padding after it."""
+def pad_after(phases, pad_before, out_size):
+    """The padding after dy's end (in rows) that the phases' windows reach."""
     reach = max(shift + count + len(taps) - 1 for _, count, taps, shift in phases)
     return max(0, reach - pad_before - out_size)
+
+
+def overwork(x_shape, kernel, strides, pads, out_hw):
+    """The phases' multiply-adds over col2im's product's: Σ_phases count·K along each axis
+    against out_size·kernel (a 'valid' border adds windows that read only padding)."""
+    ratio = 1.0
+    for size, k, s, before, out in zip(x_shape[1:3], kernel, strides, pads[::2], out_hw):
+        ratio *= sum(count * len(taps) for _, count, taps, _ in axis_phases(size, k, s, before)[0]) / (out * k)
+    return ratio
 
 
 def conv2d_input_grad(dy, W, x_shape, strides, pads, dx, workspace):
@@ -58,20 +67,19 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, dx, workspace):
     its pixels of dx (the implicit GEMM through ``pixel_offsets``)."""
     n, h, w, c = x_shape
     kh, kw = W.shape[:2]
-    (sh, sw), (top, _, left, _), (_, oh, ow, f) = strides, pads, dy.shape
-    row_phases, pad_top = axis_phases(h, kh, sh, top)
-    col_phases, pad_left = axis_phases(w, kw, sw, left)
-    dy_pads = (pad_top, padded_extent(row_phases, pad_top, oh), pad_left, padded_extent(col_phases, pad_left, ow))
-    dy_pad = (pad(dy, dy_pads, out=workspace.get("sub_pixel_dy", padded_shape(dy.shape, dy_pads), dy.dtype))
-              if any(dy_pads) else np.ascontiguousarray(dy))
+    (sh, sw), (top, _, left, _), (_, oh, ow, _) = strides, pads, dy.shape
     if kh < sh or kw < sw:
         raise ValueError(f"sub_pixel.conv2d_input_grad: expected a kernel at least as large as the strides (every "
                          f"phase with taps), received kernel {(kh, kw)}, strides {(sh, sw)}")
+    row_phases, pad_top = axis_phases(h, kh, sh, top)
+    col_phases, pad_left = axis_phases(w, kw, sw, left)
+    dy_pads = (pad_top, pad_after(row_phases, pad_top, oh), pad_left, pad_after(col_phases, pad_left, ow))
+    dy_pad = (pad(dy, dy_pads, out=workspace.get("sub_pixel_dy", padded_shape(dy.shape, dy_pads), dy.dtype))
+              if any(dy_pads) else np.ascontiguousarray(dy))
     for first_r, count_r, taps_r, shift_r in row_phases:
         for first_c, count_c, taps_c, shift_c in col_phases:
             sub = W[taps_r[::-1]][:, taps_c[::-1]].transpose(0, 1, 3, 2)     # (K_a, K_b, f, c), reversed
-            origin, tap = window_offsets(dy_pad.shape, sub.shape[:2], (1, 1), (count_r, count_c))
-            origin = origin + np.uint64((shift_r * dy_pad.shape[2] + shift_c) * f)
+            origin, tap = window_offsets(dy_pad.shape, sub.shape[:2], (1, 1), (count_r, count_c), (shift_r, shift_c))
             out_at = pixel_offsets(n, count_r, count_c, c, (first_r, first_c), (sh, sw), (h, w))
-            implicit_gemm.products(dy_pad, origin, tap, np.ascontiguousarray(sub), dx.reshape(-1), out_at, workspace)
+            implicit_gemm.gemm_into(dy_pad, origin, tap, np.ascontiguousarray(sub), dx.reshape(-1), out_at, workspace)
     return dx
