@@ -144,7 +144,7 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     large = n * oh * ow * kh * kw * c * f >= IMPLICIT_GEMM_FROM
     forward = "winograd" if large and winograd_shape else "implicit_gemm" if large else "im2col"
     input_grad = "col2im"
-    if strides != (1, 1) and _phases_have_taps(kernel_shape, strides) and large and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
+    if strides != (1, 1) and phases_have_taps(kernel_shape, strides) and large and c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
         from . import sub_pixel                     # (the Numba kernels' modules load where they run)
         if sub_pixel.overwork(x_shape, (kh, kw), strides, pads, (oh, ow)) <= FULL_CONV_MAX_OVERWORK:
             input_grad = "sub_pixel"
@@ -156,7 +156,7 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
     return ConvPlan(forward, input_grad, forward)
 
 
-def _phases_have_taps(kernel_shape, strides):
+def phases_have_taps(kernel_shape, strides):
     """Whether every phase of the strides meets a tap of the kernel (``kernels/sub_pixel.py``)."""
     return kernel_shape[0] >= strides[0] and kernel_shape[1] >= strides[1]
 
@@ -167,7 +167,7 @@ def _forced_plan(algorithm, kernel_shape, strides) -> ConvPlan:
     if algorithm == "im2col":
         return ConvPlan("im2col", "col2im", "im2col")
     input_grad = (algorithm if strides == (1, 1) or algorithm == "winograd" else
-                  "sub_pixel" if _phases_have_taps(kernel_shape, strides) else "col2im")
+                  "sub_pixel" if phases_have_taps(kernel_shape, strides) else "col2im")
     return ConvPlan(algorithm, input_grad, algorithm)
 
 
@@ -187,7 +187,7 @@ def check(plan, x_shape, kernel_shape, strides, family, who="conv2d") -> ConvPla
                    f"{tuple(kernel_shape[:2])}, strides {strides}")
         elif name == "∂L/∂X" and algorithm not in ("col2im", "sub_pixel") and strides != (1, 1):
             why = f"∂L/∂X as a full convolution needs stride 1, received strides {strides}"
-        elif algorithm == "sub_pixel" and not _phases_have_taps(kernel_shape, strides):
+        elif algorithm == "sub_pixel" and not phases_have_taps(kernel_shape, strides):
             why = (f"one convolution per phase of the strides needs a kernel at least as large as the strides, "
                    f"received kernel {tuple(kernel_shape[:2])}, strides {strides}")
         if why:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import implicit_gemm
+from .conv_plan import phases_have_taps
 from .implicit_gemm import pixel_offsets, window_offsets
 from .padding import pad, padded_shape
 
@@ -68,7 +69,7 @@ def conv2d_input_grad(dy, W, x_shape, strides, pads, dx, workspace):
     n, h, w, c = x_shape
     kh, kw = W.shape[:2]
     (sh, sw), (top, _, left, _), (_, oh, ow, _) = strides, pads, dy.shape
-    if kh < sh or kw < sw:
+    if not phases_have_taps((kh, kw), (sh, sw)):
         raise ValueError(f"sub_pixel.conv2d_input_grad: expected a kernel at least as large as the strides (every "
                          f"phase with taps), received kernel {(kh, kw)}, strides {(sh, sw)}")
     row_phases, pad_top = axis_phases(h, kh, sh, top)
