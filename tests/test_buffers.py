@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import minicnn as mc
 from minicnn import architectures, backend, layers
-from minicnn.kernels.workspace import Workspace, owner
+from minicnn.kernels.workspace import CACHE_LINE, Workspace, aligned_empty, owner
 from memory_checks import peak_of_new_arrays
 
 
@@ -32,6 +33,16 @@ def test_a_lent_buffer_is_reused_only_once_given_back_and_never_once_handed_over
     ws.reclaim()
     assert not np.shares_memory(third, ws.reusable("y", (4, 3), np.float32))
     assert ws.reusable("y", (2, 3), np.float32).shape == (2, 3)  # a new shape, a new buffer
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint8"])
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (64, 7, 7, 3)])
+def test_workspace_buffers_start_on_a_cache_line_and_hold_their_shape(shape, dtype):
+    for a in (aligned_empty(shape, dtype), Workspace().get("b", shape, dtype), Workspace().reusable("y", shape, dtype)):
+        assert address(a) % CACHE_LINE == 0 or a.size == 0
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        a[...] = 1                                  # the whole of it is writable memory
+        assert a.sum() == a.size
 
 
 def test_a_kept_layer_output_or_gradient_is_never_overwritten(kernels):

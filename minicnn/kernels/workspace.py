@@ -26,6 +26,20 @@ import numpy as np
 from .. import backend
 
 
+CACHE_LINE = 64     # bytes: a buffer starts on a cache line, so that the kernels' full-width
+                    # vector loads and stores of a row never straddle two lines
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialized NumPy array whose data starts on a cache line (NumPy's own start
+    16 bytes in)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def owner(array):
     """The array that owns ``array``'s memory (``array`` itself, or the base of a view)."""
     while array.base is not None:
@@ -44,7 +58,7 @@ class Workspace:
         buf = self._buffers.get(name)
         if (buf is None or buf.shape != tuple(shape) or buf.dtype != dtype
                 or backend.get_array_module(buf) is not xp):
-            buf = self._buffers[name] = xp.empty(shape, dtype=dtype)
+            buf = self._buffers[name] = aligned_empty(shape, dtype) if xp is np else xp.empty(shape, dtype=dtype)
         return buf
 
     def reusable(self, name: str, shape: tuple, dtype, like=None):
@@ -65,7 +79,7 @@ class Workspace:
     def hand_over(self, owners) -> None:
         """Let go of the buffers in ``owners`` (ids of arrays, ``owner``'s): the caller keeps
         them, and this workspace never writes them again."""
-        for name in [name for name, buf in self._buffers.items() if id(buf) in owners]:
+        for name in [name for name, buf in self._buffers.items() if id(owner(buf)) in owners]:
             del self._buffers[name]
             self._lent.discard(name)
 
