@@ -10,7 +10,7 @@ import pytest
 
 import minicnn as mc
 from minicnn import architectures, backend, layers
-from minicnn.kernels.workspace import CACHE_LINE, Workspace, aligned_empty, owner
+from minicnn.kernels.workspace import CACHE_LINE, Workspace, aligned_empty, owner, scratch
 from memory_checks import peak_of_new_arrays
 
 
@@ -38,7 +38,8 @@ def test_a_lent_buffer_is_reused_only_once_given_back_and_never_once_handed_over
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint8"])
 @pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (64, 7, 7, 3)])
 def test_workspace_buffers_start_on_a_cache_line_and_hold_their_shape(shape, dtype):
-    for a in (aligned_empty(shape, dtype), Workspace().get("b", shape, dtype), Workspace().reusable("y", shape, dtype)):
+    for a in (aligned_empty(shape, dtype), Workspace().get("b", shape, dtype), Workspace().reusable("y", shape, dtype),
+              scratch(None, "b", shape, dtype), scratch(Workspace(), "b", shape, dtype)):
         assert address(a) % CACHE_LINE == 0 or a.size == 0
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
         a[...] = 1                                  # the whole of it is writable memory

@@ -28,6 +28,7 @@ from . import jit
 from .numba_epilogue import bias_act
 from .register_tiles import (multiply_add_row, pack_panels, register_tile, row_values, scratch_panels, table_rows,
                              tile_for, tile_products)
+from .workspace import scratch
 
 
 @functools.lru_cache(maxsize=256)
@@ -212,19 +213,16 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=Fal
     n, oh, ow, f = dy.shape
     tile = tile_for(f, narrow=True)
 
-    def buffer(name, shape, dtype=dy.dtype):
-        return workspace.get(name, shape, dtype) if workspace is not None else np.empty(shape, dtype)
-
     if f < tile[1]:                                 # one panel, its extra columns dropped from the result
-        padded = buffer("dy_panel", (n, oh, ow, tile[1]))
+        padded = scratch(workspace, "dy_panel", (n, oh, ow, tile[1]), dy.dtype)
         padded[..., :f] = dy
         padded[..., f:] = 0                         # (not garbage: denormals would slow the products)
         dy = padded
     x_pad = np.ascontiguousarray(x_pad)
     origin, tap = window_offsets(x_pad.shape, tuple(kernel), tuple(strides), (oh, ow))
     blocks, columns = -(-n * oh * ow // KERNEL_GRAD_PIXELS), -(-dy.shape[-1] // tile[1]) * tile[1]
-    partial = buffer("dW_blocks", (blocks, tap.size, columns))
-    bias_sum = buffer("db_blocks", (blocks, columns), np.float64) if bias_grad else np.empty((0, 0))
+    partial = scratch(workspace, "dW_blocks", (blocks, tap.size, columns), dy.dtype)
+    bias_sum = scratch(workspace, "db_blocks", (blocks, columns), np.float64) if bias_grad else np.empty((0, 0))
     _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]),
                                KERNEL_GRAD_SPAN, partial, bias_sum)
     kept = kernel_grad_columns(dy.shape[-1], tile[1])[:f]

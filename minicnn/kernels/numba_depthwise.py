@@ -42,6 +42,7 @@ from numba import njit, prange
 
 from . import jit, register_tiles
 from .register_tiles import register_tile
+from .workspace import scratch
 
 CHANNEL_BLOCK = {"avx2": 32, "avx512": 64}[register_tiles.VECTOR_ISA]     # 4 vectors of float32
 LANES = register_tiles.TILE_LANES       # float32 channels in one vector register
@@ -260,10 +261,6 @@ def _kernels(BLOCK):
     return depthwise_forward_rows, depthwise_input_grad_rows, depthwise_kernel_grad_taps
 
 
-def _buffer(workspace, name, shape, dtype):
-    return workspace.get(name, shape, dtype) if workspace is not None else np.empty(shape, dtype)
-
-
 def depthwise_forward(x, W, strides, pads, rate, out_hw, out=None):
     kh, kw, c, m = W.shape
     y = out if out is not None else np.empty((x.shape[0], *out_hw, c * m), dtype=x.dtype)
@@ -278,7 +275,7 @@ def depthwise_backward(dy, x, W, strides, pads, rate, input_grad=True, out=None,
     forward_kernel, input_grad_kernel, kernel_grad_kernel = _kernels(CHANNEL_BLOCK)
     dy, x, W3 = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(W).reshape(kh, kw, c * m)
     top, _, left, _ = pads
-    partial = _buffer(workspace, "depthwise_dW_per_image", (x.shape[0], kh, kw, c * m), W.dtype)
+    partial = scratch(workspace, "depthwise_dW_per_image", (x.shape[0], kh, kw, c * m), W.dtype)
     kernel_grad_kernel(x, dy, m, *strides, *rate, top, left, partial)
     dW = partial.sum(axis=0).reshape(W.shape)
     if not input_grad:

@@ -66,6 +66,7 @@ from . import jit
 from .numba_epilogue import bias_act
 from .register_tiles import register_tile, strided_rows, three_row_tile, tile_for, tile_products
 from .winograd_transforms import G, a, at, bt, kernel_transform, sandwich
+from .workspace import scratch
 
 SUB = 36        # tiles per block, about: V and M of one block stay in the L2 cache
 PARTS = 16      # blocks are split into at most this many runs (parts), each with its own scratch
@@ -359,9 +360,7 @@ def block_parts(tiles, sub):
 def _scratch(workspace, name, shape, dtype):
     """A scratch buffer named after its shape too: the forward's and ∂L/∂x's (of other
     channel counts) then each keep their own across steps."""
-    if workspace is None:
-        return np.empty(shape, dtype)
-    return workspace.get(f"winograd_{name}_{'x'.join(map(str, shape))}", shape, dtype)
+    return scratch(workspace, f"winograd_{name}_{'x'.join(map(str, shape))}", shape, dtype)
 
 
 def _check_padding(x, pads, out_hw, caller):

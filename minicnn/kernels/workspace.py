@@ -40,6 +40,12 @@ def aligned_empty(shape, dtype):
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def scratch(workspace, name, shape, dtype):
+    """``workspace``'s scratch buffer ``name`` (``Workspace.get``), or a new aligned array
+    where there is no workspace (a kernel called by itself)."""
+    return workspace.get(name, shape, dtype) if workspace is not None else aligned_empty(shape, dtype)
+
+
 def owner(array):
     """The array that owns ``array``'s memory (``array`` itself, or the base of a view)."""
     while array.base is not None:
