@@ -31,10 +31,10 @@ Unfused: ``pool.forward(below.forward(x))`` and ``below.backward(pool.backward(d
 **NormReluGroup** — a ``BatchNormalization`` read only by a ReLU (an ``Activation`` layer):
 
 * forward: ``a = max(γ·x̂ + β, 0)`` in BN's own pass (``kernels/normalization.py`` with
-  ``relu=True``); the normalized ``y`` and the ReLU's mask are never formed, ``a`` stands in
-  for the mask;
-* backward: BN's two passes read ``∂L/∂a`` and ``a`` and form ``∂L/∂y = ∂L/∂a · [a > 0]`` as
-  they go (``relu_out=a``): ``∂L/∂y`` is never formed either.
+  ``relu=True``); the normalized ``y`` and the ReLU's mask are never formed;
+* backward: BN's two passes read ``∂L/∂a`` and x, and form ``∂L/∂y = ∂L/∂a · [a > 0]`` as
+  they go, ``a > 0`` from x by the forward's arithmetic (``relu=True``): ``∂L/∂y`` is never
+  formed either, and ``a`` is not read.
 
 Unfused: ``relu.forward(norm.forward(x))`` and ``norm.backward(relu.backward(dy))``.
 
@@ -271,7 +271,7 @@ class NormReluGroup:
         if relu.rule != "gradient":
             return norm.backward(self.act.backward(dy), input_grad)
         dx, norm.grads = batch_norm_backward(self.act.check_grad(dy), norm.cache, norm.params, norm.workspace,
-                                             input_grad, relu_out=relu.out)
+                                             input_grad, relu=True)
         return dx
 
     def run_unfused(self, x, dy, training=False, input_grad=True):

@@ -31,12 +31,12 @@ def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, relu,
     np.testing.assert_allclose(fast[0], np.maximum(y_loops, 0) if relu else y_loops, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fast[1:3], [mu_loops, var_loops], rtol=1e-10, atol=1e-12)
     dy = rng.normal(size=x.shape)
-    relu_out = fast[0] if relu else None
+    relu_beta = beta if relu else None       # (the gate formed from x, as the forward formed a)
     for input_grad in (True, False):
         fast_b = numba_batchnorm.backward(dy, x, fast[1], fast[3], gamma, use_batch, input_grad,
-                                          np.full_like(x, np.nan), relu_out)
+                                          np.full_like(x, np.nan), relu_beta)
         plain_b = batchnorm.backward(dy, x, plain[1], plain[3], gamma, use_batch, input_grad,
-                                     np.full_like(x, np.nan), relu_out)
+                                     np.full_like(x, np.nan), relu_beta)
         assert (fast_b[2] is None) == (plain_b[2] is None) == (not input_grad)
         for a, b in zip(fast_b, plain_b):
             if a is not None:
@@ -49,8 +49,32 @@ def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, relu,
         dbeta = dz.sum(axis=0)
     np.testing.assert_allclose(fast_b[0], dbeta, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(fast_b[1], dgamma, rtol=1e-9, atol=1e-11)
-    fast_dx = numba_batchnorm.backward(dy, x, fast[1], fast[3], gamma, use_batch, True, np.empty_like(x), relu_out)[2]
+    fast_dx = numba_batchnorm.backward(dy, x, fast[1], fast[3], gamma, use_batch, True, np.empty_like(x), relu_beta)[2]
     np.testing.assert_allclose(fast_dx, dx, rtol=1e-8, atol=1e-10)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 64), channels=st.integers(1, 20), dtype=st.sampled_from(["float32", "float64"]),
+       use_batch=st.booleans(), seed=st.integers(0, 99))
+def test_batchnorm_relu_gate_from_x_is_the_forwards_mask(rows, channels, dtype, use_batch, seed):
+    """The BN + ReLU group's backward forms the ReLU's gate from x, not from the output a: on
+    both kernel families it must be exactly [a > 0] of the forward that ran, also where the
+    pre-activation is 0 give or take a rounding error (β set to cancel the first row, which a
+    third of the rows repeat; another order of the operations flips some of these signs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, channels)).astype(dtype)
+    x[rng.random(rows) < 1 / 3] = x[0]
+    gamma = rng.uniform(0.5, 1.5, channels).astype(dtype)
+    mean, var = rng.normal(size=channels).astype(dtype), rng.uniform(0.5, 2, channels).astype(dtype)
+    dy = rng.normal(size=x.shape).astype(dtype)
+    for kernels in (numba_batchnorm, batchnorm):
+        _, mu, _, inv_std = kernels.forward(x, gamma, gamma, mean, var, 1e-3, use_batch, np.empty_like(x))
+        beta = (-(x[0].astype(float) - mu) * inv_std * gamma).astype(dtype)
+        a = kernels.forward(x, gamma, beta, mean, var, 1e-3, use_batch, np.empty_like(x), True)[0]
+        gated = kernels.backward(dy, x, mu, inv_std, gamma, use_batch, True, np.empty_like(x), beta)
+        masked = kernels.backward(dy * (a > 0), x, mu, inv_std, gamma, use_batch, True, np.empty_like(x))
+        for got, expected in zip(gated, masked):
+            np.testing.assert_array_equal(got, expected)
 
 
 @SETTINGS

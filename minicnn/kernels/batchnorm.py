@@ -8,9 +8,10 @@ single-pass Numba twins.
 and returns ``(y, μ, σ², 1/√(σ² + ε))`` (the batch's statistics when ``use_batch``, else the
 given ``mean``/``var``).
 
-``backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None)`` →
+``backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_beta=None)`` →
 ``(Σ dz, Σ dz·x̂, ∂L/∂x)`` written into ``dx`` (None without ``input_grad``), with ``dz = dy``,
-or ``dz = dy·[relu_out > 0]`` (ReLU's backward) when the forward ran with ``relu``.  Backward
+or, when the forward ran with ``relu`` and ``relu_beta`` is its β, ``dz = dy·[γ·x̂ + β > 0]``
+(ReLU's backward, its gate formed from x as the forward formed the output).  Backward
 reads the layer's input ``x`` and forms x̂ from it again, rather than keeping x̂: x stays
 alive until the backward anyway (the layer below wrote it), so no array the size of x is
 kept for BN.
@@ -38,9 +39,9 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False):
     return y, mean, var, inv_std
 
 
-def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None):
-    dz = dy if relu_out is None else dy * (relu_out > 0)
+def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_beta=None):
     x_hat = (x - mean) * inv_std
+    dz = dy if relu_beta is None else dy * (x_hat * gamma + relu_beta > 0)
     sum_dz, sum_dz_xhat = column_sums(dz), column_sums(dz * x_hat)
     if not input_grad:
         return sum_dz, sum_dz_xhat, None

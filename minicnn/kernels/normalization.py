@@ -3,9 +3,9 @@ equations): the channel axis moved last and every other axis flattened into the 
 of an ``(M, C)`` view, then the row kernels (``kernels/batchnorm.py``, or its single-pass
 Numba twin, ``numba_batchnorm``), then the result put back in the input's layout.
 
-``relu=True`` (forward) and ``relu_out`` (backward) are the plan's BN + ReLU group's
-(``fusion.NormReluGroup``): ``max(γ·x̂ + β, 0)`` in the forward's pass, and the ReLU's
-backward, ``∂L/∂y = ∂L/∂a · [a > 0]``, in the backward's.
+``relu=True`` (forward and backward) is the plan's BN + ReLU group's
+(``fusion.NormReluGroup``): ``a = max(γ·x̂ + β, 0)`` in the forward's pass, and the ReLU's
+backward, ``∂L/∂y = ∂L/∂a · [a > 0]``, in the backward's, its gate formed from x again.
 """
 from __future__ import annotations
 
@@ -62,14 +62,15 @@ def batch_norm_forward(x, axis, params, epsilon, use_batch, workspace, relu=Fals
     return from_rows(y, x.shape, axis), NormCache(rows, mean, inv_std, use_batch, x.shape, axis), mean, var
 
 
-def batch_norm_backward(dy, cache: NormCache, params, workspace, input_grad=True, relu_out=None):
+def batch_norm_backward(dy, cache: NormCache, params, workspace, input_grad=True, relu=False):
     """(∂L/∂x, grads): ∂L/∂x in the workspace's ``'dx'`` buffer (None when not
-    ``input_grad``) and ∂L/∂γ = Σ dy·x̂, ∂L/∂β = Σ dy for the weights the layer has."""
+    ``input_grad``) and ∂L/∂γ = Σ dz·x̂, ∂L/∂β = Σ dz for the weights the layer has, with
+    dz = dy, or dy·[γ·x̂ + β > 0] after a forward with ``relu``."""
     rows, axis = cache.rows, cache.axis
     backward = pick(rows, batchnorm.backward, numba="numba_batchnorm.backward")
     dx = workspace.reusable("dx", rows.shape, rows.dtype, like=rows) if input_grad else None
-    sum_dy, sum_dy_xhat, dx = backward(as_rows(dy, axis), rows, cache.mean, cache.inv_std,
-                                       gamma_and_beta(params, rows)[0], cache.use_batch, input_grad, dx,
-                                       None if relu_out is None else as_rows(relu_out, axis))
+    gamma, beta = gamma_and_beta(params, rows)
+    sum_dy, sum_dy_xhat, dx = backward(as_rows(dy, axis), rows, cache.mean, cache.inv_std, gamma,
+                                       cache.use_batch, input_grad, dx, beta if relu else None)
     grads = {key: g for key, g in (("gamma", sum_dy_xhat), ("beta", sum_dy)) if key in params}
     return (None if dx is None else from_rows(dx, cache.shape, axis)), grads

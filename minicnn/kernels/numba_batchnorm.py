@@ -9,7 +9,8 @@ written but the result:
   then ∂L/∂x in one pass, as ``p·dz + q·(x − μ) + o`` per channel: the compact form with x̂
   written out, ``γ/√(σ² + ε) · (dz − mean(dz) − x̂·mean(dz·x̂))``, or ``p·dz`` when μ and σ²
   are constants.  ``dz = dy``, or ``dy·[a > 0]`` for the plan's BN + ReLU group (``a`` its
-  output), formed as it is read.
+  output), the gate formed as dy is read, from x, by the forward's own arithmetic
+  (``a > 0`` ⟺ ``(x − μ)·(γ/√(σ² + ε)) + β > 0``): one array fewer to read than ``a``.
 
 The sums run in parallel over a fixed number of blocks of rows, each block into its own row
 of partial sums (float64; every CHUNK_ROWS rows are summed in x's own precision first, which
@@ -66,9 +67,10 @@ def _normalize(x, mean, scale, beta, relu, y):
 
 
 @jit.kernel()
-def _gradient_sums(dy, x, mean, gate, relu, partial):
+def _gradient_sums(dy, x, mean, scale, beta, relu, partial):
     """partial[k] = (Σ dz, Σ dz·(x − mean)) over block k's rows, per channel, with
-    dz = dy·[gate > 0] when ``relu``, else dy (``gate`` unread); chunks as ``_shifted_sums``."""
+    dz = dy·[(x − mean)·scale + beta > 0] when ``relu`` (``_normalize``'s output > 0: the same
+    operations in the same order, so the same signs), else dy; chunks as ``_shifted_sums``."""
     rows, channels = dy.shape
     blocks = partial.shape[0]
     zero = np.zeros(1, dy.dtype)[0]
@@ -79,7 +81,7 @@ def _gradient_sums(dy, x, mean, gate, relu, partial):
             for c in range(channels):
                 g = dy[r, c]
                 if relu:
-                    g = g if gate[r, c] > zero else zero
+                    g = g if (x[r, c] - mean[c]) * scale[c] + beta[c] > zero else zero
                 sums[c] += g
                 products[c] += g * (x[r, c] - mean[c])
             if (r - lo) % CHUNK_ROWS == CHUNK_ROWS - 1 or r == hi - 1:
@@ -90,7 +92,7 @@ def _gradient_sums(dy, x, mean, gate, relu, partial):
 
 
 @jit.kernel()
-def _input_grad(dy, x, mean, gate, relu, p, q, o, dx):
+def _input_grad(dy, x, mean, scale, beta, relu, p, q, o, dx):
     """dx = p·dz + q·(x − mean) + o per channel, dz as in ``_gradient_sums``."""
     rows, channels = dy.shape
     zero = np.zeros(1, dy.dtype)[0]
@@ -98,7 +100,7 @@ def _input_grad(dy, x, mean, gate, relu, p, q, o, dx):
         for c in range(channels):
             g = dy[r, c]
             if relu:
-                g = g if gate[r, c] > zero else zero
+                g = g if (x[r, c] - mean[c]) * scale[c] + beta[c] > zero else zero
             dx[r, c] = p[c] * g + q[c] * (x[r, c] - mean[c]) + o[c]
 
 
@@ -113,17 +115,22 @@ def forward(x, gamma, beta, mean, var, epsilon, use_batch, y, relu=False):
         var = np.maximum(sums[1] - sums[0] ** 2, 0).astype(x.dtype)
     inv_std = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
     mean = mean.astype(x.dtype, copy=False)
-    _normalize(x, mean, (inv_std * gamma).astype(x.dtype), beta.astype(x.dtype, copy=False), relu, y)
+    _normalize(x, mean, *_scale_and_shift(inv_std, gamma, beta, x.dtype), relu, y)
     return y, mean, var, inv_std
 
 
-def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=None):
+def _scale_and_shift(inv_std, gamma, beta, dtype):
+    """(γ/√(σ² + ε), β) in x's dtype: the forward's, and the backward's for its ReLU gate."""
+    return (inv_std * gamma).astype(dtype), beta.astype(dtype, copy=False)
+
+
+def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_beta=None):
     rows, channels = dy.shape
-    relu = relu_out is not None
-    gate = relu_out if relu else dy
+    relu = relu_beta is not None
+    gate = _scale_and_shift(inv_std, gamma, relu_beta if relu else gamma, dy.dtype)    # (unread without relu)
     partial = _partial_sums(rows, channels)
     mean = mean.astype(dy.dtype, copy=False)
-    _gradient_sums(dy, x, mean, gate, relu, partial)
+    _gradient_sums(dy, x, mean, *gate, relu, partial)
     sum_dz, sum_dz_centered = partial.sum(axis=0)
     sum_dz_xhat = sum_dz_centered * inv_std
     if not input_grad:
@@ -131,5 +138,5 @@ def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_out=No
     scale = inv_std.astype(np.float64) * gamma
     zeros = np.zeros(channels)
     q, o = (-scale * inv_std * sum_dz_xhat / rows, -scale * sum_dz / rows) if use_batch else (zeros, zeros)
-    _input_grad(dy, x, mean, gate, relu, *(a.astype(dy.dtype) for a in (scale, q, o)), dx)
+    _input_grad(dy, x, mean, *gate, relu, *(a.astype(dy.dtype) for a in (scale, q, o)), dx)
     return sum_dz.astype(dy.dtype), sum_dz_xhat.astype(dy.dtype), dx
