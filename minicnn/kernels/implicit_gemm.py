@@ -178,10 +178,10 @@ def _kernel_grad_kernel(ROWS, PANEL):
                         for i in range(ROWS):
                             for j in range(PANEL):
                                 acc[i, j] = partial[np.uint64(blk), np.uint64(min(k0 + i, last)), p0 + np.uint64(j)]
-                    for pixel in range(s0, s1):
+                    for pixel in range(np.uint64(s0), np.uint64(s1)):      # (unsigned: no wrap of a negative index)
                         values = row_values(x_flat, taps, origin[pixel], ROWS)
                         for j in range(PANEL):
-                            multiply_add_row(acc, j, values, dy[np.uint64(pixel), c0 + np.uint64(j)])
+                            multiply_add_row(acc, j, values, dy[pixel, c0 + np.uint64(j)])
                     for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
                         for j in range(PANEL):
                             partial[np.uint64(blk), np.uint64(k0 + i), p0 + np.uint64(j)] = acc[i, j]
@@ -189,9 +189,9 @@ def _kernel_grad_kernel(ROWS, PANEL):
                     if s0 == start:
                         for j in range(PANEL):
                             bias_sum[blk, p0 + np.uint64(j)] = 0
-                    for pixel in range(s0, s1):
+                    for pixel in range(np.uint64(s0), np.uint64(s1)):
                         for j in range(PANEL):
-                            bias_sum[blk, p0 + np.uint64(j)] += dy[np.uint64(pixel), c0 + np.uint64(j)]
+                            bias_sum[blk, p0 + np.uint64(j)] += dy[pixel, c0 + np.uint64(j)]
     return kernel_grad
 
 
