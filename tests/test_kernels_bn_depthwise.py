@@ -55,18 +55,19 @@ def test_batchnorm_numba_equals_numpy_and_loops(rows, channels, use_batch, relu,
 
 @SETTINGS
 @given(rows=st.integers(1, 64), channels=st.integers(1, 20), dtype=st.sampled_from(["float32", "float64"]),
-       use_batch=st.booleans(), seed=st.integers(0, 99))
-def test_batchnorm_relu_gate_from_x_is_the_forwards_mask(rows, channels, dtype, use_batch, seed):
+       dy_float64=st.booleans(), use_batch=st.booleans(), seed=st.integers(0, 99))
+def test_batchnorm_relu_gate_from_x_is_the_forwards_mask(rows, channels, dtype, dy_float64, use_batch, seed):
     """The BN + ReLU group's backward forms the ReLU's gate from x, not from the output a: on
     both kernel families it must be exactly [a > 0] of the forward that ran, also where the
     pre-activation is 0 give or take a rounding error (β set to cancel the first row, which a
-    third of the rows repeat; another order of the operations flips some of these signs)."""
+    third of the rows repeat; another order of the operations flips some of these signs), and
+    when ∂L/∂a comes in float64 to a float32 layer (a float64 layer above it)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, channels)).astype(dtype)
     x[rng.random(rows) < 1 / 3] = x[0]
     gamma = rng.uniform(0.5, 1.5, channels).astype(dtype)
     mean, var = rng.normal(size=channels).astype(dtype), rng.uniform(0.5, 2, channels).astype(dtype)
-    dy = rng.normal(size=x.shape).astype(dtype)
+    dy = rng.normal(size=x.shape).astype("float64" if dy_float64 else dtype)
     for kernels in (numba_batchnorm, batchnorm):
         _, mu, _, inv_std = kernels.forward(x, gamma, gamma, mean, var, 1e-3, use_batch, np.empty_like(x))
         beta = (-(x[0].astype(float) - mu) * inv_std * gamma).astype(dtype)

@@ -70,7 +70,7 @@ def batch_norm_backward(dy, cache: NormCache, params, workspace, input_grad=True
     backward = pick(rows, batchnorm.backward, numba="numba_batchnorm.backward")
     dx = workspace.reusable("dx", rows.shape, rows.dtype, like=rows) if input_grad else None
     gamma, beta = gamma_and_beta(params, rows)
-    sum_dy, sum_dy_xhat, dx = backward(as_rows(dy, axis), rows, cache.mean, cache.inv_std, gamma,
+    sum_dz, sum_dz_xhat, dx = backward(as_rows(dy, axis), rows, cache.mean, cache.inv_std, gamma,
                                        cache.use_batch, input_grad, dx, beta if relu else None)
-    grads = {key: g for key, g in (("gamma", sum_dy_xhat), ("beta", sum_dy)) if key in params}
+    grads = {key: g for key, g in (("gamma", sum_dz_xhat), ("beta", sum_dz)) if key in params}
     return (None if dx is None else from_rows(dx, cache.shape, axis)), grads

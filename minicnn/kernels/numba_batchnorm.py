@@ -70,7 +70,8 @@ def _normalize(x, mean, scale, beta, relu, y):
 def _gradient_sums(dy, x, mean, scale, beta, relu, partial):
     """partial[k] = (Σ dz, Σ dz·(x − mean)) over block k's rows, per channel, with
     dz = dy·[(x − mean)·scale + beta > 0] when ``relu`` (``_normalize``'s output > 0: the same
-    operations in the same order, so the same signs), else dy; chunks as ``_shifted_sums``."""
+    operations, in the same order and dtype, so the same signs), else dy; chunks as
+    ``_shifted_sums``."""
     rows, channels = dy.shape
     blocks = partial.shape[0]
     zero = np.zeros(1, dy.dtype)[0]
@@ -127,9 +128,10 @@ def _scale_and_shift(inv_std, gamma, beta, dtype):
 def backward(dy, x, mean, inv_std, gamma, use_batch, input_grad, dx, relu_beta=None):
     rows, channels = dy.shape
     relu = relu_beta is not None
-    gate = _scale_and_shift(inv_std, gamma, relu_beta if relu else gamma, dy.dtype)    # (unread without relu)
+    # the gate in x's dtype, as the forward formed a (dy's may differ: a float64 layer above); unread without relu
+    gate = _scale_and_shift(inv_std, gamma, relu_beta if relu else gamma, x.dtype)
     partial = _partial_sums(rows, channels)
-    mean = mean.astype(dy.dtype, copy=False)
+    mean = mean.astype(x.dtype, copy=False)
     _gradient_sums(dy, x, mean, *gate, relu, partial)
     sum_dz, sum_dz_centered = partial.sum(axis=0)
     sum_dz_xhat = sum_dz_centered * inv_std
