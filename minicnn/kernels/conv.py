@@ -133,6 +133,10 @@ def conv2d_backward(dy, cache: ConvCache, workspace=None, input_grad=True, bias_
     n, oh, ow, f = dy.shape
     dy2 = dy.reshape(n * oh * ow, f)                                # (n·oh·ow, f)
     workspace = workspace if workspace is not None else Workspace()
+    if cache.plan.input_grad == "one_pass" and input_grad:          # (1×1: both products in one pass over dy)
+        from . import pointwise
+        dx = workspace.reusable("dx", cache.x.shape, dy.dtype, like=dy)
+        return pointwise.conv2d_backward(cache.x, dy, cache.W, dx, workspace, bias_grad)
     if cache.plan.kernel_grad == "winograd":
         from . import winograd
         dW, db = winograd.conv2d_kernel_grad(cache.x, cache.pads, dy, workspace)
@@ -186,7 +190,7 @@ def _input_grad(dy, cache, workspace, overwrite_cols):
     if cache.plan.input_grad == "sub_pixel":
         from . import sub_pixel
         return sub_pixel.conv2d_input_grad(dy, W, x.shape, cache.strides, cache.pads, dx, workspace)
-    if cache.plan.input_grad != "col2im":
+    if cache.plan.input_grad != "col2im":                           # ('one_pass' alone: the implicit GEMM's)
         full_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
         W_rot = W[::-1, ::-1].transpose(0, 1, 3, 2)                 # (kh, kw, f, c)
         if cache.plan.input_grad == "winograd":

@@ -12,6 +12,8 @@ the equations, ``docs/backprop.md`` §10 the table)::
                           'sub_pixel'  one such convolution per phase of the strides, on the
                           implicit GEMM (a kernel at least as large as the strides;
                           ``kernels/sub_pixel.py``)
+                          'one_pass'  a 1×1 kernel, stride 1: ∂L/∂Y · W2ᵀ on the implicit
+                          GEMM, in ∂L/∂W's pass over ∂L/∂Y (``kernels/pointwise.py``)
     ∂L/∂W                 'im2col', 'implicit_gemm' or 'winograd'  colsᵀ · ∂L/∂Y, or its
                           Winograd adjoint
 
@@ -41,11 +43,12 @@ FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w
                                     # beyond this ratio col2im is used
 
 ALGORITHMS = ("im2col", "implicit_gemm", "winograd")
-INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd", "sub_pixel")
-NEEDS_NUMBA = ("implicit_gemm", "winograd", "sub_pixel")
+INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd", "sub_pixel", "one_pass")
+NEEDS_NUMBA = ("implicit_gemm", "winograd", "sub_pixel", "one_pass")
 LABELS = {"im2col": "im2col + GEMM", "implicit_gemm": "implicit GEMM", "winograd": "Winograd F(4x4, 3x3)"}
 INPUT_GRAD_LABELS = {"col2im": "col2im", "implicit_gemm": "full conv on the implicit GEMM",
-                     "winograd": "full conv on Winograd", "sub_pixel": "a full conv per stride phase"}
+                     "winograd": "full conv on Winograd", "sub_pixel": "a full conv per stride phase",
+                     "one_pass": "implicit GEMM in ∂L/∂W's pass over ∂L/∂Y"}
 
 
 class ConvPlan(NamedTuple):
@@ -120,7 +123,8 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
         ∂L/∂X:           stride 1, h·w ≤ FULL_CONV_MAX_OVERWORK·oh·ow and n·h·w·kh·kw·c·f ≥
                          IMPLICIT_GEMM_FROM: the full convolution on Winograd (as the forward's
                          test, channels swapped) or, with c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS,
-                         on the implicit GEMM; strides > 1, every phase with taps (kh ≥ sh,
+                         on the implicit GEMM, a 1×1 kernel's in ∂L/∂W's pass (one pass);
+                         strides > 1, every phase with taps (kh ≥ sh,
                          kw ≥ sw), n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM,
                          c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS and at most
                          FULL_CONV_MAX_OVERWORK times col2im's multiply-adds: one per phase
@@ -152,7 +156,7 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
         if winograd_shape:
             input_grad = "winograd"
         elif c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
-            input_grad = "implicit_gemm"
+            input_grad = "one_pass" if (kh, kw) == (1, 1) and forward == "implicit_gemm" else "implicit_gemm"
     return ConvPlan(forward, input_grad, forward)
 
 
@@ -187,6 +191,9 @@ def check(plan, x_shape, kernel_shape, strides, family, who="conv2d") -> ConvPla
                    f"{tuple(kernel_shape[:2])}, strides {strides}")
         elif name == "∂L/∂X" and algorithm not in ("col2im", "sub_pixel") and strides != (1, 1):
             why = f"∂L/∂X as a full convolution needs stride 1, received strides {strides}"
+        elif algorithm == "one_pass" and (tuple(kernel_shape[:2]) != (1, 1) or plan.kernel_grad != "implicit_gemm"):
+            why = (f"∂L/∂X in ∂L/∂W's pass needs a 1×1 kernel and ∂L/∂W on 'implicit_gemm', received kernel "
+                   f"{tuple(kernel_shape[:2])}, ∂L/∂W on {plan.kernel_grad!r}")
         elif algorithm == "sub_pixel" and not phases_have_taps(kernel_shape, strides):
             why = (f"one convolution per phase of the strides needs a kernel at least as large as the strides, "
                    f"received kernel {tuple(kernel_shape[:2])}, strides {strides}")

@@ -15,14 +15,16 @@ input where it lies, through two offset tables (``window_offsets``)::
   tile of the panel; and ∂L/∂b = Σ dY, summed over each span's rows of dY right after their
   products, while those rows are in cache.
 
-Both run on the register tiles (``kernels/register_tiles.py``).
+Both run on the register tiles (``kernels/register_tiles.py``); a task of each is an inlined
+function of its own (``gemm_tile``, ``kernel_grad_block``), which ``kernels/pointwise.py`` runs
+one after the other on a block of pixels.
 """
 from __future__ import annotations
 
 import functools
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from . import jit
 from .numba_epilogue import bias_act
@@ -66,6 +68,28 @@ def pixel_offsets(n, oh, ow, channels, first=(0, 0), steps=(1, 1), out_hw=None):
     return at
 
 
+@njit(inline="always", fastmath={"contract"})
+def gemm_tile(tile, x_flat, origin, tap, panels, panel, r0, last, bias, relu, out_flat, out_at):
+    """One tile of ``implicit_gemm``: rows r0 … r0 + ROWS − 1 of out (``tile`` = (ROWS, PANEL);
+    rows past ``last`` repeat it, not stored) in the columns of panel ``panel``, summed in a
+    register tile and stored through the epilogue."""
+    rows_in_tile, width = tile
+    acc = register_tile(tile, out_flat.dtype)
+    tile_products(acc, x_flat, table_rows(origin, r0, last), tap, panels, panel)
+    c0 = panel * width
+    rows, cols = min(rows_in_tile, last + 1 - r0), min(width, bias.size - c0)
+    if rows == rows_in_tile and cols == width:  # fixed trip counts, and unsigned indices (a signed one
+        for i in range(rows_in_tile):           # is wrapped if negative): vector stores, not scatters
+            at = out_at[r0 + i] + np.uint64(c0)
+            for j in range(width):
+                out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
+    else:
+        for i in range(rows):
+            at = out_at[r0 + i] + np.uint64(c0)
+            for j in range(cols):
+                out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
+
+
 @functools.cache
 def _implicit_gemm_kernel(ROWS, PANEL):
     """The implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
@@ -76,25 +100,10 @@ def _implicit_gemm_kernel(ROWS, PANEL):
         columns (``pack_panels``), act the ReLU when ``relu``; row ``pixel`` of out is
         out_flat[out_at[pixel]:][:f] (``pixel_offsets``: rows that do not overlap).  Over (row
         block, panel) tiles, each owning its tile of out."""
-        m, f = out_at.size, bias.size
-        n_panels = panels.shape[0]
-        last = m - 1                                # rows past the end repeat the last (not stored)
+        m, n_panels = out_at.size, panels.shape[0]
         for task in prange(-(-m // ROWS) * n_panels):
-            r0, panel = task // n_panels * ROWS, task % n_panels
-            c0 = panel * PANEL
-            acc = register_tile((ROWS, PANEL), out_flat.dtype)
-            tile_products(acc, x_flat, table_rows(origin, r0, last), tap, panels, panel)
-            rows, cols = min(ROWS, m - r0), min(PANEL, f - c0)
-            if rows == ROWS and cols == PANEL:      # fixed trip counts, and unsigned indices (a signed one
-                for i in range(ROWS):               # is wrapped if negative): vector stores, not scatters
-                    at = out_at[r0 + i] + np.uint64(c0)
-                    for j in range(PANEL):
-                        out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
-            else:
-                for i in range(rows):
-                    at = out_at[r0 + i] + np.uint64(c0)
-                    for j in range(cols):
-                        out_flat[at + np.uint64(j)] = bias_act(acc[i, j], bias[np.uint64(c0 + j)], relu)
+            gemm_tile((ROWS, PANEL), x_flat, origin, tap, panels, task % n_panels, task // n_panels * ROWS, m - 1,
+                      bias, relu, out_flat, out_at)
     return implicit_gemm
 
 
@@ -141,6 +150,47 @@ KERNEL_GRAD_SPAN = 64        # pixels a block's tiles of ∂L/∂W take in turn,
                              # ∂L/∂O and input rows stay in the L1 cache across the tiles
 
 
+@njit(inline="always", fastmath={"contract"})
+def kernel_grad_block(tile, x_flat, origin, tap, dy, span, partial, bias_sum, blk, panel, start, stop):
+    """One task of ``kernel_grad``: partial[blk] = colsᵀ @ dY over the pixels start … stop − 1,
+    in the PANEL columns of panel ``panel`` (``tile`` = (ROWS, PANEL)), and bias_sum[blk] = Σ dY
+    over them in the same columns (``bias_sum`` empty: none).
+
+    The block is taken ``span`` pixels at a time: every ROWS-row tile of the panel runs over
+    the span's pixels, its accumulators starting from the tile's sum so far, while the span's
+    input rows and ∂L/∂O stay in the L1 cache (a tile alone would stream them from L2 for
+    ROWS multiply-adds per value).  When f is not a multiple of PANEL the last panel reads
+    ∂L/∂O's last PANEL columns, overlapping the panel before (``kernel_grad_columns`` says
+    which columns of ``partial`` hold ∂L/∂W2)."""
+    rows_in_tile, width = tile
+    f, depth = dy.shape[1], partial.shape[1]
+    c0, p0 = np.uint64(min(panel * width, f - width)), np.uint64(panel * width)
+    last = depth - 1                                # rows past the end repeat the last (not stored)
+    for s0 in range(start, stop, span):
+        s1 = min(s0 + span, stop)
+        for k0 in range(0, depth, rows_in_tile):
+            taps = table_rows(tap, k0, last)
+            acc = register_tile(tile, partial.dtype)
+            if s0 > start:
+                for i in range(rows_in_tile):
+                    for j in range(width):
+                        acc[i, j] = partial[np.uint64(blk), np.uint64(min(k0 + i, last)), p0 + np.uint64(j)]
+            for pixel in range(np.uint64(s0), np.uint64(s1)):      # (unsigned: no wrap of a negative index)
+                values = row_values(x_flat, taps, origin[pixel], rows_in_tile)
+                for j in range(width):
+                    multiply_add_row(acc, j, values, dy[pixel, c0 + np.uint64(j)])
+            for i in range(min(rows_in_tile, depth - k0)):  # (unsigned indices: vector loads and stores)
+                for j in range(width):
+                    partial[np.uint64(blk), np.uint64(k0 + i), p0 + np.uint64(j)] = acc[i, j]
+        if bias_sum.shape[0] > 0:                   # (the span's rows of dY are still in cache)
+            if s0 == start:
+                for j in range(width):
+                    bias_sum[blk, p0 + np.uint64(j)] = 0
+            for pixel in range(np.uint64(s0), np.uint64(s1)):
+                for j in range(width):
+                    bias_sum[blk, p0 + np.uint64(j)] += dy[pixel, c0 + np.uint64(j)]
+
+
 @functools.cache
 def _kernel_grad_kernel(ROWS, PANEL):
     """∂L/∂W's blocked implicit GEMM compiled for one register tile, ROWS (3, 4 or 8) × PANEL."""
@@ -148,50 +198,16 @@ def _kernel_grad_kernel(ROWS, PANEL):
     def kernel_grad(x_flat, origin, tap, dy, span, partial, bias_sum):
         """partial[blk] = colsᵀ @ dY over the pixels of block ``blk`` (one of ``len(partial)``
         equal runs of consecutive output pixels), cols read through the offsets as in the
-        implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk].  Parallel over (block, panel of PANEL
-        columns) pairs, each owning its PANEL columns of ``partial[blk]``; the block count
-        depends on the shape only, so the sum's order, and its result, do not depend on the
-        thread count.
-
-        A block is taken ``span`` pixels at a time: every ROWS-row tile of the panel runs over
-        the span's pixels, its accumulators starting from the tile's sum so far, while the
-        span's input rows and ∂L/∂O stay in the L1 cache (a tile alone would stream them from
-        L2 for ROWS multiply-adds per value).  When f is not a multiple of PANEL the last panel
-        reads ∂L/∂O's last PANEL columns, overlapping the panel before (``kernel_grad_columns``
-        says which columns of ``partial`` hold ∂L/∂W2).  ``bias_sum`` (float64, shaped as
-        ``partial[:, 0]``, or empty for none): bias_sum[blk] = Σ dY over the block's pixels,
-        summed span by span, in the same columns."""
-        m, f = dy.shape
-        blocks, depth, _ = partial.shape
-        n_panels = -(-f // PANEL)
-        last = depth - 1                            # rows past the end repeat the last (not stored)
+        implicit GEMM; ∂L/∂W2 = Σ_blk partial[blk]; ``bias_sum`` (float64, shaped as
+        ``partial[:, 0]``, or empty for none) the blocks' sums of dY (``kernel_grad_block``).
+        Parallel over (block, panel of PANEL columns) pairs, each owning its PANEL columns of
+        ``partial[blk]``; the block count depends on the shape only, so the sum's order, and
+        its result, do not depend on the thread count."""
+        m, blocks, n_panels = dy.shape[0], partial.shape[0], -(-dy.shape[1] // PANEL)
         for task in prange(blocks * n_panels):
-            blk, panel = task // n_panels, task % n_panels
-            c0, p0 = np.uint64(min(panel * PANEL, f - PANEL)), np.uint64(panel * PANEL)
-            start, stop = blk * m // blocks, (blk + 1) * m // blocks
-            for s0 in range(start, stop, span):
-                s1 = min(s0 + span, stop)
-                for k0 in range(0, depth, ROWS):
-                    taps = table_rows(tap, k0, last)
-                    acc = register_tile((ROWS, PANEL), partial.dtype)
-                    if s0 > start:
-                        for i in range(ROWS):
-                            for j in range(PANEL):
-                                acc[i, j] = partial[np.uint64(blk), np.uint64(min(k0 + i, last)), p0 + np.uint64(j)]
-                    for pixel in range(np.uint64(s0), np.uint64(s1)):      # (unsigned: no wrap of a negative index)
-                        values = row_values(x_flat, taps, origin[pixel], ROWS)
-                        for j in range(PANEL):
-                            multiply_add_row(acc, j, values, dy[pixel, c0 + np.uint64(j)])
-                    for i in range(min(ROWS, depth - k0)):  # (unsigned indices: vector loads and stores)
-                        for j in range(PANEL):
-                            partial[np.uint64(blk), np.uint64(k0 + i), p0 + np.uint64(j)] = acc[i, j]
-                if bias_sum.shape[0] > 0:           # (the span's rows of dY are still in cache)
-                    if s0 == start:
-                        for j in range(PANEL):
-                            bias_sum[blk, p0 + np.uint64(j)] = 0
-                    for pixel in range(np.uint64(s0), np.uint64(s1)):
-                        for j in range(PANEL):
-                            bias_sum[blk, p0 + np.uint64(j)] += dy[pixel, c0 + np.uint64(j)]
+            blk = task // n_panels
+            kernel_grad_block((ROWS, PANEL), x_flat, origin, tap, dy, span, partial, bias_sum, blk, task % n_panels,
+                              blk * m // blocks, (blk + 1) * m // blocks)
     return kernel_grad
 
 
@@ -204,15 +220,13 @@ def kernel_grad_columns(f, panel):
     return np.r_[0:first, first + n_panels * panel - f:n_panels * panel]
 
 
-def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
-    """(∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, ∂L/∂b = Σ dY
-    (f,) when ``bias_grad``, else None), by the blocked implicit GEMM above on the tile for f
-    (f narrower than its panel: ∂L/∂O zero-padded to one panel first).  The partial sums live
-    in ``workspace``'s buffers ``'dW_blocks'`` and ``'db_blocks'`` when given; ∂L/∂b's are
-    float64, added up in float64 and cast back."""
+def kernel_grad_operands(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
+    """(tile, operands) of ``kernel_grad`` for ∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid'
+    convolution of x_pad: the tile for f (f narrower than its panel: ∂L/∂O zero-padded to one
+    panel first); the partial sums in ``workspace``'s buffers ``'dW_blocks'`` and ``'db_blocks'``
+    when given, ∂L/∂b's (when ``bias_grad``) in float64.  ``kernel_grad_sums`` adds them up."""
     n, oh, ow, f = dy.shape
     tile = tile_for(f, narrow=True)
-
     if f < tile[1]:                                 # one panel, its extra columns dropped from the result
         padded = scratch(workspace, "dy_panel", (n, oh, ow, tile[1]), dy.dtype)
         padded[..., :f] = dy
@@ -223,7 +237,23 @@ def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=Fal
     blocks, columns = -(-n * oh * ow // KERNEL_GRAD_PIXELS), -(-dy.shape[-1] // tile[1]) * tile[1]
     partial = scratch(workspace, "dW_blocks", (blocks, tap.size, columns), dy.dtype)
     bias_sum = scratch(workspace, "db_blocks", (blocks, columns), np.float64) if bias_grad else np.empty((0, 0))
-    _kernel_grad_kernel(*tile)(x_pad.reshape(-1), origin, tap, np.ascontiguousarray(dy).reshape(-1, dy.shape[-1]),
-                               KERNEL_GRAD_SPAN, partial, bias_sum)
+    dy_rows = np.ascontiguousarray(dy).reshape(-1, dy.shape[-1])
+    return tile, (x_pad.reshape(-1), origin, tap, dy_rows, KERNEL_GRAD_SPAN, partial, bias_sum)
+
+
+def kernel_grad_sums(f, tile, operands):
+    """(∂L/∂W2 (kh·kw·c, f), ∂L/∂b (f,) or None) from ``kernel_grad``'s partial sums in
+    ``operands`` (``kernel_grad_operands``): the blocks' sums added up, the columns of ∂L/∂W2 kept;
+    ∂L/∂b's added up in float64 and cast back."""
+    dy, partial, bias_sum = operands[3], operands[5], operands[6]
     kept = kernel_grad_columns(dy.shape[-1], tile[1])[:f]
-    return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_grad else None)
+    return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_sum.size else None)
+
+
+def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
+    """(∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid' convolution of x_pad, ∂L/∂b = Σ dY
+    (f,) when ``bias_grad``, else None), by the blocked implicit GEMM above
+    (``kernel_grad_operands``: the tile, the padding of a narrow ∂L/∂O, the buffers)."""
+    tile, operands = kernel_grad_operands(x_pad, dy, kernel, strides, workspace, bias_grad)
+    _kernel_grad_kernel(*tile)(*operands)
+    return kernel_grad_sums(dy.shape[-1], tile, operands)
