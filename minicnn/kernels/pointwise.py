@@ -8,11 +8,12 @@ the backward read ∂L/∂Y (n·h·w, f) row by row, the same rows::
     ∂L/∂X  = ∂L/∂Y · W2ᵀ         (n·h·w, c)
 
 Run apart (``implicit_gemm.conv2d_kernel_grad``, then ``implicit_gemm.conv2d``) each streams all
-of ∂L/∂Y from memory.  Here a task takes one block of pixels through both: the block's partial
-sum of ∂L/∂W2 (``implicit_gemm.kernel_grad_block``, panel by panel), then the block's rows of
-∂L/∂X (``implicit_gemm.gemm_tile``), whose reads of ∂L/∂Y find the block's rows in the L2
-cache.  The blocks, the tiles and the order of every sum are the two kernels', so the results
-are theirs to the last bit.
+of ∂L/∂Y from memory.  Here a task takes one block of pixels through both: the block's rows
+of ∂L/∂X (``implicit_gemm.gemm_tile``), which stream its rows of ∂L/∂Y in order, then its
+partial sum of ∂L/∂W2 (``implicit_gemm.kernel_grad_block``, panel by panel), whose reads of
+∂L/∂Y, span by span, find them in the L2 cache (∂L/∂W's kernel alone waits on memory at the
+start of every span).  The blocks, the tiles and the order of every sum are the two
+kernels', so the results are theirs to the last bit.
 """
 from __future__ import annotations
 
