@@ -5,7 +5,7 @@ inside a register tile, filter counts below, at and past a panel); the rule that
 its refusals; a backward asked for no ∂L/∂X."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import minicnn as mc
@@ -13,6 +13,7 @@ from minicnn.kernels import implicit_gemm, naive, pointwise
 from minicnn.kernels.conv import conv2d_backward, conv2d_forward
 from minicnn.kernels.conv_plan import ConvPlan, check, choose
 from minicnn.kernels.workspace import Workspace
+from conftest import record_calls
 
 ONE_PASS = ConvPlan("implicit_gemm", "one_pass", "implicit_gemm")
 APART = ConvPlan("implicit_gemm", "implicit_gemm", "implicit_gemm")
@@ -21,9 +22,13 @@ APART = ConvPlan("implicit_gemm", "implicit_gemm", "implicit_gemm")
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 3), h=st.integers(1, 17), w=st.integers(1, 17), c=st.integers(1, 40), f=st.integers(1, 70),
        dtype=st.sampled_from([np.float64, np.float32]), bias_grad=st.booleans(), seed=st.integers(0, 2**16))
+@example(n=3, h=41, w=39, c=17, f=5, dtype=np.float32, bias_grad=True, seed=1)      # 10 blocks; f under a panel
+@example(n=5, h=31, w=29, c=40, f=70, dtype=np.float64, bias_grad=False, seed=2)    # 9 blocks; 70 = 64 + 6
+@example(n=2, h=40, w=40, c=33, f=129, dtype=np.float32, bias_grad=True, seed=3)    # 7 blocks; a panel overlap
 def test_one_pass_equals_the_loops_and_the_two_kernels_apart(n, h, w, c, f, dtype, bias_grad, seed):
-    """Up to 867 pixels: one or two blocks of KERNEL_GRAD_PIXELS (512), whose last ∂L/∂X tile
-    is cut short; every pixel of ∂L/∂X written (the buffer starts as NaN)."""
+    """Drawn: up to 867 pixels, one or two blocks of KERNEL_GRAD_PIXELS (512); the examples:
+    7–10 blocks, whose sizes are not multiples of a ∂L/∂X tile's rows; every pixel of ∂L/∂X
+    written (the buffer starts as NaN)."""
     rng = np.random.default_rng(seed)
     x, W, dy = rng.standard_normal((n, h, w, c)), rng.standard_normal((1, 1, c, f)), rng.standard_normal((n, h, w, f))
     dx = np.full(x.shape, np.nan, dtype)
@@ -47,24 +52,45 @@ def test_one_pass_equals_the_loops_and_the_two_kernels_apart(n, h, w, c, f, dtyp
         assert db is None and db_apart is None
 
 
-def test_a_layers_backward_on_one_pass_equals_the_kernels_apart():
-    """Through conv2d_backward, as a layer calls it: the plan's choice runs, ∂L/∂X, ∂L/∂W and
-    ∂L/∂b equal those of the plan with the two passes apart; asked for no ∂L/∂X (a first
-    layer), it runs ∂L/∂W alone."""
+def test_a_layers_backward_on_one_pass_equals_the_kernels_apart(monkeypatch):
+    """Through conv2d_backward, as a layer calls it: the one pass runs where the plan says
+    (and only there), ∂L/∂X, ∂L/∂W and ∂L/∂b equal those of the plan with the two passes
+    apart; asked for no ∂L/∂X (a first layer), it runs ∂L/∂W alone."""
     rng = np.random.default_rng(1)
-    x, W = rng.standard_normal((4, 20, 20, 24)).astype(np.float32), rng.standard_normal((1, 1, 24, 40)).astype(np.float32)
+    x, W = rng.standard_normal((4, 20, 20, 24)).astype(np.float32), rng.standard_normal((1, 1, 24, 40))
     b, dy = rng.standard_normal(40).astype(np.float32), rng.standard_normal((4, 20, 20, 40)).astype(np.float32)
-    grads = {}
+    W = W.astype(np.float32)
+    calls = record_calls(monkeypatch, pointwise, ("conv2d_backward",))
+    grads, ran = {}, {}
     with mc.use_kernels("numba"):
         for name, plan in (("one_pass", ONE_PASS), ("apart", APART)):
             _, cache = conv2d_forward(x, W, b, plan=plan)
             grads[name] = [g.copy() for g in conv2d_backward(dy, cache)]
+            ran[name] = len(calls)
         _, cache = conv2d_forward(x, W, b, plan=ONE_PASS)
         no_dx = conv2d_backward(dy, cache, input_grad=False)
+    assert ran == {"one_pass": 1, "apart": 1} and len(calls) == 1
     for one_pass, apart in zip(grads["one_pass"], grads["apart"]):
         np.testing.assert_array_equal(one_pass, apart)
     assert no_dx[0] is None
     np.testing.assert_array_equal(no_dx[1], grads["apart"][1])
+    np.testing.assert_array_equal(no_dx[2], grads["apart"][2])
+
+
+def test_a_1x1_transposed_convolution_runs_its_forward_alone():
+    """Conv2DTranspose's forward is the ∂L/∂X of the convolution it transposes, with no ∂L/∂W
+    pass beside it: where that convolution's plan would take the one pass, the layer keeps the
+    implicit GEMM (and says so), and its output equals im2col's."""
+    x = np.random.default_rng(0).standard_normal((8, 28, 28, 128)).astype(np.float32)
+    layer = mc.layers.Conv2DTranspose(64, 1, name="up")
+    outputs = {}
+    with mc.use_kernels("numba"):
+        assert choose((8, 28, 28, 64), (1, 1, 64, 128), (1, 1), (0, 0, 0, 0), "numba") == ONE_PASS
+        outputs["chosen"] = layer.forward(x).copy()
+        assert layer.algorithm.conv.input_grad == "implicit_gemm"
+        with mc.use_conv_algorithm("im2col"):
+            outputs["im2col"] = layer.forward(x).copy()
+    np.testing.assert_allclose(outputs["chosen"], outputs["im2col"], rtol=1e-4, atol=1e-4)
 
 
 def test_the_rule_picks_one_pass_for_a_large_1x1_convolution():

@@ -81,6 +81,9 @@ def kernels_to_check():
     for switches in (True, False):          # the training forward's, and one no backward follows
         kernels[f"conv_relu_maxpool 4x{panel}" + ("" if switches else " (no switches)")] = (
             "numba_conv_relu_pool", "_implicit_gemm_relu_maxpool_kernel", (panel, switches), None, "conv_relu_maxpool")
+    four_rows = register_tiles.four_row_tile()
+    kernels[f"pointwise {four_rows[0]}x{four_rows[1]}"] = ("pointwise", "_one_pass_kernel", (four_rows, four_rows),
+                                                           None, "pointwise")
     block = numba_depthwise.CHANNEL_BLOCK
     for index, family in enumerate(("depthwise forward", "depthwise input_grad", "depthwise kernel_grad")):
         kernels[f"{family} {block}"] = ("numba_depthwise", "_kernels", (block,), index, family)
@@ -91,7 +94,7 @@ def kernel_signatures():
     """family -> the float32 signature its kernels are compiled for, found by running each
     family once, here, on this CPU's own tiles."""
     from minicnn.inference import forward_only
-    from minicnn.kernels import implicit_gemm, numba_conv_relu_pool, numba_depthwise, winograd
+    from minicnn.kernels import implicit_gemm, numba_conv_relu_pool, numba_depthwise, pointwise, winograd
     from minicnn.kernels.conv_relu_pool import conv2d_relu_maxpool_forward
     from minicnn.kernels.workspace import Workspace
     import minicnn as mc
@@ -105,6 +108,7 @@ def kernel_signatures():
     with mc.use_kernels("numba"):
         implicit_gemm.conv2d(x, W, (1, 1), np.empty((2, 8, 8, panel), np.float32))
         implicit_gemm.conv2d_kernel_grad(x, dy, (3, 3), (1, 1))
+        pointwise.conv2d_backward(x, y, W[:1, :1], np.empty_like(x))
         winograd.conv2d(x, (1, 1, 1, 1), W, y)
         winograd.conv2d_kernel_grad(x, (1, 1, 1, 1), y)
         with forward_only():
@@ -117,7 +121,9 @@ def kernel_signatures():
                 "kernel_grad": implicit_gemm._kernel_grad_kernel(*register_tiles.tile_for(panel, narrow=True)),
                 "winograd forward": winograd._forward_kernel(rows, panel),
                 "winograd kernel_grad": winograd._kernel_grad_kernel(rows, panel),
-                "conv_relu_maxpool": numba_conv_relu_pool._implicit_gemm_relu_maxpool_kernel(panel, False)}
+                "conv_relu_maxpool": numba_conv_relu_pool._implicit_gemm_relu_maxpool_kernel(panel, False),
+                "pointwise": pointwise._one_pass_kernel(register_tiles.tile_for(panel, narrow=True),
+                                                        register_tiles.tile_for(x.shape[-1]))}
     compiled.update(zip(("depthwise forward", "depthwise input_grad", "depthwise kernel_grad"),
                         numba_depthwise._kernels(numba_depthwise.CHANNEL_BLOCK)))
     return {family: next(signature for signature in kernel.signatures if signature[0].dtype == numba.float32)

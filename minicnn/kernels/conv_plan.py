@@ -198,7 +198,8 @@ def check(plan, x_shape, kernel_shape, strides, family, who="conv2d") -> ConvPla
                    f"{tuple(kernel_shape[:2])}, strides {strides}")
         elif name == "∂L/∂X" and algorithm not in ("col2im", "sub_pixel") and strides != (1, 1):
             why = f"∂L/∂X as a full convolution needs stride 1, received strides {strides}"
-        elif algorithm == "one_pass" and (tuple(kernel_shape[:2]) != (1, 1) or plan.kernel_grad != "implicit_gemm"):
+        elif algorithm == "one_pass" and (tuple(kernel_shape[:2]) != (1, 1)
+                                          or plan.kernel_grad != "implicit_gemm"):
             why = (f"∂L/∂X in ∂L/∂W's pass needs a 1×1 kernel and ∂L/∂W on 'implicit_gemm', received kernel "
                    f"{tuple(kernel_shape[:2])}, ∂L/∂W on {plan.kernel_grad!r}")
         elif algorithm == "sub_pixel" and not phases_have_taps(kernel_shape, strides):

@@ -247,7 +247,8 @@ def kernel_grad_sums(f, tile, operands):
     ∂L/∂b's added up in float64 and cast back."""
     dy, partial, bias_sum = operands[3], operands[5], operands[6]
     kept = kernel_grad_columns(dy.shape[-1], tile[1])[:f]
-    return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_sum.size else None)
+    bias_grad = bias_sum.shape[1] > 0              # (its columns, not its size: an empty batch has no blocks)
+    return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_grad else None)
 
 
 def conv2d_kernel_grad(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):

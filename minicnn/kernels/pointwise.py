@@ -12,8 +12,10 @@ of ∂L/∂Y from memory.  Here a task takes one block of pixels through both: t
 of ∂L/∂X (``implicit_gemm.gemm_tile``), which stream its rows of ∂L/∂Y in order, then its
 partial sum of ∂L/∂W2 (``implicit_gemm.kernel_grad_block``, panel by panel), whose reads of
 ∂L/∂Y, span by span, find them in the L2 cache (∂L/∂W's kernel alone waits on memory at the
-start of every span).  The blocks, the tiles and the order of every sum are the two
-kernels', so the results are theirs to the last bit.
+start of every span).  Both read ∂L/∂Y as ∂L/∂W's kernel does (padded to one panel when f is
+narrower).  ∂L/∂W's blocks, tiles and sums are its kernel's, and each value of ∂L/∂X sums
+over f in the implicit GEMM's order (its tiles start at each block's first pixel, which
+changes no sum), so the results are the two kernels' to the last bit.
 """
 from __future__ import annotations
 
@@ -32,10 +34,10 @@ from .register_tiles import pack_panels, scratch_panels, tile_for
 def _one_pass_kernel(KERNEL_GRAD_TILE, INPUT_GRAD_TILE):
     """The one-pass backward compiled for ∂L/∂W's register tile and ∂L/∂X's."""
     @jit.kernel(fastmath={"contract"})
-    def pointwise_backward(x_flat, origin, tap, dy, span, partial, bias_sum, dy_flat, dy_rows, dy_taps, panels,
+    def pointwise_backward(x_flat, origin, tap, dy, span, partial, bias_sum, dy_flat, dy_origin, dy_taps, panels,
                            zeros, dx_flat, dx_at):
         """``kernel_grad``'s partial sums and bias sums (its first seven arguments), and ∂L/∂X
-        = cols @ W2ᵀ with cols[pixel, k] = dy_flat[dy_rows[pixel] + dy_taps[k]], W2ᵀ packed into
+        = cols @ W2ᵀ with cols[pixel, k] = dy_flat[dy_origin[pixel] + dy_taps[k]], W2ᵀ packed into
         ``panels``, stored at ``dx_at`` (``zeros``: no bias): parallel over blocks of pixels,
         each taking its block through both."""
         m, blocks = dy.shape[0], partial.shape[0]
@@ -44,7 +46,7 @@ def _one_pass_kernel(KERNEL_GRAD_TILE, INPUT_GRAD_TILE):
             start, stop = blk * m // blocks, (blk + 1) * m // blocks
             for r0 in range(start, stop, INPUT_GRAD_TILE[0]):
                 for dx_panel in range(n_dx_panels):
-                    gemm_tile(INPUT_GRAD_TILE, dy_flat, dy_rows, dy_taps, panels, dx_panel, r0, stop - 1, zeros,
+                    gemm_tile(INPUT_GRAD_TILE, dy_flat, dy_origin, dy_taps, panels, dx_panel, r0, stop - 1, zeros,
                               False, dx_flat, dx_at)
             for panel in range(n_panels):                           # (the block's rows of dY are in L2 now)
                 kernel_grad_block(KERNEL_GRAD_TILE, x_flat, origin, tap, dy, span, partial, bias_sum, blk, panel,
@@ -58,14 +60,18 @@ def conv2d_backward(x, dy, W, dx, workspace=None, bias_grad=True):
     (x's shape, C-contiguous)."""
     n, h, w, c = x.shape
     f = W.shape[-1]
+    if W.shape[:2] != (1, 1) or dy.shape[:3] != x.shape[:3] or dx.shape != x.shape or not dx.flags.c_contiguous:
+        raise ValueError(f"pointwise.conv2d_backward: expected a (1, 1, c, f) kernel, dy of x's pixels and a "
+                         f"C-contiguous dx of x's shape {x.shape}, received kernel {W.shape}, dy {dy.shape}, "
+                         f"dx {dx.shape} (C-contiguous: {dx.flags.c_contiguous})")
     kernel_grad_tile, operands = kernel_grad_operands(x, dy, (1, 1), (1, 1), workspace, bias_grad)
     input_grad_tile = tile_for(c)
     panels = pack_panels(W.reshape(c, f).T, input_grad_tile[1], dy.dtype,
                          out=scratch_panels(workspace, (f, c), input_grad_tile[1], dy.dtype))
-    dy = np.ascontiguousarray(dy)
-    dy_rows, dy_taps = window_offsets(dy.shape, (1, 1), (1, 1), (h, w))
-    _one_pass_kernel(kernel_grad_tile, input_grad_tile)(*operands, dy.reshape(-1), dy_rows, dy_taps, panels,
-                                                        np.zeros(c, dy.dtype), dx.reshape(-1),
+    dy_rows = operands[3]                           # (n·h·w, f), or padded to a panel: as ∂L/∂W reads it
+    dy_origin, dy_taps = window_offsets((n, h, w, dy_rows.shape[1]), (1, 1), (1, 1), (h, w))
+    _one_pass_kernel(kernel_grad_tile, input_grad_tile)(*operands, dy_rows.reshape(-1), dy_origin, dy_taps[:f],
+                                                        panels, np.zeros(c, dy.dtype), dx.reshape(-1),
                                                         pixel_offsets(n, h, w, c))
     dW2, db = kernel_grad_sums(f, kernel_grad_tile, operands)
     return dx, dW2.reshape(W.shape), db

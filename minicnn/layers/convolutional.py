@@ -121,8 +121,11 @@ class Conv2DTranspose(WindowLayer):
             window = dilated_size(self.kernel_size, self.dilation_rate)
             shape, pads = transposed_conv_input_shape(x.shape, window, self.strides, self.padding,
                                                       self.output_padding, self.filters, self._who())
-            self.algorithm = conv_plan.TransposedPlan(conv_plan.choose(
-                shape, (*window, self.filters, x.shape[-1]), self.strides, pads, key[2], self._who(), x.dtype))
+            plan = conv_plan.choose(shape, (*window, self.filters, x.shape[-1]), self.strides, pads, key[2],
+                                    self._who(), x.dtype)
+            if plan.input_grad == "one_pass":       # (its forward is that ∂L/∂X alone: no ∂L/∂W pass beside it)
+                plan = plan._replace(input_grad="implicit_gemm")
+            self.algorithm = conv_plan.TransposedPlan(plan)
             self._plan_key = key
         return self.algorithm
 
