@@ -95,12 +95,14 @@ def test_a_1x1_transposed_convolution_runs_its_forward_alone():
 
 def test_the_rule_picks_one_pass_for_a_large_1x1_convolution():
     """The separable layer's pointwise product (64 → 128 channels on 32×28×28), not a larger
-    one (128 → 128) nor one on fewer than ONE_PASS_FROM_PIXELS pixels; 8 input channels
+    one (128 → 128), one of fewer filters (128 → 32) nor one on fewer than ONE_PASS_FROM_PIXELS
+    pixels; 8 input channels
     keep col2im (∂L/∂X's 8 outputs, below the implicit GEMM's 16); stride 2 has no full
     convolution; the NumPy kernels keep im2col."""
     assert choose((32, 28, 28, 64), (1, 1, 64, 128), (1, 1), (0, 0, 0, 0), "numba") == ONE_PASS
     assert choose((32, 28, 28, 128), (1, 1, 128, 128), (1, 1), (0, 0, 0, 0), "numba") == APART    # computes
     assert choose((4, 28, 28, 64), (1, 1, 64, 128), (1, 1), (0, 0, 0, 0), "numba") == APART       # 7 blocks
+    assert choose((32, 28, 28, 128), (1, 1, 128, 32), (1, 1), (0, 0, 0, 0), "numba") == APART     # 32 filters
     assert choose((32, 28, 28, 8), (1, 1, 8, 128), (1, 1), (0, 0, 0, 0), "numba").input_grad == "col2im"
     assert choose((32, 28, 28, 64), (1, 1, 64, 128), (2, 2), (0, 0, 0, 0), "numba").input_grad == "col2im"
     assert choose((32, 28, 28, 64), (1, 1, 64, 128), (1, 1), (0, 0, 0, 0), "numpy").input_grad == "col2im"

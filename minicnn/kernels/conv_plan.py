@@ -41,11 +41,12 @@ WINOGRAD_FROM_CHANNELS = 16        # input and output channels, at least
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w pixels where col2im's matrix
                                     # product computes oh·ow (its phases, sub_pixel.overwork);
                                     # beyond this ratio col2im is used
-ONE_PASS_MAX_WEIGHTS = 64 * 128     # c·f of a 1×1 kernel, at most, and n·h·w pixels, at least, for its
-ONE_PASS_FROM_PIXELS = 4096         # backward in one pass over ∂L/∂Y: there the two products wait on
-                                    # memory; with more weights per pixel they compute, and a task's
-                                    # block no longer fits L2 beside them; with fewer pixels, too few
-                                    # blocks of 512 (one per task) to share among the threads
+ONE_PASS_MAX_WEIGHTS = 64 * 128     # c·f of a 1×1 kernel, at most, f and n·h·w pixels, at least, for its
+ONE_PASS_FROM_FILTERS = 64          # backward in one pass over ∂L/∂Y: there the two products wait on
+ONE_PASS_FROM_PIXELS = 4096         # memory; with more weights per pixel they compute, and a task's
+                                    # block no longer fits L2 beside them; with fewer filters ∂L/∂X's
+                                    # products are too short to hide ∂L/∂W's reads; with fewer pixels,
+                                    # too few blocks of 512 (one per task) to share among the threads
 
 ALGORITHMS = ("im2col", "implicit_gemm", "winograd")
 INPUT_GRAD_ALGORITHMS = ("col2im", "implicit_gemm", "winograd", "sub_pixel", "one_pass")
@@ -129,7 +130,8 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
                          IMPLICIT_GEMM_FROM: the full convolution on Winograd (as the forward's
                          test, channels swapped) or, with c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS,
                          on the implicit GEMM, a 1×1 kernel's in ∂L/∂W's pass (one pass) with
-                         c·f ≤ ONE_PASS_MAX_WEIGHTS and n·h·w ≥ ONE_PASS_FROM_PIXELS;
+                         c·f ≤ ONE_PASS_MAX_WEIGHTS, f ≥ ONE_PASS_FROM_FILTERS and n·h·w ≥
+                         ONE_PASS_FROM_PIXELS;
                          strides > 1, every phase with taps (kh ≥ sh,
                          kw ≥ sw), n·oh·ow·kh·kw·c·f ≥ IMPLICIT_GEMM_FROM,
                          c ≥ IMPLICIT_INPUT_GRAD_FROM_CHANNELS and at most
@@ -162,7 +164,8 @@ def choose(x_shape, kernel_shape, strides, pads, family, who="conv2d", dtype="fl
         if winograd_shape:
             input_grad = "winograd"
         elif c >= IMPLICIT_INPUT_GRAD_FROM_CHANNELS:
-            one_pass = (kh, kw) == (1, 1) and c * f <= ONE_PASS_MAX_WEIGHTS and n * h * w >= ONE_PASS_FROM_PIXELS
+            one_pass = ((kh, kw) == (1, 1) and c * f <= ONE_PASS_MAX_WEIGHTS and f >= ONE_PASS_FROM_FILTERS
+                        and n * h * w >= ONE_PASS_FROM_PIXELS)
             input_grad = "one_pass" if one_pass and forward == "implicit_gemm" else "implicit_gemm"
     return ConvPlan(forward, input_grad, forward)
 
