@@ -15,6 +15,7 @@ The Numba bodies, one idea per module: ``numba_copies`` (im2col, col2im, padding
 (convolution without the column matrix), ``numba_conv_relu_pool``, ``numba_epilogue``,
 ``numba_batchnorm``, ``numba_depthwise``, ``sub_pixel`` (a strided convolution's ∂L/∂X, a
 convolution per phase of the strides, on the implicit GEMM), ``pointwise`` (a 1×1
-convolution's backward in one pass over ∂L/∂Y), ``numba_loss``, ``numba_optimizers``; ``jit`` (how they compile).  The CUDA bodies:
+convolution's backward in one pass over ∂L/∂Y), ``numba_loss``, ``numba_optimizers``; ``jit``
+(how they compile).  The CUDA bodies:
 ``cuda_kernels``.
 """

@@ -41,8 +41,8 @@ WINOGRAD_FROM_CHANNELS = 16        # input and output channels, at least
 FULL_CONV_MAX_OVERWORK = 1.5        # ∂L/∂X's full convolution computes h·w pixels where col2im's matrix
                                     # product computes oh·ow (its phases, sub_pixel.overwork);
                                     # beyond this ratio col2im is used
-ONE_PASS_MAX_WEIGHTS = 64 * 128     # c·f of a 1×1 kernel, at most, f and n·h·w pixels, at least, for its
-ONE_PASS_FROM_FILTERS = 64          # backward in one pass over ∂L/∂Y: there the two products wait on
+ONE_PASS_MAX_WEIGHTS = 64 * 128     # a 1×1 kernel's backward runs in one pass over ∂L/∂Y with c·f at
+ONE_PASS_FROM_FILTERS = 64          # most, f and n·h·w at least these: there the two products wait on
 ONE_PASS_FROM_PIXELS = 4096         # memory; with more weights per pixel they compute, and a task's
                                     # block no longer fits L2 beside them; with fewer filters ∂L/∂X's
                                     # products are too short to hide ∂L/∂W's reads; with fewer pixels,

@@ -22,6 +22,7 @@ one after the other on a block of pixels.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -220,11 +221,23 @@ def kernel_grad_columns(f, panel):
     return np.r_[0:first, first + n_panels * panel - f:n_panels * panel]
 
 
+class KernelGradOperands(NamedTuple):
+    """``kernel_grad``'s arguments, in its order."""
+    x_flat: np.ndarray
+    origin: np.ndarray
+    tap: np.ndarray
+    dy: np.ndarray              # (n·oh·ow, f), or padded to one panel
+    span: int
+    partial: np.ndarray
+    bias_sum: np.ndarray
+
+
 def kernel_grad_operands(x_pad, dy, kernel, strides, workspace=None, bias_grad=False):
-    """(tile, operands) of ``kernel_grad`` for ∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of the 'valid'
-    convolution of x_pad: the tile for f (f narrower than its panel: ∂L/∂O zero-padded to one
-    panel first); the partial sums in ``workspace``'s buffers ``'dW_blocks'`` and ``'db_blocks'``
-    when given, ∂L/∂b's (when ``bias_grad``) in float64.  ``kernel_grad_sums`` adds them up."""
+    """(tile, ``KernelGradOperands``) of ``kernel_grad`` for ∂L/∂W2 (kh·kw·c, f) = colsᵀ @ dY of
+    the 'valid' convolution of x_pad: the tile for f (f narrower than its panel: ∂L/∂O zero-padded
+    to one panel first); the partial sums in ``workspace``'s buffers ``'dW_blocks'`` and
+    ``'db_blocks'`` when given, ∂L/∂b's (when ``bias_grad``) in float64.  ``kernel_grad_sums``
+    adds them up."""
     n, oh, ow, f = dy.shape
     tile = tile_for(f, narrow=True)
     if f < tile[1]:                                 # one panel, its extra columns dropped from the result
@@ -238,14 +251,14 @@ def kernel_grad_operands(x_pad, dy, kernel, strides, workspace=None, bias_grad=F
     partial = scratch(workspace, "dW_blocks", (blocks, tap.size, columns), dy.dtype)
     bias_sum = scratch(workspace, "db_blocks", (blocks, columns), np.float64) if bias_grad else np.empty((0, 0))
     dy_rows = np.ascontiguousarray(dy).reshape(-1, dy.shape[-1])
-    return tile, (x_pad.reshape(-1), origin, tap, dy_rows, KERNEL_GRAD_SPAN, partial, bias_sum)
+    return tile, KernelGradOperands(x_pad.reshape(-1), origin, tap, dy_rows, KERNEL_GRAD_SPAN, partial, bias_sum)
 
 
 def kernel_grad_sums(f, tile, operands):
     """(∂L/∂W2 (kh·kw·c, f), ∂L/∂b (f,) or None) from ``kernel_grad``'s partial sums in
     ``operands`` (``kernel_grad_operands``): the blocks' sums added up, the columns of ∂L/∂W2 kept;
     ∂L/∂b's added up in float64 and cast back."""
-    dy, partial, bias_sum = operands[3], operands[5], operands[6]
+    dy, partial, bias_sum = operands.dy, operands.partial, operands.bias_sum
     kept = kernel_grad_columns(dy.shape[-1], tile[1])[:f]
     bias_grad = bias_sum.shape[1] > 0              # (its columns, not its size: an empty batch has no blocks)
     return partial.sum(axis=0)[:, kept], (bias_sum.sum(axis=0)[kept].astype(dy.dtype) if bias_grad else None)

@@ -68,7 +68,7 @@ def conv2d_backward(x, dy, W, dx, workspace=None, bias_grad=True):
     input_grad_tile = tile_for(c)
     panels = pack_panels(W.reshape(c, f).T, input_grad_tile[1], dy.dtype,
                          out=scratch_panels(workspace, (f, c), input_grad_tile[1], dy.dtype))
-    dy_rows = operands[3]                           # (n·h·w, f), or padded to a panel: as ∂L/∂W reads it
+    dy_rows = operands.dy                           # (n·h·w, f), or padded to a panel: as ∂L/∂W reads it
     dy_origin, dy_taps = window_offsets((n, h, w, dy_rows.shape[1]), (1, 1), (1, 1), (h, w))
     _one_pass_kernel(kernel_grad_tile, input_grad_tile)(*operands, dy_rows.reshape(-1), dy_origin, dy_taps[:f],
                                                         panels, np.zeros(c, dy.dtype), dx.reshape(-1),
